@@ -1,0 +1,3 @@
+from xlidx.cli import main
+
+main()

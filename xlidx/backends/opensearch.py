@@ -1,0 +1,180 @@
+"""The OpenSearch backend: client construction and error translation.
+
+``client_kwargs`` is pure (settings in, keyword arguments out) and unit-tested; ``make_client``
+builds an ``opensearchpy.OpenSearch`` without touching the network; ``call`` runs one client
+call and turns whatever opensearch-py raises into an :class:`~xlidx.errors.BackendError`
+subclass with a one-line, credential-free message.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from opensearchpy import OpenSearch
+from opensearchpy import exceptions as osx
+
+from xlidx.config import ConnectionSettings, redact_text
+from xlidx.errors import (
+    AuthenticationFailed,
+    BackendError,
+    ConnectionFailed,
+    TLSFailed,
+)
+
+T = TypeVar("T")
+
+# opensearch-py logs every failed request at WARNING with a traceback; the CLI reports
+# failures itself, so keep the library quiet unless the user asks for --verbose.
+logging.getLogger("opensearch").addHandler(logging.NullHandler())
+
+
+def client_kwargs(settings: ConnectionSettings) -> dict[str, Any]:
+    """Keyword arguments for ``opensearchpy.OpenSearch`` (pure)."""
+    kwargs: dict[str, Any] = {
+        "hosts": list(settings.urls),
+        "timeout": settings.timeout,
+        "max_retries": 0,  # retries are the caller's policy (bulk writer, workers)
+        "retry_on_timeout": False,
+        "verify_certs": settings.verify_certs,
+        "ssl_show_warn": settings.verify_certs,
+    }
+    if settings.username is not None:
+        password = settings.password.get() if settings.password else ""
+        kwargs["http_auth"] = (settings.username, password)
+    if settings.api_key is not None:
+        kwargs["headers"] = {"Authorization": f"ApiKey {settings.api_key.get()}"}
+    if settings.ca_certs is not None:
+        kwargs["ca_certs"] = str(settings.ca_certs)
+    if settings.client_cert is not None:
+        kwargs["client_cert"] = str(settings.client_cert)
+    if settings.client_key is not None:
+        kwargs["client_key"] = str(settings.client_key)
+    return kwargs
+
+
+def make_client(settings: ConnectionSettings) -> OpenSearch:
+    """An OpenSearch client for ``settings``. Does no I/O."""
+    for label, path in (
+        ("CA bundle", settings.ca_certs),
+        ("client certificate", settings.client_cert),
+        ("client key", settings.client_key),
+    ):
+        if path is not None and not path.is_file():
+            raise TLSFailed(f"{label} not found: {path}")
+    try:
+        return OpenSearch(**client_kwargs(settings))
+    except osx.ImproperlyConfigured as exc:
+        raise BackendError(f"invalid connection settings: {_secret_free(exc, settings)}") from None
+
+
+def _secret_free(obj: object, settings: ConnectionSettings) -> str:
+    secrets = tuple(s.get() for s in (settings.password, settings.api_key) if s is not None)
+    return redact_text(str(obj), secrets)
+
+
+def _root_cause(info: Any) -> str:
+    """The most useful line from an error body or an underlying exception."""
+    if isinstance(info, dict):
+        err = info.get("error")
+        if isinstance(err, dict):
+            causes = err.get("root_cause") or [err]
+            first = causes[0] if causes else err
+            return f"{first.get('type', 'error')}: {first.get('reason', '')}".strip(": ")
+        if err is not None:
+            return str(err)
+    if isinstance(info, BaseException):
+        # urllib3 nests the interesting part several levels down
+        inner: BaseException = info
+        while inner.__cause__ is not None or getattr(inner, "reason", None) is not None:
+            nxt = inner.__cause__ or getattr(inner, "reason", None)
+            if not isinstance(nxt, BaseException) or nxt is inner:
+                break
+            inner = nxt
+        return str(inner)
+    return str(info) if info else ""
+
+
+def _is_tls_problem(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        cur = todo.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLError | osx.SSLError):
+            return True
+        if "CERTIFICATE_VERIFY_FAILED" in str(cur) or "SSL" in type(cur).__name__:
+            return True
+        if isinstance(cur, osx.TransportError):
+            todo.append(cur.info)
+        if isinstance(cur, BaseException):
+            todo.extend([cur.__cause__, cur.__context__, getattr(cur, "reason", None)])
+    return False
+
+
+def translate_error(exc: Exception, settings: ConnectionSettings, action: str) -> BackendError:
+    """Map an opensearch-py exception to xlidx's error tree (pure)."""
+    where = settings.display_urls
+    if isinstance(exc, osx.ConnectionError):
+        if _is_tls_problem(exc):
+            hint = (
+                "pass the cluster's CA with --ca-certs / XLIDX_CA_CERTS"
+                if settings.verify_certs
+                else "check the client certificate and key"
+            )
+            detail = _secret_free(_root_cause(exc.info), settings)
+            return TLSFailed(f"TLS handshake with {where} failed ({detail}); {hint}")
+        if isinstance(exc, osx.ConnectionTimeout):
+            return ConnectionFailed(
+                f"{where} did not answer within {settings.timeout:g}s while trying to {action}"
+            )
+        detail = _secret_free(_root_cause(exc.info), settings)
+        return ConnectionFailed(f"cannot connect to {where} to {action}: {detail}")
+    if isinstance(exc, osx.AuthenticationException | osx.AuthorizationException):
+        status = exc.status_code if isinstance(exc.status_code, int) else None
+        what = "rejected the credentials" if status == 401 else "denied permission"
+        return AuthenticationFailed(
+            f"{where} {what} (HTTP {status}) while trying to {action}; check "
+            "--username/--password (XLIDX_USERNAME/XLIDX_PASSWORD) or the API key",
+            status=status,
+        )
+    if isinstance(exc, osx.TransportError):
+        status = exc.status_code if isinstance(exc.status_code, int) else None
+        detail = _secret_free(_root_cause(exc.info) or exc.error, settings)
+        return BackendError(
+            f"{where} answered HTTP {status} while trying to {action}: {detail}",
+            status=status,
+            details=exc.info if isinstance(exc.info, dict) else None,
+        )
+    return BackendError(f"{action} failed: {_secret_free(exc, settings)}")
+
+
+def call(settings: ConnectionSettings, action: str, fn: Callable[[], T]) -> T:
+    """Run one client call, translating its errors. ``action`` completes 'while trying to …'."""
+    try:
+        return fn()
+    except (osx.OpenSearchException, osx.ImproperlyConfigured) as exc:
+        raise translate_error(exc, settings, action) from exc
+
+
+def describe(settings: ConnectionSettings) -> dict[str, Any]:
+    """URL, version, plugins and health of the cluster at ``settings`` (three GETs)."""
+    client = make_client(settings)
+    info = call(settings, "read the cluster version", client.info)
+    plugins = call(
+        settings, "list plugins", lambda: client.cat.plugins(format="json")
+    )
+    health = call(settings, "read cluster health", client.cluster.health)
+    return {
+        "url": settings.display_urls,
+        "distribution": info.get("version", {}).get("distribution", "elasticsearch"),
+        "version": info.get("version", {}).get("number"),
+        "cluster_name": info.get("cluster_name"),
+        "health": health.get("status"),
+        "nodes": health.get("number_of_nodes"),
+        "plugins": sorted({p["component"] for p in plugins}),
+    }

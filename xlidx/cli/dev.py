@@ -1,0 +1,106 @@
+"""``xlidx dev``: a local single-node OpenSearch (and Redis) for trying xlidx and for tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from xlidx.cli._state import err, out
+from xlidx.config import ConnectionSettings
+from xlidx.devnode.node import DEFAULT_HEAP, DEFAULT_PORT, START_TIMEOUT, running_pid, url_of
+from xlidx.devnode.paths import DevPaths
+from xlidx.devnode.redis import DEFAULT_REDIS_PORT, ping
+
+app = typer.Typer(
+    help="Run a local single-node OpenSearch (k-NN, neural-search) and Redis without Docker.",
+    no_args_is_help=True,
+)
+
+PortOpt = Annotated[int, typer.Option("--port", help="HTTP port of the node on 127.0.0.1.")]
+RedisPortOpt = Annotated[int, typer.Option("--redis-port", help="Port of Redis on 127.0.0.1.")]
+
+
+def _log(message: str) -> None:
+    err.print(f"[dim]… {message}[/dim]")
+
+
+@app.command()
+def up(
+    port: PortOpt = DEFAULT_PORT,
+    heap: Annotated[str, typer.Option(help="JVM heap, e.g. 1g or 512m.")] = DEFAULT_HEAP,
+    with_redis: Annotated[
+        bool, typer.Option("--with-redis", help="Also start redis-server (the Celery broker).")
+    ] = False,
+    redis_port: RedisPortOpt = DEFAULT_REDIS_PORT,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the node to become healthy.")
+    ] = START_TIMEOUT,
+) -> None:
+    """Download (once), install and start the dev node; wait until it is healthy."""
+    from xlidx.devnode.node import start
+    from xlidx.devnode.redis import start_redis
+
+    paths = DevPaths.from_env(port)
+    res = start(paths, heap=heap, timeout=timeout, log=_log)
+    verb = "already running" if res.already_running else f"started in {res.seconds:.1f}s"
+    out.print(f"OpenSearch {verb} at {res.url} (pid {res.pid})")
+    if with_redis:
+        was_up = start_redis(paths, redis_port)
+        out.print(f"Redis {'already running' if was_up else 'started'} at redis://127.0.0.1:{redis_port}/0")
+
+
+@app.command()
+def down(
+    port: PortOpt = DEFAULT_PORT,
+    with_redis: Annotated[
+        bool, typer.Option("--with-redis", help="Also stop the Redis xlidx started.")
+    ] = False,
+    redis_port: RedisPortOpt = DEFAULT_REDIS_PORT,
+) -> None:
+    """Stop the processes `xlidx dev up` started (and nothing else)."""
+    from xlidx.devnode.node import stop
+    from xlidx.devnode.redis import stop_redis
+
+    paths = DevPaths.from_env(port)
+    out.print(f"OpenSearch at {url_of(port)}: {'stopped' if stop(paths) else 'was not running'}")
+    if with_redis:
+        stopped = stop_redis(paths, redis_port)
+        out.print(f"Redis at 127.0.0.1:{redis_port}: {'stopped' if stopped else 'was not running'}")
+
+
+@app.command()
+def status(
+    port: PortOpt = DEFAULT_PORT,
+    redis_port: RedisPortOpt = DEFAULT_REDIS_PORT,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """URL, version, plugins and health of the dev node. Exits 1 when it is not running."""
+    from xlidx.backends.opensearch import describe
+    from xlidx.errors import ConnectionFailed
+
+    paths = DevPaths.from_env(port)
+    url = url_of(port)
+    report: dict[str, Any] = {"url": url, "running": False}
+    try:
+        report.update(describe(ConnectionSettings(urls=(url,), timeout=5.0)))
+        report["running"] = True
+        report["pid"] = running_pid(paths)
+        report["started_by_xlidx"] = report["pid"] is not None
+    except ConnectionFailed:
+        pass
+    report["redis"] = {"url": f"redis://127.0.0.1:{redis_port}/0", "running": ping(redis_port)}
+    if as_json:
+        out.print_json(json.dumps(report))
+    elif report["running"]:
+        out.print(f"url:      {report['url']}")
+        out.print(f"version:  {report['distribution']} {report['version']}")
+        out.print(f"health:   {report['health']} ({report['nodes']} node)")
+        out.print(f"plugins:  {', '.join(report['plugins']) or '(none)'}")
+        redis = report["redis"]
+        out.print(f"redis:    {redis['url'] if redis['running'] else 'not running'}")
+    else:
+        out.print(f"OpenSearch dev node at {url}: not running (start it with `xlidx dev up`)")
+    if not report["running"]:
+        raise typer.Exit(1)

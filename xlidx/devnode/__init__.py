@@ -1,0 +1,1 @@
+"""The local development node: OpenSearch from Maven Central (plus Redis), without Docker."""

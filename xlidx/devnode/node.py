@@ -1,0 +1,223 @@
+"""Start, stop and probe the local single-node OpenSearch.
+
+The node binds to 127.0.0.1 only, runs with security off (the integ-test distribution has no
+security plugin), keeps its data and logs under the dev directory, and records its pid in a
+pid file. ``stop`` only ever signals a pid from that file whose command line is OpenSearch's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xlidx.devnode.install import chown_tree, ensure_node_user, find_java_home, install
+from xlidx.devnode.paths import DevPaths, is_root
+from xlidx.errors import DevNodeError
+
+DEFAULT_PORT = 9200
+DEFAULT_HEAP = "1g"
+START_TIMEOUT = 180.0
+
+
+@dataclass(frozen=True)
+class StartResult:
+    url: str
+    pid: int
+    already_running: bool
+    seconds: float
+
+
+def node_settings(paths: DevPaths) -> list[str]:
+    """The ``-E`` settings the node starts with (pure)."""
+    return [
+        "-Ecluster.name=xlidx-dev",
+        "-Enode.name=xlidx-dev",
+        "-Ediscovery.type=single-node",
+        "-Enetwork.host=127.0.0.1",
+        f"-Ehttp.port={paths.port}",
+        f"-Epath.data={paths.data_dir}",
+        f"-Epath.logs={paths.logs_dir}",
+        # a dev box's disk may be nearly full; never turn the node read-only over it
+        "-Ecluster.routing.allocation.disk.threshold_enabled=false",
+    ]
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        text = pid_file.read_text().strip()
+    except (FileNotFoundError, PermissionError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def pid_alive(pid: int, must_contain: str) -> bool:
+    """True when ``pid`` runs and its command line contains ``must_contain``."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return must_contain in _cmdline(pid)
+
+
+def http_json(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
+    """GET a JSON document from the dev node; ``None`` when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback http
+            data: dict[str, Any] = json.loads(resp.read())
+            return data
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def log_tail(paths: DevPaths, lines: int = 12) -> str:
+    """The node's first error lines (what made it fail) and its last lines."""
+    for candidate in (paths.logs_dir / "xlidx-dev.log", paths.console_log):
+        try:
+            text = candidate.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        if text:
+            errors = [
+                ln[:300]
+                for ln in text
+                if "[ERROR]" in ln or ln.startswith("Caused by") or "Exception:" in ln[:120]
+            ][:4]
+            tail = [ln[:300] for ln in text[-lines:] if not ln.lstrip().startswith("at ")]
+            return "\n".join([*errors, *(["..."] if errors else []), *tail])
+    return "(no log written)"
+
+
+def url_of(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def running_pid(paths: DevPaths) -> int | None:
+    pid = read_pid(paths.pid_file)
+    if pid is not None and pid_alive(pid, "org.opensearch.bootstrap.OpenSearch"):
+        return pid
+    return None
+
+
+def start(
+    paths: DevPaths,
+    *,
+    heap: str = DEFAULT_HEAP,
+    timeout: float = START_TIMEOUT,
+    log: Callable[[str], None] = lambda _m: None,
+) -> StartResult:
+    """Install if needed, start the node, and wait for yellow or green health."""
+    t0 = time.monotonic()
+    url = url_of(paths.port)
+    pid = running_pid(paths)
+    if pid is not None:
+        _wait_healthy(paths, pid, timeout, t0)
+        return StartResult(url, pid, True, time.monotonic() - t0)
+    if port_in_use(paths.port):
+        raise DevNodeError(
+            f"port {paths.port} on 127.0.0.1 is taken by a process xlidx did not start; "
+            "stop it or pick another port with --port"
+        )
+    install_dir = install(paths, log=log)
+    java_home = find_java_home()
+    for d in (paths.data_dir, paths.logs_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    paths.pid_file.unlink(missing_ok=True)
+
+    cmd = [str(install_dir / "bin" / "opensearch"), "-p", str(paths.pid_file), *node_settings(paths)]
+    if is_root():
+        user = ensure_node_user()
+        chown_tree(paths.node_dir, user)
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *cmd]
+    env = {
+        **os.environ,
+        "OPENSEARCH_JAVA_HOME": str(java_home),
+        "JAVA_HOME": str(java_home),
+        "OPENSEARCH_JAVA_OPTS": f"-Xms{heap} -Xmx{heap}",
+        "OPENSEARCH_PATH_CONF": str(install_dir / "config"),
+    }
+    log(f"starting OpenSearch on {url} (heap {heap})")
+    with paths.console_log.open("ab") as console:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=install_dir,
+            start_new_session=True,
+        )
+    _wait_healthy(paths, proc.pid, timeout, t0, proc=proc)
+    pid = read_pid(paths.pid_file) or proc.pid
+    return StartResult(url, pid, False, time.monotonic() - t0)
+
+
+def _wait_healthy(
+    paths: DevPaths,
+    pid: int,
+    timeout: float,
+    t0: float,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> None:
+    url = url_of(paths.port)
+    while True:
+        health = http_json(f"{url}/_cluster/health")
+        if health is not None and health.get("status") in ("green", "yellow"):
+            return
+        if proc is not None and proc.poll() is not None:
+            raise DevNodeError(
+                f"OpenSearch exited with code {proc.returncode} during startup. "
+                f"Last log lines:\n{log_tail(paths)}"
+            )
+        if time.monotonic() - t0 > timeout:
+            raise DevNodeError(
+                f"OpenSearch on {url} (pid {pid}) was not healthy after {timeout:.0f}s. "
+                f"Last log lines:\n{log_tail(paths)}"
+            )
+        time.sleep(0.5)
+
+
+def stop_pid(pid: int, marker: str, timeout: float = 60.0) -> bool:
+    """SIGTERM ``pid`` (only if it is the expected program), SIGKILL after ``timeout``."""
+    if not pid_alive(pid, marker):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid, marker):
+            return True
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def stop(paths: DevPaths) -> bool:
+    """Stop the node xlidx started on this port. False when none was running."""
+    pid = read_pid(paths.pid_file)
+    stopped = pid is not None and stop_pid(pid, "org.opensearch.bootstrap.OpenSearch")
+    paths.pid_file.unlink(missing_ok=True)
+    return stopped

@@ -1,0 +1,72 @@
+"""Every error xlidx raises on purpose derives from :class:`XlidxError`.
+
+The tree::
+
+    XlidxError                     exit code 1 unless a subclass says otherwise
+    ├── ConfigError                bad settings: a malformed config file, a bad flag value
+    ├── DevNodeError               the local dev node (or its Redis) could not be set up or started
+    │   └── ArtifactError          a download failed or its checksum did not match
+    └── BackendError               the cluster answered with an error, or could not be reached
+        ├── ConnectionFailed       nothing answered at the URL (refused, DNS, timeout)
+        ├── TLSFailed              the TLS handshake failed (unknown CA, bad certificate)
+        └── AuthenticationFailed   the cluster refused the credentials (HTTP 401/403)
+
+Messages are one line, meant for a person, and never contain credentials. The CLI prints
+``error: <message>`` and exits with :attr:`XlidxError.exit_code`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class XlidxError(Exception):
+    """Root of every error xlidx raises on purpose."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(XlidxError):
+    """Settings could not be read or do not make sense."""
+
+
+class DevNodeError(XlidxError):
+    """The local development node could not be installed, started or stopped."""
+
+
+class ArtifactError(DevNodeError):
+    """A distribution or plugin could not be downloaded or failed its checksum."""
+
+
+class BackendError(XlidxError):
+    """The search cluster returned an error or could not be reached.
+
+    ``status`` is the HTTP status when there was one; ``details`` holds whatever the
+    cluster said (already stripped of credentials).
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, details: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.details = details
+
+
+class ConnectionFailed(BackendError):
+    """No cluster answered at the configured URL."""
+
+
+class TLSFailed(BackendError):
+    """The TLS handshake with the cluster failed."""
+
+
+class AuthenticationFailed(BackendError):
+    """The cluster rejected the credentials (401) or their permissions (403)."""
