@@ -179,8 +179,8 @@ ENV_NAMES: Mapping[str, str] = {
 }
 
 
-def _coerce(key: str, value: Any, source: str) -> Any:
-    name = f"{source} {key}"
+def _coerce(key: str, value: Any, name: str) -> Any:
+    """Parse one setting; ``name`` is how the user spelled it (env var, flag, file key)."""
     if key == "urls":
         return _parse_urls(name, value)
     if key == "verify_certs":
@@ -209,13 +209,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: [connection] must be a table")
     # "url" is accepted as a friendlier spelling of "urls"
     if "url" in section:
-        section = {**section, "urls": section.pop("url")}
+        section = dict(section)
+        section["urls"] = section.pop("url")
     unknown = sorted(set(section) - set(_KEYS))
     if unknown:
         raise ConfigError(
             f"config file {path}: unknown key(s) in [connection]: {', '.join(unknown)}"
         )
-    return {k: _coerce(k, v, f"config file {path}:") for k, v in section.items()}
+    return {k: _coerce(k, v, f"config file {path}: {k}") for k, v in section.items()}
 
 
 def read_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -261,9 +262,7 @@ def load_connection(
         default = DEFAULT_CONFIG_PATH.expanduser()
         if default.is_file():
             file_values = read_config_file(default)
-    return resolve_connection(
-        file_values=file_values, env_values=read_env(env), flag_values=flags
-    )
+    return resolve_connection(file_values=file_values, env_values=read_env(env), flag_values=flags)
 
 
 def with_urls(settings: ConnectionSettings, *urls: str) -> ConnectionSettings:

@@ -52,9 +52,7 @@ class BackendError(XlidxError):
     cluster said (already stripped of credentials).
     """
 
-    def __init__(
-        self, message: str, *, status: int | None = None, details: Any = None
-    ) -> None:
+    def __init__(self, message: str, *, status: int | None = None, details: Any = None) -> None:
         super().__init__(message)
         self.status = status
         self.details = details

@@ -165,9 +165,7 @@ def describe(settings: ConnectionSettings) -> dict[str, Any]:
     """URL, version, plugins and health of the cluster at ``settings`` (three GETs)."""
     client = make_client(settings)
     info = call(settings, "read the cluster version", client.info)
-    plugins = call(
-        settings, "list plugins", lambda: client.cat.plugins(format="json")
-    )
+    plugins = call(settings, "list plugins", lambda: client.cat.plugins(format="json"))
     health = call(settings, "read cluster health", client.cluster.health)
     return {
         "url": settings.display_urls,

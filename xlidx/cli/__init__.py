@@ -43,7 +43,9 @@ def root(
     url: Annotated[
         list[str] | None,
         typer.Option(
-            "--url", help="Cluster URL; repeat for several nodes. (env: XLIDX_URL)", show_default=False
+            "--url",
+            help="Cluster URL; repeat for several nodes. (env: XLIDX_URL)",
+            show_default=False,
         ),
     ] = None,
     username: Annotated[
@@ -72,7 +74,8 @@ def root(
     insecure: Annotated[
         bool,
         typer.Option(
-            "--insecure", help="Do not verify the cluster's TLS certificate. (env: XLIDX_VERIFY_CERTS=false)"
+            "--insecure",
+            help="Do not verify the cluster's TLS certificate. (env: XLIDX_VERIFY_CERTS=false)",
         ),
     ] = False,
     timeout: Annotated[

@@ -49,9 +49,7 @@ def list_indices(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     by_index: dict[str, list[str]] = {}
     for a in aliases:
         by_index.setdefault(a["index"], []).append(a["alias"])
-    visible = sorted(
-        (r for r in rows if not r["index"].startswith(".")), key=lambda r: r["index"]
-    )
+    visible = sorted((r for r in rows if not r["index"].startswith(".")), key=lambda r: r["index"])
     result = [
         {
             "index": r["index"],

@@ -48,7 +48,9 @@ def up(
     out.print(f"OpenSearch {verb} at {res.url} (pid {res.pid})")
     if with_redis:
         was_up = start_redis(paths, redis_port)
-        out.print(f"Redis {'already running' if was_up else 'started'} at redis://127.0.0.1:{redis_port}/0")
+        out.print(
+            f"Redis {'already running' if was_up else 'started'} at redis://127.0.0.1:{redis_port}/0"
+        )
 
 
 @app.command()

@@ -6,6 +6,8 @@ the ingest, query, eval, worker and models commands land.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 from xlidx.errors import XlidxError
@@ -27,7 +29,7 @@ models_app = typer.Typer(
 )
 
 
-def _pending(name: str) -> typer.models.CommandFunctionType:
+def _pending(name: str) -> Callable[[], None]:
     def command() -> None:
         raise NotYetAvailable(f"`xlidx {name}` is not available in this version of xlidx yet")
 
@@ -37,11 +39,12 @@ def _pending(name: str) -> typer.models.CommandFunctionType:
 
 def register(app: typer.Typer) -> None:
     for name, help_text in _PENDING.items():
-        app.command(name, help=help_text, context_settings={"ignore_unknown_options": True,
-                                                            "allow_extra_args": True})(
-            _pending(name)
-        )
-    models_app.command("list", help="List translation packages and embedding models (not built yet).")(
-        _pending("models list")
-    )
+        app.command(
+            name,
+            help=help_text,
+            context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        )(_pending(name))
+    models_app.command(
+        "list", help="List translation packages and embedding models (not built yet)."
+    )(_pending("models list"))
     app.add_typer(models_app, name="models")

@@ -10,11 +10,11 @@ assembled from their jars (see :mod:`xlidx.devnode.install`).
 (2.19.2 and later are missing there). ml-commons is not installed: neural-search's hybrid
 query and normalization processor do not need it, and its zip is 360 MB.
 
-Each artifact is fetched with ``mvn dependency:copy`` when ``mvn`` is on PATH (so the
-machine's Maven settings, mirrors and proxies apply; ``-C`` makes Maven fail on a checksum
-mismatch), else over plain HTTPS from Maven Central together with its published ``.sha1``.
-Either way the file's SHA-256 must then match the pin below (neural-search publishes no
-checksum at all, so the pin is its only check).
+Each artifact is fetched with ``mvn dependency:get`` when ``mvn`` is on PATH (so the
+machine's Maven settings, mirrors and proxies apply), into a private local repository under
+the cache, else over plain HTTPS from Maven Central. Either way the file must match the
+SHA-1 that Central publishes beside it, where it publishes one (neural-search and
+job-scheduler publish none), and the SHA-256 pinned below, always.
 """
 
 from __future__ import annotations
@@ -55,22 +55,46 @@ class Artifact:
 
     @property
     def url(self) -> str:
-        return f"{MAVEN_CENTRAL}/{self.group.replace('.', '/')}/{self.artifact}/{self.version}/{self.filename}"
+        return f"{MAVEN_CENTRAL}/{self.path}"
+
+    @property
+    def path(self) -> str:
+        """Path of the file inside a Maven repository."""
+        group = self.group.replace(".", "/")
+        return f"{group}/{self.artifact}/{self.version}/{self.filename}"
 
 
 DISTRIBUTION = Artifact(
-    "org.opensearch.distribution.integ-test-zip", "opensearch", OPENSEARCH_VERSION, "zip",
+    "org.opensearch.distribution.integ-test-zip",
+    "opensearch",
+    OPENSEARCH_VERSION,
+    "zip",
     "af7152d8b7f6f1cee09d47276b32b70479fe6dd8cdbb61213f84eb7f8098b261",
 )
 
 # installed in this order with `opensearch-plugin install --batch`
 PLUGINS: tuple[Artifact, ...] = (
-    Artifact("org.opensearch.plugin", "opensearch-job-scheduler", PLUGIN_VERSION, "zip",
-             "a54e12582b88a4c173d6e58b16fbc609df12a04eff010ae30396905a1a882bf6"),
-    Artifact("org.opensearch.plugin", "opensearch-knn", PLUGIN_VERSION, "zip",
-             "eab8c9818865bc035212eab5068cdacae164baa09d4c152f49b736d6f6b0e85c"),
-    Artifact("org.opensearch.plugin", "neural-search", PLUGIN_VERSION, "zip",
-             "b17ca1d774692902c58cbae102bf463970740c31d81446866e8eabd336e285aa"),
+    Artifact(
+        "org.opensearch.plugin",
+        "opensearch-job-scheduler",
+        PLUGIN_VERSION,
+        "zip",
+        "a54e12582b88a4c173d6e58b16fbc609df12a04eff010ae30396905a1a882bf6",
+    ),
+    Artifact(
+        "org.opensearch.plugin",
+        "opensearch-knn",
+        PLUGIN_VERSION,
+        "zip",
+        "eab8c9818865bc035212eab5068cdacae164baa09d4c152f49b736d6f6b0e85c",
+    ),
+    Artifact(
+        "org.opensearch.plugin",
+        "neural-search",
+        PLUGIN_VERSION,
+        "zip",
+        "b17ca1d774692902c58cbae102bf463970740c31d81446866e8eabd336e285aa",
+    ),
 )
 
 
@@ -96,22 +120,54 @@ MODULES: tuple[Module, ...] = (
         classname="org.opensearch.painless.PainlessPlugin",
         description="An easy, safe and fast scripting language for OpenSearch",
         jars=(
-            _jar("org.opensearch.plugin", "lang-painless", OPENSEARCH_VERSION,
-                 "3cf5e02efa40ff5b88e74e1ab66a0bc462de3509fab4a6a4ffe90b8d13777a9a"),
-            _jar("org.opensearch.plugin", "opensearch-scripting-painless-spi", OPENSEARCH_VERSION,
-                 "c2598797a5f6f897ce7e8d05f593ff96de3fbc56c52f299d63cddcae41556dda"),
-            _jar("org.antlr", "antlr4-runtime", "4.13.1",
-                 "54665d2838cc66458343468efc539e454fc95b46a8a04b13c6ac43fc9be63505"),
-            _jar("org.ow2.asm", "asm", "9.7",
-                 "adf46d5e34940bdf148ecdd26a9ee8eea94496a72034ff7141066b3eea5c4e9d"),
-            _jar("org.ow2.asm", "asm-analysis", "9.7",
-                 "7bc6bcbc21379948a0c8c467fb0f864206e5b818f6bc0b546872f5c9f941556f"),
-            _jar("org.ow2.asm", "asm-commons", "9.7",
-                 "389bc247958e049fc9a0408d398c92c6d370c18035120395d4cba1d9d9304b7a"),
-            _jar("org.ow2.asm", "asm-tree", "9.7",
-                 "62f4b3bc436045c1acb5c3ba2d8ec556ec3369093d7f5d06c747eb04b56d52b1"),
-            _jar("org.ow2.asm", "asm-util", "9.7",
-                 "37a6414d36641973f1af104937c95d6d921b2ddb4d612c66c5a9f2b13fc14211"),
+            _jar(
+                "org.opensearch.plugin",
+                "lang-painless",
+                OPENSEARCH_VERSION,
+                "3cf5e02efa40ff5b88e74e1ab66a0bc462de3509fab4a6a4ffe90b8d13777a9a",
+            ),
+            _jar(
+                "org.opensearch.plugin",
+                "opensearch-scripting-painless-spi",
+                OPENSEARCH_VERSION,
+                "c2598797a5f6f897ce7e8d05f593ff96de3fbc56c52f299d63cddcae41556dda",
+            ),
+            _jar(
+                "org.antlr",
+                "antlr4-runtime",
+                "4.13.1",
+                "54665d2838cc66458343468efc539e454fc95b46a8a04b13c6ac43fc9be63505",
+            ),
+            _jar(
+                "org.ow2.asm",
+                "asm",
+                "9.7",
+                "adf46d5e34940bdf148ecdd26a9ee8eea94496a72034ff7141066b3eea5c4e9d",
+            ),
+            _jar(
+                "org.ow2.asm",
+                "asm-analysis",
+                "9.7",
+                "7bc6bcbc21379948a0c8c467fb0f864206e5b818f6bc0b546872f5c9f941556f",
+            ),
+            _jar(
+                "org.ow2.asm",
+                "asm-commons",
+                "9.7",
+                "389bc247958e049fc9a0408d398c92c6d370c18035120395d4cba1d9d9304b7a",
+            ),
+            _jar(
+                "org.ow2.asm",
+                "asm-tree",
+                "9.7",
+                "62f4b3bc436045c1acb5c3ba2d8ec556ec3369093d7f5d06c747eb04b56d52b1",
+            ),
+            _jar(
+                "org.ow2.asm",
+                "asm-util",
+                "9.7",
+                "37a6414d36641973f1af104937c95d6d921b2ddb4d612c66c5a9f2b13fc14211",
+            ),
         ),
         security_policy=(
             "grant {\n"
@@ -125,8 +181,12 @@ MODULES: tuple[Module, ...] = (
         classname="org.opensearch.analysis.common.CommonAnalysisPlugin",
         description='Adds "built in" analyzers to OpenSearch.',
         jars=(
-            _jar("org.opensearch.plugin", "analysis-common", OPENSEARCH_VERSION,
-                 "13fdc1071af42946b13153a62491a5e9b0ad214d44f7c8153d3afef60f558821"),
+            _jar(
+                "org.opensearch.plugin",
+                "analysis-common",
+                OPENSEARCH_VERSION,
+                "13fdc1071af42946b13153a62491a5e9b0ad214d44f7c8153d3afef60f558821",
+            ),
         ),
         extended_plugins=("lang-painless",),
     ),
@@ -165,25 +225,34 @@ def verify(path: Path, art: Artifact, published_sha1: str | None = None) -> None
     if art.sha256 is not None:
         got = sha256_of(path)
         if got != art.sha256:
-            raise ArtifactError(f"{art.filename}: SHA-256 {got} does not match the pinned {art.sha256}")
+            raise ArtifactError(
+                f"{art.filename}: SHA-256 {got} does not match the pinned {art.sha256}"
+            )
 
 
-def _fetch_with_mvn(mvn: str, art: Artifact, dest_dir: Path) -> Path:
+def _fetch_with_mvn(mvn: str, art: Artifact, repo: Path) -> tuple[Path, str | None]:
+    """``mvn dependency:get`` into a private local repository; returns the file and the
+    published SHA-1 that Maven stored beside it (``None`` when Central publishes none)."""
     cmd = [
-        mvn, "-B", "-q", "-C",
-        "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy",
+        mvn,
+        "-B",
+        "-q",
+        f"-Dmaven.repo.local={repo}",
+        "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:get",
         f"-Dartifact={art.coordinates}",
-        f"-DoutputDirectory={dest_dir}",
-        "-Dmdep.overWriteReleases=true",
+        "-Dtransitive=false",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
-    target = dest_dir / art.filename
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
+    )
+    target = repo / art.path
     if proc.returncode != 0 or not target.is_file():
         tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln][:2]
         raise ArtifactError(
             f"mvn could not fetch {art.coordinates}: {' '.join(tail) or f'exit {proc.returncode}'}"
         )
-    return target
+    sha1_file = target.with_name(target.name + ".sha1")
+    return target, sha1_file.read_text() if sha1_file.is_file() else None
 
 
 def _http_get(url: str, timeout: float = 120.0) -> bytes | None:
@@ -216,16 +285,18 @@ def fetch(
     art: Artifact,
     cache_dir: Path,
     *,
-    mvn: str | None | bool = True,
+    mvn: str | bool | None = True,
     log: Callable[[str], None] = lambda _m: None,
 ) -> Path:
-    """The verified artifact in ``cache_dir``, downloading it when absent or corrupt.
+    """The verified artifact under ``cache_dir``, downloading it when absent or corrupt.
 
     ``mvn=True`` uses ``mvn`` when it is on PATH; a string names the binary; ``False``/``None``
-    forces the HTTPS path.
+    forces the HTTPS path. Maven downloads go to the private repository ``cache_dir/m2``.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / art.filename
+    mvn_bin = shutil.which("mvn") if mvn is True else (mvn or None)
+    repo = cache_dir / "m2"
+    target = repo / art.path if mvn_bin else cache_dir / art.filename
     if target.is_file():
         try:
             verify(target, art)
@@ -233,11 +304,9 @@ def fetch(
         except ArtifactError:
             log(f"cached {art.filename} is corrupt; downloading it again")
             target.unlink()
-    mvn_bin = shutil.which("mvn") if mvn is True else (mvn or None)
     if mvn_bin:
         log(f"fetching {art.coordinates} with mvn")
-        path = _fetch_with_mvn(mvn_bin, art, cache_dir)
-        published = None
+        path, published = _fetch_with_mvn(mvn_bin, art, repo)
     else:
         log(f"fetching {art.url}")
         path, published = _fetch_with_https(art, cache_dir)

@@ -24,7 +24,7 @@ from xlidx.devnode.artifacts import (
     all_artifacts,
     fetch,
 )
-from xlidx.devnode.paths import NODE_USER, DevPaths, is_root
+from xlidx.devnode.paths import NODE_USER, DevPaths
 from xlidx.errors import DevNodeError
 
 MARKER = ".xlidx-installed"

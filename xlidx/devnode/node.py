@@ -62,7 +62,9 @@ def read_pid(pid_file: Path) -> int | None:
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return ""
 
@@ -148,7 +150,12 @@ def start(
         d.mkdir(parents=True, exist_ok=True)
     paths.pid_file.unlink(missing_ok=True)
 
-    cmd = [str(install_dir / "bin" / "opensearch"), "-p", str(paths.pid_file), *node_settings(paths)]
+    cmd = [
+        str(install_dir / "bin" / "opensearch"),
+        "-p",
+        str(paths.pid_file),
+        *node_settings(paths),
+    ]
     if is_root():
         user = ensure_node_user()
         chown_tree(paths.node_dir, user)

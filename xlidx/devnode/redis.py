@@ -27,7 +27,10 @@ def find_redis_server(install_if_missing: bool = True) -> str:
     if found:
         return found
     if install_if_missing and is_root() and shutil.which("apt-get"):
-        for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "redis-server"]):
+        for cmd in (
+            ["apt-get", "update", "-q"],
+            ["apt-get", "install", "-y", "-q", "redis-server"],
+        ):
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 last = (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -66,18 +69,30 @@ def start_redis(paths: DevPaths, port: int = DEFAULT_REDIS_PORT, timeout: float 
     log_file = data / "redis.log"
     cmd = [
         server,
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--dir", str(data),
-        "--daemonize", "yes",
-        "--pidfile", str(pid_file),
-        "--logfile", str(log_file),
-        "--appendonly", "yes",
-        "--protected-mode", "yes",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data),
+        "--daemonize",
+        "yes",
+        "--pidfile",
+        str(pid_file),
+        "--logfile",
+        str(log_file),
+        "--appendonly",
+        "yes",
+        "--protected-mode",
+        "yes",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
+    )
     if proc.returncode != 0:
-        raise DevNodeError(f"redis-server failed to start: {proc.stderr.strip() or proc.stdout.strip()}")
+        raise DevNodeError(
+            f"redis-server failed to start: {proc.stderr.strip() or proc.stdout.strip()}"
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ping(port):

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install everything xlidx needs on a fresh Debian/Ubuntu machine, into ./.venv. Idempotent:
+# a second run only checks. Debian packages are installed when missing and we are root
+# (or sudo works): a Java runtime for the dev node, redis-server for the queue, and, with
+# --test, nginx and openssl for the TLS tests. OpenSearch itself is fetched by `xlidx dev up`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_test=0
+[ "${1:-}" = "--test" ] && with_test=1
+
+need=()
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
+if [ "$with_test" = 1 ]; then
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
+fi
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "install.sh: installing Debian packages: ${need[*]}" >&2
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "install.sh: creating .venv with $($python --version)" >&2
+  "$python" -m venv .venv
+fi
+# reinstall only when the dependency list changed
+stamp=.venv/.xlidx-install-stamp
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "install.sh: installing xlidx and its dependencies into .venv (torch is large; pip caches it)" >&2
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  echo "$want" > "$stamp"
+fi
