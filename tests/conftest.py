@@ -20,6 +20,12 @@ import pytest
 
 from xlidx.config import ConnectionSettings
 
+# model code must never reach a hub from the tests: fail fast instead of hanging
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+pytest_plugins = ["tests.fixtures.embedding", "tests.fixtures.translation"]
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,6 +6,10 @@ The tree::
     ├── ConfigError                bad settings: a malformed config file, a bad flag value
     ├── DevNodeError               the local dev node (or its Redis) could not be set up or started
     │   └── ArtifactError          a download failed or its checksum did not match
+    ├── ModelError                 an embedding model or translation package cannot be loaded
+    │                              (missing path, hub unreachable offline, unsupported pair)
+    ├── MappingError               an index's mapping or _meta does not fit the request
+    │   └── ModelMismatch          writing/querying with another model than the index records
     └── BackendError               the cluster answered with an error, or could not be reached
         ├── ConnectionFailed       nothing answered at the URL (refused, DNS, timeout)
         ├── TLSFailed              the TLS handshake failed (unknown CA, bad certificate)
@@ -43,6 +47,18 @@ class DevNodeError(XlidxError):
 
 class ArtifactError(DevNodeError):
     """A distribution or plugin could not be downloaded or failed its checksum."""
+
+
+class ModelError(XlidxError):
+    """An embedding model or translation package cannot be found, loaded or used."""
+
+
+class MappingError(XlidxError):
+    """An index does not exist, is not managed by xlidx, or its mapping does not fit."""
+
+
+class ModelMismatch(MappingError):
+    """The model in use differs from the one recorded in the index's ``_meta``."""
 
 
 class BackendError(XlidxError):
