@@ -70,12 +70,18 @@ def _cmdline(pid: int) -> str:
 
 
 def pid_alive(pid: int, must_contain: str) -> bool:
-    """True when ``pid`` runs and its command line contains ``must_contain``."""
+    """True when ``pid`` runs (not a zombie) and its command line contains ``must_contain``."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return False
+    except (OSError, IndexError):
         pass
     return must_contain in _cmdline(pid)
 
@@ -161,43 +167,51 @@ def start(
         chown_tree(paths.node_dir, user)
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *cmd]
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("XLIDX_")},
         "OPENSEARCH_JAVA_HOME": str(java_home),
         "JAVA_HOME": str(java_home),
         "OPENSEARCH_JAVA_OPTS": f"-Xms{heap} -Xmx{heap}",
         "OPENSEARCH_PATH_CONF": str(install_dir / "config"),
     }
     log(f"starting OpenSearch on {url} (heap {heap})")
-    with paths.console_log.open("ab") as console:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=console,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=install_dir,
-            start_new_session=True,
-        )
-    _wait_healthy(paths, proc.pid, timeout, t0, proc=proc)
-    pid = read_pid(paths.pid_file) or proc.pid
+    pid = spawn_detached(cmd, env=env, cwd=install_dir, output=paths.console_log)
+    _wait_healthy(paths, pid, timeout, t0, watch_pid=True)
+    pid = read_pid(paths.pid_file) or pid
     return StartResult(url, pid, False, time.monotonic() - t0)
 
 
+def spawn_detached(cmd: list[str], *, env: dict[str, str], cwd: Path, output: Path) -> int:
+    """Start ``cmd`` in its own session, orphaned (no child left to reap), output to a file.
+
+    Returns its pid. A shell forks it in the background and exits at once, so the node
+    outlives this process and no ``Popen`` object is left waiting on it.
+    """
+    proc = subprocess.run(
+        ["sh", "-c", '"$@" >>"$XLIDX_CONSOLE_LOG" 2>&1 </dev/null & echo $!', "sh", *cmd],
+        env={**env, "XLIDX_CONSOLE_LOG": str(output)},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+        check=False,
+    )
+    pid_text = proc.stdout.strip()
+    if proc.returncode != 0 or not pid_text.isdigit():
+        raise DevNodeError(f"could not launch {cmd[0]}: {proc.stderr.strip() or 'no pid'}")
+    return int(pid_text)
+
+
 def _wait_healthy(
-    paths: DevPaths,
-    pid: int,
-    timeout: float,
-    t0: float,
-    proc: subprocess.Popen[bytes] | None = None,
+    paths: DevPaths, pid: int, timeout: float, t0: float, *, watch_pid: bool = False
 ) -> None:
     url = url_of(paths.port)
     while True:
         health = http_json(f"{url}/_cluster/health")
         if health is not None and health.get("status") in ("green", "yellow"):
             return
-        if proc is not None and proc.poll() is not None:
+        if watch_pid and not pid_alive(pid, ""):
             raise DevNodeError(
-                f"OpenSearch exited with code {proc.returncode} during startup. "
+                "OpenSearch exited during startup. "
                 f"Last log lines:\n{log_tail(paths)}"
             )
         if time.monotonic() - t0 > timeout:
