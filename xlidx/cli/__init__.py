@@ -15,8 +15,9 @@ from typing import Annotated
 import typer
 
 from xlidx import __version__
-from xlidx.cli import cluster, dev, pending
+from xlidx.cli import cluster, dev, index, models, pending
 from xlidx.cli._state import CliState, err
+from xlidx.cli.ingest import ingest_command
 from xlidx.errors import XlidxError
 
 app = typer.Typer(
@@ -112,8 +113,10 @@ def root(
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
+app.command("ingest")(ingest_command)
+app.add_typer(index.app, name="index")
+app.add_typer(models.app, name="models")
 app.add_typer(dev.app, name="dev")
-app.add_typer(cluster.index_app, name="index")
 app.command("info")(cluster.info)
 pending.register(app)
 

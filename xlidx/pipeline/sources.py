@@ -1,0 +1,174 @@
+"""Read documents: JSONL, CSV, a directory of .txt/.md files, stdin, or an existing index.
+
+Every reader yields :class:`~xlidx.documents.RawItem` s and never raises for a bad record:
+a line that is not JSON, not UTF-8, or not an object becomes an item carrying its error, so
+that it can be dead-lettered while the rest of the input is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from xlidx.documents import RawItem
+from xlidx.errors import ConfigError
+
+FORMATS = ("jsonl", "csv", "dir")
+_TEXT_SUFFIXES = (".txt", ".md")
+
+
+def _decode(line: bytes, origin: str) -> tuple[str | None, RawItem | None]:
+    try:
+        return line.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        bad = line[exc.start : exc.start + 1].hex()
+        raw = line.decode("utf-8", errors="backslashreplace")
+        return None, RawItem(
+            origin, error=f"not valid UTF-8 (byte 0x{bad} at offset {exc.start})", raw=raw
+        )
+
+
+def read_jsonl_stream(stream: IO[bytes], name: str) -> Iterator[RawItem]:
+    """One JSON object per line; blank lines are skipped."""
+    for n, line in enumerate(stream, start=1):
+        origin = f"{name}:{n}"
+        text, bad = _decode(line.rstrip(b"\r\n"), origin)
+        if bad is not None:
+            yield bad
+            continue
+        assert text is not None
+        if not text.strip():
+            continue
+        try:
+            yield RawItem(origin, payload=json.loads(text))
+        except json.JSONDecodeError as exc:
+            yield RawItem(origin, error=f"malformed JSON: {exc.msg} (column {exc.colno})", raw=text)
+
+
+def read_jsonl(path: Path) -> Iterator[RawItem]:
+    with path.open("rb") as fh:
+        yield from read_jsonl_stream(fh, path.name)
+
+
+def read_csv_stream(fh: IO[str], name: str) -> Iterator[RawItem]:
+    """A CSV text stream with a header row; every column becomes a string field.
+
+    Open it with ``errors="surrogateescape"`` so that invalid UTF-8 is caught per row.
+    """
+    reader = csv.DictReader(fh)
+    try:
+        if reader.fieldnames is None:
+            return
+        for row in reader:
+            origin = f"{name}:{reader.line_num}"
+            if None in row:
+                yield RawItem(
+                    origin,
+                    error="row has more columns than the header",
+                    raw=json.dumps({k or "": _show(v) for k, v in row.items()}, default=str),
+                )
+                continue
+            values = {k: v for k, v in row.items() if k}
+            if any(_has_surrogates(v) for v in values.values() if isinstance(v, str)):
+                raw = json.dumps({k: _show(v) for k, v in values.items()}, ensure_ascii=False)
+                yield RawItem(origin, error="not valid UTF-8", raw=raw)
+                continue
+            yield RawItem(origin, payload=values)
+    except csv.Error as exc:
+        yield RawItem(f"{name}:{reader.line_num}", error=f"malformed CSV: {exc}")
+
+
+def read_csv(path: Path) -> Iterator[RawItem]:
+    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        yield from read_csv_stream(fh, path.name)
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _show(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_show(v) for v in value]
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return value
+
+
+def read_dir(path: Path) -> Iterator[RawItem]:
+    """Every .txt/.md file below ``path``: id = relative path, title = file stem, body = text."""
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _TEXT_SUFFIXES):
+        rel = file.relative_to(path).as_posix()
+        data = file.read_bytes()
+        text, bad = _decode(data, rel)
+        if bad is not None:
+            yield RawItem(rel, error=bad.error, raw=bad.raw[:2000] if bad.raw else None)
+            continue
+        assert text is not None
+        yield RawItem(rel, payload={"id": rel, "title": file.stem, "body": text, "path": rel})
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        return "dir"
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix == ".csv":
+        return "csv"
+    raise ConfigError(
+        f"cannot tell the format of {path.name!r} from its name: use --format jsonl|csv|dir"
+    )
+
+
+def open_source(source: str, fmt: str | None = None) -> Iterator[RawItem]:
+    """Items from a path (file or directory), or from stdin when ``source`` is ``-``."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ConfigError(f"unknown --format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if source == "-":
+        if fmt not in (None, "jsonl", "csv"):
+            raise ConfigError("stdin can be read as jsonl or csv only")
+        if fmt == "csv":
+            return _read_csv_stdin()
+        return read_jsonl_stream(sys.stdin.buffer, "stdin")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise ConfigError(f"input not found: {source}")
+    fmt = fmt or detect_format(path)
+    readers: dict[str, Callable[[Path], Iterator[RawItem]]] = {
+        "jsonl": read_jsonl,
+        "csv": read_csv,
+        "dir": read_dir,
+    }
+    if fmt == "dir" and not path.is_dir():
+        raise ConfigError(f"--format dir needs a directory, got a file: {source}")
+    if fmt != "dir" and path.is_dir():
+        raise ConfigError(f"{source} is a directory: use --format dir (or leave --format out)")
+    return readers[fmt](path)
+
+
+def _read_csv_stdin() -> Iterator[RawItem]:
+    stream = io.TextIOWrapper(
+        sys.stdin.buffer, encoding="utf-8", errors="surrogateescape", newline=""
+    )
+    yield from read_csv_stream(stream, "stdin")
+
+
+def read_index(client: Any, index: str, *, batch_size: int = 500) -> Iterator[RawItem]:
+    """Every document of an existing index on the cluster (scroll), as raw items.
+
+    The document's ``_id`` becomes the record id unless the source has an ``id`` field.
+    """
+    from opensearchpy import helpers
+
+    for hit in helpers.scan(
+        client, index=index, size=batch_size, scroll="5m", query={"query": {"match_all": {}}}
+    ):
+        src = dict(hit.get("_source") or {})
+        src.setdefault("id", hit["_id"])
+        yield RawItem(f"index:{hit['_index']}/{hit['_id']}", payload=src)

@@ -1,0 +1,192 @@
+"""Write prepared records to the index with opensearch-py's bulk helper.
+
+* Batches are bounded by both document count and bytes.
+* 429 is retried per item by ``streaming_bulk``; 502/503/504, timeouts and connection errors
+  fail a whole request, which is retried here with exponential backoff and jitter (the ids
+  are fixed, so a retry never duplicates a document).
+* Per-item failures (mapping errors, documents that are too large) become dead letters with
+  the record and the cluster's reason. They never stop the run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from opensearchpy import OpenSearch, helpers
+from opensearchpy import exceptions as osx
+
+from xlidx.backends.opensearch import translate_error
+from xlidx.config import ConnectionSettings
+from xlidx.documents import DeadLetter, Prepared
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+DEFAULT_MAX_DOCS = 500
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+
+
+def build_document(p: Prepared, *, model: str, now: datetime | None = None) -> dict[str, Any]:
+    """The ``_source`` of one prepared record (pure)."""
+    rec = p.record
+    i18n: dict[str, dict[str, str]] = {}
+    for f, text in rec.texts.items():
+        lang = p.field_langs.get(f, "und")
+        per_lang = dict(p.translations.get(f, {}))
+        if lang != "und":
+            per_lang[lang] = text
+        if per_lang:
+            i18n[f] = per_lang
+    langs = sorted({lang for d in i18n.values() for lang in d})
+    translated = sorted({lang for d in p.translations.values() for lang in d})
+    return {
+        **rec.extra,
+        **rec.texts,
+        "i18n": i18n,
+        "xlidx": {
+            "id": rec.id,
+            "lang": p.lang,
+            "langs": langs,
+            "field_langs": dict(p.field_langs),
+            "translated_to": translated,
+            "content_hash": rec.content_hash,
+            "content_id": rec.content_id,
+            "model": model,
+            "passage_count": len(p.vectors),
+            "indexed_at": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+            "passages": [{"vector": v, "n": n} for n, v in enumerate(p.vectors)],
+        },
+    }
+
+
+def chunk_by_size(
+    actions: Sequence[Mapping[str, Any]], *, max_docs: int, max_bytes: int
+) -> Iterator[list[Mapping[str, Any]]]:
+    """Split actions into chunks of at most ``max_docs`` documents and about ``max_bytes``.
+
+    A single action larger than ``max_bytes`` gets a chunk of its own (the cluster then
+    accepts or refuses it, and a refusal is dead-lettered).
+    """
+    chunk: list[Mapping[str, Any]] = []
+    size = 0
+    for action in actions:
+        n = (
+            len(json.dumps(action.get("_source", {}), ensure_ascii=False, default=str).encode())
+            + 64
+        )
+        if chunk and (len(chunk) >= max_docs or size + n > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(action)
+        size += n
+    if chunk:
+        yield chunk
+
+
+def _is_retryable(exc: Exception) -> bool:
+    if isinstance(exc, osx.ConnectionError):  # includes timeouts; TLS errors are not transient
+        return not isinstance(exc, osx.SSLError)
+    return isinstance(exc, osx.TransportError) and exc.status_code in RETRY_STATUSES
+
+
+@dataclass
+class WriteResult:
+    indexed: int = 0
+    dead: list[DeadLetter] = field(default_factory=list)
+    retries: int = 0
+
+
+@dataclass
+class BulkWriter:
+    """Writes index actions; one instance per run (no I/O in the constructor)."""
+
+    client: OpenSearch
+    settings: ConnectionSettings
+    max_docs: int = DEFAULT_MAX_DOCS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_retries: int = 6
+    initial_backoff: float = 0.5
+    max_backoff: float = 30.0
+    refresh: bool = False
+    sleep: Callable[[float], None] = time.sleep
+
+    def write(self, index: str, batch: Sequence[Prepared], *, model: str) -> WriteResult:
+        by_id = {p.record.id: p for p in batch}
+        actions = [
+            {
+                "_op_type": "index",
+                "_index": index,
+                "_id": p.record.id,
+                "_source": build_document(p, model=model),
+            }
+            for p in batch
+        ]
+        result = WriteResult()
+        for chunk in chunk_by_size(actions, max_docs=self.max_docs, max_bytes=self.max_bytes):
+            self._write_chunk(chunk, by_id, result)
+        if self.refresh:
+            self.client.indices.refresh(index=index)
+        return result
+
+    def _write_chunk(
+        self, chunk: Sequence[Mapping[str, Any]], by_id: Mapping[str, Prepared], result: WriteResult
+    ) -> None:
+        attempt = 0
+        while True:
+            try:
+                items = list(
+                    helpers.streaming_bulk(
+                        self.client,
+                        chunk,
+                        chunk_size=len(chunk),
+                        max_chunk_bytes=1 << 31,
+                        raise_on_error=False,
+                        raise_on_exception=True,
+                        max_retries=self.max_retries,
+                        initial_backoff=max(1, round(self.initial_backoff)),
+                        max_backoff=max(1, round(self.max_backoff)),
+                    )
+                )
+                break
+            except osx.TransportError as exc:
+                if not _is_retryable(exc) or attempt >= self.max_retries:
+                    raise translate_error(exc, self.settings, "write documents") from exc
+                delay = min(self.max_backoff, self.initial_backoff * 2**attempt)
+                self.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
+                attempt += 1
+                result.retries += 1
+        for ok, item in items:
+            info = next(iter(item.values()))
+            if ok:
+                result.indexed += 1
+                continue
+            doc_id = str(info.get("_id"))
+            p = by_id.get(doc_id)
+            error = info.get("error")
+            reason = (
+                f"{error.get('type')}: {error.get('reason')}"
+                if isinstance(error, dict)
+                else str(error or f"HTTP {info.get('status')}")
+            )
+            result.dead.append(
+                DeadLetter(
+                    origin=p.record.origin if p else "?",
+                    stage="write",
+                    reason=f"rejected by the cluster (HTTP {info.get('status')}): {reason}",
+                    record=_record_json(p) if p else None,
+                    id=doc_id,
+                )
+            )
+
+
+def _record_json(p: Prepared) -> dict[str, Any]:
+    return {
+        "id": p.record.id,
+        **p.record.extra,
+        **p.record.texts,
+        **({"lang": p.record.lang} if p.record.lang else {}),
+    }
