@@ -6,6 +6,7 @@ The public surface is what ``__all__`` lists; everything else is private and may
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from xlidx.config import ConnectionSettings, Secret, load_connection
 from xlidx.errors import (
@@ -15,9 +16,35 @@ from xlidx.errors import (
     ConfigError,
     ConnectionFailed,
     DevNodeError,
+    MappingError,
+    ModelError,
+    ModelMismatch,
     TLSFailed,
     XlidxError,
 )
+
+_LAZY = {
+    # name -> module; imported on first use so that `import xlidx` stays light
+    "IngestOptions": "xlidx.ingest",
+    "IngestSummary": "xlidx.ingest",
+    "DeadLetterSink": "xlidx.ingest",
+    "ingest": "xlidx.ingest",
+    "load_embedder": "xlidx.pipeline.embed",
+    "Translator": "xlidx.pipeline.translate",
+    "Detector": "xlidx.pipeline.detect",
+    "open_source": "xlidx.pipeline.sources",
+    "IndexSpec": "xlidx.mapping.spec",
+    "VectorSpec": "xlidx.mapping.spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'xlidx' has no attribute {name!r}")
+
 
 try:
     __version__ = version("xlidx")
@@ -31,10 +58,23 @@ __all__ = [
     "ConfigError",
     "ConnectionFailed",
     "ConnectionSettings",
+    "DeadLetterSink",
+    "Detector",
     "DevNodeError",
+    "IndexSpec",
+    "IngestOptions",
+    "IngestSummary",
+    "MappingError",
+    "ModelError",
+    "ModelMismatch",
     "Secret",
     "TLSFailed",
+    "Translator",
+    "VectorSpec",
     "XlidxError",
     "__version__",
+    "ingest",
     "load_connection",
+    "load_embedder",
+    "open_source",
 ]

@@ -291,6 +291,14 @@ def _embed(embedder: EmbedderLike) -> Callable[[_Batch], _Batch]:
     return stage
 
 
+def model_source(embedder: EmbedderLike) -> str:
+    """How to load ``embedder`` again: its directory (absolute) or hub name, else its name."""
+    source = getattr(embedder, "source", None)
+    if isinstance(source, str | Path) and Path(str(source)).expanduser().exists():
+        return str(Path(str(source)).expanduser().resolve())
+    return str(source or embedder.name)
+
+
 def ingest(
     items: Iterable[RawItem],
     *,
@@ -308,7 +316,7 @@ def ingest(
     embedding = embedder.describe()
     spec = IndexSpec(
         name=options.index,
-        embedding=embedding,
+        embedding={**embedding, "source": model_source(embedder)},
         text_fields=options.text_fields,
         languages=options.languages,
         translate_to=options.translate_to,

@@ -32,7 +32,10 @@ def env(dev_node: ConnectionSettings, argos_packages_dir: Path, tmp_path: Path) 
 
 
 def _jsonl(path: Path, rows: list[Any]) -> Path:
-    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    path.write_text(
+        "\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows)
+        + "\n"
+    )
     return path
 
 
@@ -54,12 +57,20 @@ EN_TEXT = " ".join(en for _, en in FR_EN_PAIRS[:3])
 
 
 def test_ingest_good_and_bad_records(
-    env: dict[str, str], tiny_st_model: Path, index_name: str, dev_node: ConnectionSettings, tmp_path: Path
+    env: dict[str, str],
+    tiny_st_model: Path,
+    index_name: str,
+    dev_node: ConnectionSettings,
+    tmp_path: Path,
 ) -> None:
     src = tmp_path / "docs.jsonl"
     good = [
         {"id": "fr-1", "title": "Voyage", "body": FR_TEXT, "year": 2024},
-        {"id": "en-1", "title": "Travel", "body": "The cat sleeps on the warm windowsill all afternoon long."},
+        {
+            "id": "en-1",
+            "title": "Travel",
+            "body": "The cat sleeps on the warm windowsill all afternoon long.",
+        },
         {"id": "und-1", "body": "1234 5678 !!!"},  # undetectable: indexed as und, not translated
         {"id": "long-1", "body": " ".join(["This sentence keeps going with many words."] * 30)},
     ]
@@ -79,8 +90,18 @@ def test_ingest_good_and_bad_records(
     dead = tmp_path / "dead.jsonl"
 
     proc = run_cli(
-        "ingest", str(src), "--index", index_name, "--model", str(tiny_st_model),
-        "--translate-to", "en", "--dead-letter", str(dead), "--json", env=env,
+        "ingest",
+        str(src),
+        "--index",
+        index_name,
+        "--model",
+        str(tiny_st_model),
+        "--translate-to",
+        "en",
+        "--dead-letter",
+        str(dead),
+        "--json",
+        env=env,
     )
     assert proc.returncode == 2, proc.stderr
     summary = _summary(proc)
@@ -117,22 +138,45 @@ def test_ingest_good_and_bad_records(
 
     # re-ingesting the same file changes nothing and is cheap
     again = run_cli(
-        "ingest", str(src), "--index", index_name, "--model", str(tiny_st_model),
-        "--translate-to", "en", "--dead-letter", str(tmp_path / "dead2.jsonl"), "--json", env=env,
+        "ingest",
+        str(src),
+        "--index",
+        index_name,
+        "--model",
+        str(tiny_st_model),
+        "--translate-to",
+        "en",
+        "--dead-letter",
+        str(tmp_path / "dead2.jsonl"),
+        "--json",
+        env=env,
     )
     s2 = _summary(again)
     assert (s2["indexed"], s2["unchanged"], s2["dead_lettered"]) == (0, 4, 8)
 
 
 def test_status_create_and_migrate(
-    env: dict[str, str], tiny_st_model: Path, index_name: str, dev_node: ConnectionSettings, tmp_path: Path
+    env: dict[str, str],
+    tiny_st_model: Path,
+    index_name: str,
+    dev_node: ConnectionSettings,
+    tmp_path: Path,
 ) -> None:
-    created = run_cli("index", "create", index_name, "--model", str(tiny_st_model), "--json", env=env)
+    created = run_cli(
+        "index", "create", index_name, "--model", str(tiny_st_model), "--json", env=env
+    )
     assert created.returncode == 0, created.stderr
-    assert json.loads(created.stdout) == {"name": index_name, "index": f"{index_name}-v1", "created": True}
+    assert json.loads(created.stdout) == {
+        "name": index_name,
+        "index": f"{index_name}-v1",
+        "created": True,
+    }
     src = _jsonl(
         tmp_path / "d.jsonl",
-        [{"id": f"d{i}", "lang": "en", "title": f"Document {i}", "body": "Some text."} for i in range(25)],
+        [
+            {"id": f"d{i}", "lang": "en", "title": f"Document {i}", "body": "Some text."}
+            for i in range(25)
+        ],
     )
     ok = run_cli("ingest", str(src), "--index", index_name, "--model", str(tiny_st_model), env=env)
     assert ok.returncode == 0, ok.stderr
@@ -158,11 +202,17 @@ def test_status_create_and_migrate(
     # the migrated index knows its documents are up to date for the new model
     again = _summary(run_cli("ingest", str(src), "--index", index_name, "--json", env=env))
     assert (again["indexed"], again["unchanged"]) == (0, 25)
-    make_client(dev_node).indices.delete(index=f"{index_name}-v1,{index_name}-v2", ignore_unavailable=True)
+    make_client(dev_node).indices.delete(
+        index=f"{index_name}-v1,{index_name}-v2", ignore_unavailable=True
+    )
 
 
 def test_other_sources(
-    env: dict[str, str], tiny_st_model: Path, index_name: str, dev_node: ConnectionSettings, tmp_path: Path
+    env: dict[str, str],
+    tiny_st_model: Path,
+    index_name: str,
+    dev_node: ConnectionSettings,
+    tmp_path: Path,
 ) -> None:
     csv_file = tmp_path / "d.csv"
     csv_file.write_text("id,title,body\nc1,Hallo,Die Katze schläft.\nc2,Salut,Il fait beau.\n")
@@ -176,7 +226,10 @@ def test_other_sources(
     stdin = subprocess.run(
         [*_cli_prefix(), "ingest", "-", "--index", index_name, *model, "--json"],
         input='{"id": "s1", "body": "From standard input."}\n',
-        capture_output=True, text=True, env={**_base_env(), **env}, check=False,
+        capture_output=True,
+        text=True,
+        env={**_base_env(), **env},
+        check=False,
     )
     assert stdin.returncode == 0, stdin.stderr
     assert set(_docs(dev_node, index_name)) == {"c1", "c2", "a.txt", "b.md", "s1"}
@@ -235,8 +288,14 @@ def test_cluster_down_is_one_line(tmp_path: Path, tiny_st_model: Path) -> None:
     src = _jsonl(tmp_path / "d.jsonl", [{"id": "a", "body": "text"}])
     port = free_port()
     proc = run_cli(
-        "--url", f"http://127.0.0.1:{port}", "ingest", str(src), "--index", "docs",
-        "--model", str(tiny_st_model),
+        "--url",
+        f"http://127.0.0.1:{port}",
+        "ingest",
+        str(src),
+        "--index",
+        "docs",
+        "--model",
+        str(tiny_st_model),
     )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()

@@ -64,10 +64,10 @@ def test_secrets_never_in_help() -> None:
 
 
 def test_pending_command_says_so_in_one_line() -> None:
-    proc = run_cli("ingest", "docs.jsonl", "--index", "x")
+    proc = run_cli("worker", "--queues", "embed")
     assert proc.returncode == 1
     assert (
-        proc.stderr.strip() == "error: `xlidx ingest` is not available in this version of xlidx yet"
+        proc.stderr.strip() == "error: `xlidx worker` is not available in this version of xlidx yet"
     )
     assert "Traceback" not in proc.stderr
 

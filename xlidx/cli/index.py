@@ -104,6 +104,7 @@ def create(
 ) -> None:
     """Create NAME-v1 behind the alias NAME (does nothing if NAME exists)."""
     from xlidx.backends.opensearch import make_client
+    from xlidx.ingest import model_source
     from xlidx.mapping.manage import ensure
     from xlidx.mapping.spec import check_model, validate_index_name
     from xlidx.pipeline.detect import DEFAULT_LANGUAGES, parse_languages
@@ -116,7 +117,8 @@ def create(
     )
     settings = state(ctx).connection()
     client = make_client(settings)
-    embedding = load_embedder(resolve_model(model, None), device=device).describe()
+    embedder = load_embedder(resolve_model(model, None), device=device)
+    embedding = {**embedder.describe(), "source": model_source(embedder)}
     spec = _spec(
         name,
         embedding,
@@ -185,6 +187,7 @@ def migrate(
     The old version is kept for rollback; the alias moves only when every document arrived.
     """
     from xlidx.backends.opensearch import make_client
+    from xlidx.ingest import model_source
     from xlidx.mapping.manage import migrate as do_migrate
     from xlidx.mapping.manage import resolve
 
@@ -201,7 +204,7 @@ def migrate(
         from xlidx.pipeline.embed import load_embedder
 
         embedder = load_embedder(model, device=device)
-        embedding = embedder.describe()
+        embedding = {**embedder.describe(), "source": model_source(embedder)}
         transform = reembedder(embedder, x)
     vector = dict(x.get("vector", {}))
     spec = _spec(

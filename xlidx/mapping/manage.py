@@ -167,6 +167,7 @@ def status(client: OpenSearch, settings: ConnectionSettings, name: str) -> dict[
         "documents": count,
         "languages": langs,
         "model": emb.get("model"),
+        "model_source": emb.get("source"),
         "dimension": emb.get("dimension"),
         "backend": emb.get("backend"),
         "translate_to": x.get("translate_to", []),

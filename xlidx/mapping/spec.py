@@ -240,7 +240,8 @@ def check_model(meta: Mapping[str, Any], embedding: Mapping[str, Any], index: st
             f"index {index!r} was built with model {recorded.get('model')!r} "
             f"({recorded.get('dimension')}-d); refusing to use {embedding.get('model')!r} "
             f"({embedding.get('dimension')}-d; differs in {', '.join(diffs)}): pass "
-            f"--model {recorded.get('model')}, or move the index to the new model with "
+            f"--model {recorded.get('source') or recorded.get('model')}, or move the index to "
+            "the new model with "
             f"`xlidx index migrate {index} --model …`"
         )
 
