@@ -1,0 +1,1 @@
+"""Query planning, fusion and execution (plan.py and fusion.py are pure)."""
