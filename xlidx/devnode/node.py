@@ -211,8 +211,7 @@ def _wait_healthy(
             return
         if watch_pid and not pid_alive(pid, ""):
             raise DevNodeError(
-                "OpenSearch exited during startup. "
-                f"Last log lines:\n{log_tail(paths)}"
+                f"OpenSearch exited during startup. Last log lines:\n{log_tail(paths)}"
             )
         if time.monotonic() - t0 > timeout:
             raise DevNodeError(
