@@ -65,7 +65,11 @@ def filter_clauses(plan: QueryPlan) -> list[dict[str, Any]]:
             else:
                 out.append({"terms": {f.field: list(f.values)}})
         elif isinstance(f, RangeFilter):
-            bounds = {k: v for k, v in (("gte", f.gte), ("lte", f.lte), ("gt", f.gt), ("lt", f.lt)) if v is not None}
+            bounds = {
+                k: v
+                for k, v in (("gte", f.gte), ("lte", f.lte), ("gt", f.gt), ("lt", f.lt))
+                if v is not None
+            }
             out.append({"range": {f.field: bounds}})
     if plan.langs:
         out.append({"terms": {"xlidx.lang": list(plan.langs)}})
@@ -90,21 +94,31 @@ def _common(plan: QueryPlan, size: int, offset: int) -> dict[str, Any]:
         body["_source"]["includes"] = [*plan.source_includes, "xlidx.lang", "xlidx.id"]
     if plan.highlight:
         body["highlight"] = {
-            "fields": {f: {} for f in (*plan.text_fields, *(f"i18n.{f}.*" for f in plan.text_fields))},
+            "fields": {
+                f: {} for f in (*plan.text_fields, *(f"i18n.{f}.*" for f in plan.text_fields))
+            },
             "fragment_size": 160,
             "number_of_fragments": 1,
         }
     return body
 
 
-def bm25_body(plan: QueryPlan, *, size: int | None = None, offset: int | None = None) -> dict[str, Any]:
-    body = _common(plan, plan.size if size is None else size, plan.offset if offset is None else offset)
+def bm25_body(
+    plan: QueryPlan, *, size: int | None = None, offset: int | None = None
+) -> dict[str, Any]:
+    body = _common(
+        plan, plan.size if size is None else size, plan.offset if offset is None else offset
+    )
     body["query"] = _filtered(bm25_query(plan), plan)
     return body
 
 
-def knn_body(plan: QueryPlan, *, size: int | None = None, offset: int | None = None) -> dict[str, Any]:
-    body = _common(plan, plan.size if size is None else size, plan.offset if offset is None else offset)
+def knn_body(
+    plan: QueryPlan, *, size: int | None = None, offset: int | None = None
+) -> dict[str, Any]:
+    body = _common(
+        plan, plan.size if size is None else size, plan.offset if offset is None else offset
+    )
     body["query"] = _filtered(knn_query(plan), plan)
     return body
 

@@ -51,7 +51,12 @@ class Hit:
     knn_score: float | None = None
 
     def to_json(self, explain: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "score": self.score, "lang": self.lang, "source": self.source}
+        out: dict[str, Any] = {
+            "id": self.id,
+            "score": self.score,
+            "lang": self.lang,
+            "source": self.source,
+        }
         if self.highlight:
             out["highlight"] = self.highlight
         if explain:
@@ -126,8 +131,13 @@ def default_weights(share: float) -> tuple[float, float]:
     return (round(bm25 * share, 2), knn)
 
 
-def fuse(plan: QueryPlan, bm25: Sequence[tuple[str, float]], knn: Sequence[tuple[str, float]],
-         weights: tuple[float, float], langs: Mapping[str, str] | None = None) -> list[Fused]:
+def fuse(
+    plan: QueryPlan,
+    bm25: Sequence[tuple[str, float]],
+    knn: Sequence[tuple[str, float]],
+    weights: tuple[float, float],
+    langs: Mapping[str, str] | None = None,
+) -> list[Fused]:
     """Client-side fusion of the two lists for ``plan`` (pure)."""
     lists = [bm25, knn]
     if plan.fusion == "rrf":
@@ -173,7 +183,9 @@ class Searcher:
 
     def has_neural_search(self) -> bool:
         if self._neural is None:
-            plugins = call(self.settings, "list plugins", lambda: self.client.cat.plugins(format="json"))
+            plugins = call(
+                self.settings, "list plugins", lambda: self.client.cat.plugins(format="json")
+            )
             self._neural = any(p.get("component") == "opensearch-neural-search" for p in plugins)
         return self._neural
 
@@ -184,7 +196,9 @@ class Searcher:
         if langs not in self._reach:
             index = self.state().index
             if self._total is None:
-                self._total = call(self.settings, "count documents", lambda: self.client.count(index=index))["count"]
+                self._total = call(
+                    self.settings, "count documents", lambda: self.client.count(index=index)
+                )["count"]
             if not self._total:
                 self._reach[langs] = 0.0
             else:
@@ -222,7 +236,11 @@ class Searcher:
         from xlidx.errors import ModelError
 
         x = self.state().xlidx_meta
-        targets = [lang for lang in dict.fromkeys([*x.get("languages", []), *x.get("translate_to", [])]) if lang != src]
+        targets = [
+            lang
+            for lang in dict.fromkeys([*x.get("languages", []), *x.get("translate_to", [])])
+            if lang != src
+        ]
         if self._translator is None:
             from xlidx.pipeline.translate import Translator
 
@@ -270,7 +288,11 @@ class Searcher:
 
     def _search(self, body: dict[str, Any], action: str, **params: Any) -> dict[str, Any]:
         index = self.state().index
-        res: dict[str, Any] = call(self.settings, action, lambda: self.client.search(index=index, body=body, params=params or None))
+        res: dict[str, Any] = call(
+            self.settings,
+            action,
+            lambda: self.client.search(index=index, body=body, params=params or None),
+        )
         return res
 
     def _ensure_pipeline(self, name: str, body: dict[str, Any]) -> None:
@@ -279,7 +301,9 @@ class Searcher:
         call(
             self.settings,
             f"create search pipeline {name}",
-            lambda: self.client.transport.perform_request("PUT", f"/_search/pipeline/{name}", body=body),
+            lambda: self.client.transport.perform_request(
+                "PUT", f"/_search/pipeline/{name}", body=body
+            ),
         )
         self._pipelines.add(name)
 
@@ -301,7 +325,9 @@ class Searcher:
                 h.bm25_rank, h.bm25_score = r, h.score
             return self._result(plan, hits, t0, timings)
         if plan.mode == "knn":
-            res = self._search(knn_body(plan, size=plan.offset + plan.size, offset=0), "run the kNN query")
+            res = self._search(
+                knn_body(plan, size=plan.offset + plan.size, offset=0), "run the kNN query"
+            )
             hits = [_make_hit(h, float(h["_score"])) for h in res["hits"]["hits"]][plan.offset :]
             for r, h in enumerate(hits, start=plan.offset + 1):
                 h.knn_rank, h.knn_score = r, h.score
@@ -316,9 +342,14 @@ class Searcher:
         )
         where = fuse_on or ("server" if server_ok else "client")
         if where == "server" and not server_ok and fuse_on == "server":
-            raise MappingError("server-side fusion needs neural-search, minmax or equal RRF weights, no --balance/--explain")
+            raise MappingError(
+                "server-side fusion needs neural-search, minmax (or RRF with equal weights), "
+                "and no --balance or --explain"
+            )
         if weights[0] == 0.0:  # BM25 gated off: the kNN ranking is the answer
-            res = self._search(knn_body(plan, size=plan.offset + plan.size, offset=0), "run the kNN query")
+            res = self._search(
+                knn_body(plan, size=plan.offset + plan.size, offset=0), "run the kNN query"
+            )
             hits = [_make_hit(h, float(h["_score"])) for h in res["hits"]["hits"]][plan.offset :]
             for r, h in enumerate(hits, start=plan.offset + 1):
                 h.knn_rank, h.knn_score = r, h.score
@@ -337,8 +368,12 @@ class Searcher:
             self.settings,
             "run the BM25 and kNN queries",
             lambda: self.client.msearch(
-                body=[{"index": index}, bm25_body(plan, size=window, offset=0),
-                      {"index": index}, knn_body(plan, size=window, offset=0)]
+                body=[
+                    {"index": index},
+                    bm25_body(plan, size=window, offset=0),
+                    {"index": index},
+                    knn_body(plan, size=window, offset=0),
+                ]
             ),
         )
         responses = msearch["responses"]
@@ -347,7 +382,10 @@ class Searcher:
                 raise MappingError(f"search failed: {r['error'].get('reason', r['error'])}")
         bm25, knn = _ranked(responses[0]), _ranked(responses[1])
         by_id = _hits_by_id(*responses)
-        langs = {i: str((h.get("_source") or {}).get("xlidx", {}).get("lang", "")) for i, h in by_id.items()}
+        langs = {
+            i: str((h.get("_source") or {}).get("xlidx", {}).get("lang", ""))
+            for i, h in by_id.items()
+        }
         fused = fuse(plan, bm25, knn, weights, langs)[plan.offset : plan.offset + plan.size]
         hits = []
         for f in fused:
@@ -379,4 +417,3 @@ class Searcher:
             translate_ms=timings.get("translate_ms", 0.0),
             translations=dict(plan.translations),
         )
-

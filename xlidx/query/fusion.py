@@ -41,7 +41,9 @@ def minmax_normalize(hits: Ranked) -> dict[str, float]:
     return out
 
 
-def _details(lists: Sequence[Ranked]) -> tuple[dict[str, list[int | None]], dict[str, list[float | None]]]:
+def _details(
+    lists: Sequence[Ranked],
+) -> tuple[dict[str, list[int | None]], dict[str, list[float | None]]]:
     ranks: dict[str, list[int | None]] = {}
     raw: dict[str, list[float | None]] = {}
     for i, hits in enumerate(lists):
@@ -54,9 +56,7 @@ def _details(lists: Sequence[Ranked]) -> tuple[dict[str, list[int | None]], dict
     return ranks, raw
 
 
-def _finish(
-    totals: Mapping[str, float], lists: Sequence[Ranked]
-) -> list[Fused]:
+def _finish(totals: Mapping[str, float], lists: Sequence[Ranked]) -> list[Fused]:
     ranks, raw = _details(lists)
     order = sorted(totals, key=lambda d: (-totals[d], d))
     return [Fused(d, totals[d], tuple(ranks[d]), tuple(raw[d])) for d in order]
@@ -78,7 +78,9 @@ def fuse_minmax(
     return _finish(totals, lists)
 
 
-def fuse_rrf(lists: Sequence[Ranked], weights: Sequence[float], *, rank_constant: int = 60) -> list[Fused]:
+def fuse_rrf(
+    lists: Sequence[Ranked], weights: Sequence[float], *, rank_constant: int = 60
+) -> list[Fused]:
     if len(lists) != len(weights):
         raise ValueError("one weight per list")
     scale = len(weights) / sum(weights)  # equal weights count 1 each, as on the server

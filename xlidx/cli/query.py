@@ -1,0 +1,201 @@
+"""``xlidx query``: one cross-lingual query, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from xlidx.cli._state import out, state
+from xlidx.errors import ConfigError
+
+FilterOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter",
+        help="FIELD=VALUE (repeat; VALUE may be a|b for any of several), or FIELD>=N, FIELD<=N, "
+        "FIELD>N, FIELD<N for ranges.",
+        show_default=False,
+    ),
+]
+
+
+def parse_filter(spec: str) -> tuple[str, str, str]:
+    """``field=value`` → (field, "=", value); also >=, <=, >, < (pure)."""
+    for op in (">=", "<=", "=", ">", "<"):
+        if op in spec:
+            name, _, value = spec.partition(op)
+            if name.strip() and value.strip():
+                return name.strip(), op, value.strip()
+    raise ConfigError(f"invalid --filter {spec!r}: use FIELD=VALUE or FIELD>=N, FIELD<=N, …")
+
+
+def _coerce(value: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def build_query(
+    text: str,
+    *,
+    mode: str,
+    k: int,
+    offset: int,
+    langs: list[str],
+    query_lang: str | None,
+    filters: list[str],
+    fusion: str,
+    weights: str | None,
+    candidates: int,
+    ef_search: int | None,
+    balance: bool,
+    highlight: bool,
+) -> Any:
+    from xlidx.query.plan import Query
+
+    q = Query(text).mode(mode).k(k).offset(offset).candidates(candidates, ef_search)
+    if weights is not None:
+        try:
+            parsed = [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise ConfigError(f"invalid --weights {weights!r}: use BM25,KNN like 0.3,0.7") from None
+        q = q.fusion(fusion, parsed)
+    else:
+        q = q.fusion(fusion)
+    if langs:
+        q = q.langs(*langs)
+    if query_lang:
+        q = q.query_lang(query_lang)
+    for spec in filters:
+        name, op, value = parse_filter(spec)
+        if op == "=":
+            q = q.filter(name, *(_coerce(v) for v in value.split("|")))
+        else:
+            key = {">=": "gte", "<=": "lte", ">": "gt", "<": "lt"}[op]
+            q = q.range(name, **{key: _coerce(value)})
+    if balance:
+        q = q.balance()
+    return q.highlight(highlight)
+
+
+def _snippet(hit: Any) -> str:
+    for frags in hit.highlight.values():
+        if frags:
+            marked = escape(str(frags[0]))
+            return marked.replace("<em>", "[bold yellow]").replace("</em>", "[/bold yellow]")
+    src = hit.source
+    for key in ("title", "body", "text"):
+        if isinstance(src.get(key), str) and src[key]:
+            text: str = src[key]
+            return escape(text[:120] + ("…" if len(text) > 120 else ""))
+    return ""
+
+
+def query_command(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="The query, in any language.")],
+    index: Annotated[str, typer.Option("--index", help="The xlidx index (alias).")] = "",
+    mode: Annotated[str, typer.Option(help="hybrid, bm25 or knn.")] = "hybrid",
+    k: Annotated[int, typer.Option("--k", help="Number of hits.", min=1, max=1000)] = 10,
+    offset: Annotated[int, typer.Option(help="Skip this many hits (paging).", min=0)] = 0,
+    lang: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--lang", help="Only documents in this language (repeat).", show_default=False
+        ),
+    ] = None,
+    query_lang: Annotated[
+        str | None,
+        typer.Option(help="The query's language (default: detected).", show_default=False),
+    ] = None,
+    filters: FilterOpt = None,
+    translate_query: Annotated[
+        bool,
+        typer.Option(
+            "--translate-query", help="Also translate the query into the index's languages."
+        ),
+    ] = False,
+    fusion: Annotated[str, typer.Option(help="Hybrid fusion: minmax or rrf.")] = "minmax",
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            help="BM25,kNN fusion weights, e.g. 0.5,0.5 (default: BM25 scaled by the share of "
+            "documents it can match in the query's languages).",
+            show_default=False,
+        ),
+    ] = None,
+    candidates: Annotated[
+        int, typer.Option(help="Hits per side before fusion; the kNN k.", min=1)
+    ] = 100,
+    ef_search: Annotated[
+        int | None, typer.Option(help="HNSW ef_search for this query.", show_default=False)
+    ] = None,
+    balance: Annotated[
+        bool,
+        typer.Option("--balance", help="Normalize scores per document language before fusion."),
+    ] = False,
+    highlight: Annotated[bool, typer.Option(help="Highlight matches in the snippet.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show the BM25 and kNN ranks behind each hit.")
+    ] = False,
+) -> None:
+    """Hybrid cross-lingual search over an xlidx index."""
+    from xlidx.backends.opensearch import make_client
+    from xlidx.mapping.spec import validate_index_name
+    from xlidx.query.engine import Searcher
+
+    if not index:
+        raise ConfigError("--index NAME is required")
+    validate_index_name(index)
+    q = build_query(
+        text,
+        mode=mode,
+        k=k,
+        offset=offset,
+        langs=list(lang or []),
+        query_lang=query_lang,
+        filters=list(filters or []),
+        fusion=fusion,
+        weights=weights,
+        candidates=candidates,
+        ef_search=ef_search,
+        balance=balance,
+        highlight=highlight and not as_json,
+    )
+    settings = state(ctx).connection()
+    searcher = Searcher(make_client(settings), settings, index)
+    result = searcher.search(q, translate=translate_query, explain=explain)
+    if as_json:
+        out.print_json(json.dumps(result.to_json(explain), ensure_ascii=False, default=str))
+        return
+    table = Table("rank", "score", "lang", "id", "title / snippet", show_lines=False)
+    if explain:
+        table.add_column("bm25 rank (score)")
+        table.add_column("knn rank (score)")
+    for rank, hit in enumerate(result.hits, start=offset + 1):
+        row = [str(rank), f"{hit.score:.4f}", hit.lang or "", escape(hit.id), _snippet(hit)]
+        if explain:
+            row += [
+                "-" if hit.bm25_rank is None else f"{hit.bm25_rank} ({hit.bm25_score:.3f})",
+                "-" if hit.knn_rank is None else f"{hit.knn_rank} ({hit.knn_score:.3f})",
+            ]
+        table.add_row(*row)
+    out.print(table)
+    extra = ""
+    if result.mode == "hybrid" and result.weights is not None:
+        extra = (
+            f", {result.fusion} fusion on the {result.fused_on}, weights bm25 "
+            f"{result.weights[0]:g} / knn {result.weights[1]:g}"
+        )
+    out.print(
+        f"[dim]{len(result.hits)} hits in {result.took_ms:.0f} ms ({result.mode}, query language "
+        f"{result.query_lang or '-'}{extra})[/dim]"
+    )
