@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from xlidx.pipeline.passages import sentence_spans, split_passages, split_sentences
+from xlidx.pipeline.passages import sentence_spans, split_passages
+from xlidx.pipeline.sentences import split_sentences
 
 
 def words(texts: Sequence[str]) -> list[int]:

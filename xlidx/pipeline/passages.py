@@ -5,8 +5,8 @@ count) plugs in. The contract:
 
 * empty or blank text gives ``[]``;
 * text that fits gives exactly ``[text]``;
-* longer text is cut on sentence boundaries (``. ! ?`` followed by whitespace, the CJK
-  marks U+3002, U+FF01, U+FF1F, newlines) and the sentences are packed greedily into
+* longer text is cut on sentence boundaries (those of :mod:`xlidx.pipeline.sentences`)
+  and the sentences are packed greedily into
   passages up to the limit; a sentence longer than the limit is cut between words, and a
   word longer than the limit between characters;
 * every passage is a slice of the text (stripped of surrounding whitespace), in order, so
@@ -26,10 +26,6 @@ from typing import NamedTuple
 #: Counts the tokens of each text, in one batched call.
 TokenCounter = Callable[[Sequence[str]], Sequence[int]]
 
-# A sentence ends after . ! ? … (and closing quotes/brackets) followed by whitespace, after the
-# CJK full stops (no whitespace needed), or at a newline.
-_CLOSERS = "\"'\u201d\u2019\u00bb)\\]\u300d\u300f\uff09"  # quotes and brackets that may follow
-_BOUNDARY = re.compile(f"[.!?\u2026]+[{_CLOSERS}]*(?=\\s)|[\u3002\uff01\uff1f]+[{_CLOSERS}]*|\n")
 _WORD = re.compile(r"\S+")
 
 
@@ -40,19 +36,20 @@ class _Unit(NamedTuple):
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` of each sentence of ``text``, whitespace trimmed, empty ones dropped."""
+    """``(start, end)`` of each sentence of ``text``, whitespace trimmed, empty ones dropped.
+
+    Sentences are those of :func:`xlidx.pipeline.sentences.segment` (the translation stage's
+    splitter, which knows abbreviations and CJK stops); long ones are not wrapped here.
+    """
+    from xlidx.pipeline.sentences import segment
+
     spans: list[tuple[int, int]] = []
-    start = 0
-    for match in _BOUNDARY.finditer(text):
-        _add_trimmed(spans, text, start, match.end())
-        start = match.end()
-    _add_trimmed(spans, text, start, len(text))
+    pos = 0
+    for seg in segment(text, max_chars=max(1, len(text))):
+        if seg.is_sentence:
+            _add_trimmed(spans, text, pos, pos + len(seg.text))
+        pos += len(seg.text)
     return spans
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of ``text`` (see :func:`sentence_spans`)."""
-    return [text[a:b] for a, b in sentence_spans(text)]
 
 
 def split_passages(text: str, *, max_tokens: int, count_tokens: TokenCounter) -> list[str]:

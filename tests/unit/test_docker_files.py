@@ -1,0 +1,50 @@
+"""The Docker files cannot run here (no engine); check what can be checked without one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from tests.conftest import REPO
+
+
+def _compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())
+    return data
+
+
+def test_compose_services() -> None:
+    services = _compose()["services"]
+    assert set(services) == {"opensearch", "redis", "worker-cpu", "worker-gpu"}
+    os_ = services["opensearch"]
+    assert os_["image"].startswith("opensearchproject/opensearch:2.19")
+    assert "opensearch-data:/usr/share/opensearch/data" in os_["volumes"]
+    assert "_cluster/health" in " ".join(os_["healthcheck"]["test"])
+    assert "healthcheck" in services["redis"]
+
+
+def test_workers_share_configuration_and_gpu_is_reserved() -> None:
+    services = _compose()["services"]
+    cpu, gpu = services["worker-cpu"], services["worker-gpu"]
+    assert cpu["environment"] == gpu["environment"]
+    assert cpu["environment"]["XLIDX_URL"] == "http://opensearch:9200"
+    assert cpu["environment"]["XLIDX_BROKER_URL"].startswith("redis://redis:6379")
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    assert "--device" in cpu["command"] and "cuda" in gpu["command"]
+    for worker in (cpu, gpu):
+        assert worker["build"]["dockerfile"] == "docker/Dockerfile"
+        assert worker["depends_on"]["opensearch"]["condition"] == "service_healthy"
+
+
+def test_dockerfile_builds_from_the_repository() -> None:
+    text = (REPO / "docker" / "Dockerfile").read_text()
+    for needed in (
+        "COPY pyproject.toml",
+        "COPY xlidx",
+        "COPY mappings",
+        "pip install .",
+        "USER xlidx",
+    ):
+        assert needed in text
