@@ -17,7 +17,7 @@ from xlidx.mapping.spec import (
     parse_versioned,
     validate_index_name,
 )
-from xlidx.pipeline.write import build_document, chunk_by_size
+from xlidx.pipeline.write import build_document
 
 EMB = {
     "model": "tiny",
@@ -172,11 +172,3 @@ def test_build_document_golden() -> None:
             "passages": [{"vector": [0.1, 0.2], "n": 0}, {"vector": [0.3, 0.4], "n": 1}],
         },
     }
-
-
-def test_chunk_by_size_bounds_count_and_bytes() -> None:
-    actions = [{"_id": str(i), "_source": {"t": "x" * 1000}} for i in range(10)]
-    assert [len(c) for c in chunk_by_size(actions, max_docs=4, max_bytes=10**6)] == [4, 4, 2]
-    assert [len(c) for c in chunk_by_size(actions, max_docs=100, max_bytes=2500)] == [2] * 5
-    big = [{"_id": "b", "_source": {"t": "x" * 10_000}}]
-    assert [len(c) for c in chunk_by_size(big, max_docs=100, max_bytes=100)] == [1]

@@ -400,7 +400,9 @@ class SentenceTransformerEmbedder:
         device = resolve_device(self._device)
         try:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
+            hf_logging.disable_progress_bar()  # xlidx shows its own progress; keep stderr clean
             model = SentenceTransformer(
                 self.source, device=device, local_files_only=self._local_files_only
             )

@@ -1,6 +1,7 @@
 """Write prepared records to the index with opensearch-py's bulk helper.
 
-* Batches are bounded by both document count and bytes.
+* Requests are bounded by both document count and bytes (``streaming_bulk``'s own chunking);
+  big batches are written by a few threads at once, like ``parallel_bulk``.
 * 429 is retried per item by ``streaming_bulk``; 502/503/504, timeouts and connection errors
   fail a whole request, which is retried here with exponential backoff and jitter (the ids
   are fixed, so a retry never duplicates a document).
@@ -10,10 +11,10 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -63,30 +64,6 @@ def build_document(p: Prepared, *, model: str, now: datetime | None = None) -> d
     }
 
 
-def chunk_by_size(
-    actions: Sequence[Mapping[str, Any]], *, max_docs: int, max_bytes: int
-) -> Iterator[list[Mapping[str, Any]]]:
-    """Split actions into chunks of at most ``max_docs`` documents and about ``max_bytes``.
-
-    A single action larger than ``max_bytes`` gets a chunk of its own (the cluster then
-    accepts or refuses it, and a refusal is dead-lettered).
-    """
-    chunk: list[Mapping[str, Any]] = []
-    size = 0
-    for action in actions:
-        n = (
-            len(json.dumps(action.get("_source", {}), ensure_ascii=False, default=str).encode())
-            + 64
-        )
-        if chunk and (len(chunk) >= max_docs or size + n > max_bytes):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(action)
-        size += n
-    if chunk:
-        yield chunk
-
-
 def _is_retryable(exc: Exception) -> bool:
     if isinstance(exc, osx.ConnectionError):  # includes timeouts; TLS errors are not transient
         return not isinstance(exc, osx.SSLError)
@@ -102,7 +79,12 @@ class WriteResult:
 
 @dataclass
 class BulkWriter:
-    """Writes index actions; one instance per run (no I/O in the constructor)."""
+    """Writes index actions; one instance per run (no I/O in the constructor).
+
+    Large batches are cut into ``concurrency`` contiguous slices written in parallel threads,
+    each through ``streaming_bulk`` (which bounds requests by ``max_docs`` and ``max_bytes``
+    and serializes every document once).
+    """
 
     client: OpenSearch
     settings: ConnectionSettings
@@ -111,11 +93,10 @@ class BulkWriter:
     max_retries: int = 6
     initial_backoff: float = 0.5
     max_backoff: float = 30.0
-    refresh: bool = False
+    concurrency: int = 4
     sleep: Callable[[float], None] = time.sleep
 
     def write(self, index: str, batch: Sequence[Prepared], *, model: str) -> WriteResult:
-        by_id = {p.record.id: p for p in batch}
         actions = [
             {
                 "_op_type": "index",
@@ -125,33 +106,52 @@ class BulkWriter:
             }
             for p in batch
         ]
-        result = WriteResult()
-        for chunk in chunk_by_size(actions, max_docs=self.max_docs, max_bytes=self.max_bytes):
-            self._write_chunk(chunk, by_id, result)
-        if self.refresh:
-            self.client.indices.refresh(index=index)
-        return result
+        return self.write_actions(actions, {p.record.id: p for p in batch})
 
-    def _write_chunk(
-        self, chunk: Sequence[Mapping[str, Any]], by_id: Mapping[str, Prepared], result: WriteResult
-    ) -> None:
+    def write_actions(
+        self, actions: Sequence[Mapping[str, Any]], records: Mapping[str, Prepared] | None = None
+    ) -> WriteResult:
+        """Write prepared actions; per-item failures become dead letters (with their record)."""
+        records = records or {}
+        n = len(actions)
+        slices = max(1, min(self.concurrency, n // self.max_docs))
+        size = -(-n // slices) if n else 0
+        parts = [actions[i : i + size] for i in range(0, n, size)] if n else []
+        if len(parts) <= 1:
+            results = [self._write_slice(parts[0] if parts else [], records)]
+        else:
+            with ThreadPoolExecutor(
+                max_workers=len(parts), thread_name_prefix="xlidx-bulk"
+            ) as pool:
+                results = list(pool.map(lambda part: self._write_slice(part, records), parts))
+        total = WriteResult()
+        for r in results:
+            total.indexed += r.indexed
+            total.retries += r.retries
+            total.dead.extend(r.dead)
+        return total
+
+    def _write_slice(
+        self, actions: Sequence[Mapping[str, Any]], records: Mapping[str, Prepared]
+    ) -> WriteResult:
+        result = WriteResult()
+        done = 0  # streaming_bulk reports a chunk only once its request succeeded
         attempt = 0
-        while True:
+        while done < len(actions):
             try:
-                items = list(
-                    helpers.streaming_bulk(
-                        self.client,
-                        chunk,
-                        chunk_size=len(chunk),
-                        max_chunk_bytes=1 << 31,
-                        raise_on_error=False,
-                        raise_on_exception=True,
-                        max_retries=self.max_retries,
-                        initial_backoff=max(1, round(self.initial_backoff)),
-                        max_backoff=max(1, round(self.max_backoff)),
-                    )
-                )
-                break
+                for ok, item in helpers.streaming_bulk(
+                    self.client,
+                    actions[done:],
+                    chunk_size=self.max_docs,
+                    max_chunk_bytes=self.max_bytes,
+                    raise_on_error=False,
+                    raise_on_exception=True,
+                    max_retries=self.max_retries,
+                    initial_backoff=max(1, round(self.initial_backoff)),
+                    max_backoff=max(1, round(self.max_backoff)),
+                ):
+                    done += 1
+                    self._record(ok, item, records, result)
             except osx.TransportError as exc:
                 if not _is_retryable(exc) or attempt >= self.max_retries:
                     raise translate_error(exc, self.settings, "write documents") from exc
@@ -159,28 +159,33 @@ class BulkWriter:
                 self.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
                 attempt += 1
                 result.retries += 1
-        for ok, item in items:
-            info = next(iter(item.values()))
-            if ok:
-                result.indexed += 1
-                continue
-            doc_id = str(info.get("_id"))
-            p = by_id.get(doc_id)
-            error = info.get("error")
-            reason = (
-                f"{error.get('type')}: {error.get('reason')}"
-                if isinstance(error, dict)
-                else str(error or f"HTTP {info.get('status')}")
+        return result
+
+    @staticmethod
+    def _record(
+        ok: bool, item: Mapping[str, Any], records: Mapping[str, Prepared], result: WriteResult
+    ) -> None:
+        info = next(iter(item.values()))
+        if ok:
+            result.indexed += 1
+            return
+        doc_id = str(info.get("_id"))
+        p = records.get(doc_id)
+        error = info.get("error")
+        reason = (
+            f"{error.get('type')}: {error.get('reason')}"
+            if isinstance(error, dict)
+            else str(error or f"HTTP {info.get('status')}")
+        )
+        result.dead.append(
+            DeadLetter(
+                origin=p.record.origin if p else "?",
+                stage="write",
+                reason=f"rejected by the cluster (HTTP {info.get('status')}): {reason}",
+                record=_record_json(p) if p else None,
+                id=doc_id,
             )
-            result.dead.append(
-                DeadLetter(
-                    origin=p.record.origin if p else "?",
-                    stage="write",
-                    reason=f"rejected by the cluster (HTTP {info.get('status')}): {reason}",
-                    record=_record_json(p) if p else None,
-                    id=doc_id,
-                )
-            )
+        )
 
 
 def _record_json(p: Prepared) -> dict[str, Any]:
