@@ -402,7 +402,8 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()  # xlidx shows its own progress; keep stderr clean
+            # xlidx shows its own progress: keep stderr clean
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             model = SentenceTransformer(
                 self.source, device=device, local_files_only=self._local_files_only
             )
