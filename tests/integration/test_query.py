@@ -137,6 +137,41 @@ def test_hostile_queries_are_just_text(
     assert len(res.hits) < len(DOCS)  # not a match-all
 
 
+def test_translated_query_reaches_other_languages(
+    dev_node: ConnectionSettings, tiny_embedder: Any, argos_packages_dir: Path
+) -> None:
+    """--translate-query: an English query is also matched, translated, in French fields."""
+    import uuid
+
+    from tests.fixtures.translation import FR_EN_PAIRS
+    from xlidx.pipeline.translate import Translator
+
+    fr, en = FR_EN_PAIRS[0]  # ("Le chat dort.", "The cat sleeps.")
+    name = f"xlidx-tq-{uuid.uuid4().hex[:8]}"
+    client = make_client(dev_node)
+    docs = [
+        {"id": "fr", "lang": "fr", "body": fr},
+        {"id": "fr-other", "lang": "fr", "body": FR_EN_PAIRS[3][0]},
+    ]
+    ingest(
+        [RawItem(f"d:{i}", payload=d) for i, d in enumerate(docs)],
+        client=client,
+        settings=dev_node,
+        options=IngestOptions(index=name, languages=("en", "fr")),
+        embedder=tiny_embedder,
+    )
+    try:
+        translator = Translator(argos_packages_dir)
+        searcher = Searcher(client, dev_node, name, embedder=tiny_embedder, translator=translator)
+        plain = searcher.search(Query(en).mode("bm25").query_lang("en"))
+        assert plain.hits == []  # no French text matches English words
+        translated = searcher.search(Query(en).mode("bm25").query_lang("en"), translate=True)
+        assert translated.translations == {"fr": fr}
+        assert translated.hits[0].id == "fr"
+    finally:
+        client.indices.delete(index=f"{name}-v1", ignore_unavailable=True)
+
+
 def test_cli_json_and_errors(
     dev_node: ConnectionSettings, tiny_st_model: Path, query_index: str
 ) -> None:
@@ -150,6 +185,11 @@ def test_cli_json_and_errors(
 
     table = run_cli("query", "cat", "--index", query_index, "--k", "3", env=env)
     assert table.returncode == 0 and "rank" in table.stdout
+    only_title = run_cli(
+        "query", "cat", "--index", query_index, "--json", "--source", "title", env=env
+    )
+    src = json.loads(only_title.stdout)["hits"][0]["source"]
+    assert "title" in src and "body" not in src
 
     missing = run_cli("query", "cat", "--index", "no-such-index", env=env)
     assert missing.returncode == 1 and "no xlidx index named 'no-such-index'" in missing.stderr

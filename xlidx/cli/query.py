@@ -142,6 +142,14 @@ def query_command(
         typer.Option("--balance", help="Normalize scores per document language before fusion."),
     ] = False,
     highlight: Annotated[bool, typer.Option(help="Highlight matches in the snippet.")] = True,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="Comma-separated source fields to return (default: all).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     explain: Annotated[
         bool, typer.Option("--explain", help="Show the BM25 and kNN ranks behind each hit.")
@@ -170,6 +178,8 @@ def query_command(
         balance=balance,
         highlight=highlight and not as_json,
     )
+    if source:
+        q = q.source(*(f.strip() for f in source.split(",") if f.strip()))
     settings = state(ctx).connection()
     searcher = Searcher(make_client(settings), settings, index)
     result = searcher.search(q, translate=translate_query, explain=explain)
