@@ -233,21 +233,26 @@ def test_rrf_mirrors_the_server() -> None:
     assert heavier_knn[0].id == "a"
 
 
-def test_balance_normalizes_per_language() -> None:
-    knn = [("en1", 0.9), ("en2", 0.85), ("fr1", 0.6), ("fr2", 0.5)]
+def test_balance_normalizes_bm25_per_language() -> None:
+    bm25 = [("en1", 9.0), ("en2", 8.5), ("fr1", 3.0), ("fr2", 2.0)]
+    knn = [("fr1", 0.8), ("en1", 0.8), ("en2", 0.7), ("fr2", 0.6)]
     langs = {"en1": "en", "en2": "en", "fr1": "fr", "fr2": "fr"}
-    plain = fuse(Query("x").plan(), [], knn, (0.0, 1.0))
-    balanced = fuse(Query("x").balance().plan(), [], knn, (0.0, 1.0), langs)
+    plain = fuse(Query("x").plan(), bm25, knn, (1.0, 0.0))
+    balanced = fuse(Query("x").balance().plan(), bm25, knn, (1.0, 0.0), langs)
     assert [f.id for f in plain][:2] == ["en1", "en2"]
-    assert {f.id for f in balanced[:2]} == {"en1", "fr1"}  # the best of each language first
+    assert [f.id for f in balanced][:2] == ["en1", "fr1"]  # the best of each language first
+    # kNN scores are left alone: with kNN only, balance changes nothing
+    assert [f.id for f in fuse(Query("x").balance().plan(), bm25, knn, (0.0, 1.0), langs)] == [
+        f.id for f in fuse(Query("x").plan(), bm25, knn, (0.0, 1.0))
+    ]
     assert per_group_minmax({})([("a", 1.0)]) == {"a": 1.0}
 
 
 def test_default_weights_gate_bm25() -> None:
-    assert default_weights(0.0) == (0.0, 0.5)
-    assert default_weights(0.04) == (0.0, 0.5)
-    assert default_weights(1.0) == (0.5, 0.5)
-    assert default_weights(0.5) == (0.25, 0.5)
+    assert default_weights(0.0) == (0.0, 0.75)
+    assert default_weights(0.04) == (0.0, 0.75)
+    assert default_weights(1.0) == (0.25, 0.75)
+    assert default_weights(0.5) == (0.12, 0.75)
 
 
 def test_cli_filters() -> None:

@@ -83,15 +83,26 @@ def _filtered(query: dict[str, Any], plan: QueryPlan) -> dict[str, Any]:
     return {"bool": {"must": [query], "filter": filters}}
 
 
-def _common(plan: QueryPlan, size: int, offset: int) -> dict[str, Any]:
+CANDIDATE_SOURCE = {"includes": ["xlidx.lang"]}
+
+
+def source_filter(plan: QueryPlan) -> dict[str, Any]:
+    """What a hit returns of its ``_source``: never the vectors."""
+    src: dict[str, Any] = {"excludes": [PASSAGES]}
+    if plan.source_includes is not None:
+        src["includes"] = [*plan.source_includes, "xlidx.lang", "xlidx.id"]
+    return src
+
+
+def _common(plan: QueryPlan, size: int, offset: int, *, lean: bool = False) -> dict[str, Any]:
+    """``lean``: candidates for fusion return only their language (sources are fetched for
+    the final page alone), unless highlighting needs the search to return them."""
     body: dict[str, Any] = {
         "size": size,
         "from": offset,
-        "_source": {"excludes": [PASSAGES]},
+        "_source": dict(CANDIDATE_SOURCE) if lean and not plan.highlight else source_filter(plan),
         "track_total_hits": False,
     }
-    if plan.source_includes is not None:
-        body["_source"]["includes"] = [*plan.source_includes, "xlidx.lang", "xlidx.id"]
     if plan.highlight:
         body["highlight"] = {
             "fields": {
@@ -104,32 +115,38 @@ def _common(plan: QueryPlan, size: int, offset: int) -> dict[str, Any]:
 
 
 def bm25_body(
-    plan: QueryPlan, *, size: int | None = None, offset: int | None = None
+    plan: QueryPlan, *, size: int | None = None, offset: int | None = None, lean: bool = False
 ) -> dict[str, Any]:
     body = _common(
-        plan, plan.size if size is None else size, plan.offset if offset is None else offset
+        plan,
+        plan.size if size is None else size,
+        plan.offset if offset is None else offset,
+        lean=lean,
     )
     body["query"] = _filtered(bm25_query(plan), plan)
     return body
 
 
 def knn_body(
-    plan: QueryPlan, *, size: int | None = None, offset: int | None = None
+    plan: QueryPlan, *, size: int | None = None, offset: int | None = None, lean: bool = False
 ) -> dict[str, Any]:
     body = _common(
-        plan, plan.size if size is None else size, plan.offset if offset is None else offset
+        plan,
+        plan.size if size is None else size,
+        plan.offset if offset is None else offset,
+        lean=lean,
     )
     body["query"] = _filtered(knn_query(plan), plan)
     return body
 
 
-def hybrid_body(plan: QueryPlan) -> dict[str, Any]:
+def hybrid_body(plan: QueryPlan, *, lean: bool = False) -> dict[str, Any]:
     """The ``hybrid`` query; fused by the pipeline named by :func:`pipeline_name`.
 
     Asks for ``plan.window`` hits, like the client-side path, because the server normalizes
     each sub-query over the hits it returns; the caller keeps ``[offset : offset + size]``.
     """
-    body = _common(plan, plan.window, 0)
+    body = _common(plan, plan.window, 0, lean=lean)
     body["query"] = {
         "hybrid": {"queries": [_filtered(bm25_query(plan), plan), _filtered(knn_query(plan), plan)]}
     }

@@ -17,6 +17,7 @@ import typer
 from xlidx import __version__
 from xlidx.cli import cluster, dev, index, models, pending
 from xlidx.cli._state import CliState, err
+from xlidx.cli.eval import eval_command
 from xlidx.cli.ingest import ingest_command
 from xlidx.cli.query import query_command
 from xlidx.errors import XlidxError
@@ -116,6 +117,7 @@ def root(
 
 app.command("ingest")(ingest_command)
 app.command("query")(query_command)
+app.command("eval")(eval_command)
 app.add_typer(index.app, name="index")
 app.add_typer(models.app, name="models")
 app.add_typer(dev.app, name="dev")

@@ -1,7 +1,7 @@
 """Commands whose place in the CLI is fixed but whose work is not built yet.
 
 Each one says so in one line and exits 1 instead of pretending; the module disappears as
-the eval and worker commands land.
+the worker command lands.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ class NotYetAvailable(XlidxError):
 
 
 _PENDING = {
-    "eval": "Measure retrieval quality (nDCG, recall) on queries and qrels (not built yet).",
     "worker": "Run a Celery worker for the translate/embed/write queues (not built yet).",
 }
 

@@ -58,7 +58,12 @@ def _details(
 
 def _finish(totals: Mapping[str, float], lists: Sequence[Ranked]) -> list[Fused]:
     ranks, raw = _details(lists)
-    order = sorted(totals, key=lambda d: (-totals[d], d))
+
+    def best_rank(d: str) -> int:
+        return min((r for r in ranks[d] if r is not None), default=1 << 30)
+
+    # ties (common after normalization) go to the document ranked higher in either list
+    order = sorted(totals, key=lambda d: (-totals[d], best_rank(d), d))
     return [Fused(d, totals[d], tuple(ranks[d]), tuple(raw[d])) for d in order]
 
 
@@ -66,13 +71,18 @@ def fuse_minmax(
     lists: Sequence[Ranked],
     weights: Sequence[float],
     *,
-    normalize: Callable[[Ranked], dict[str, float]] = minmax_normalize,
+    normalizers: Sequence[Callable[[Ranked], dict[str, float]]] | None = None,
 ) -> list[Fused]:
+    """Weighted mean of min-max normalized scores; ``normalizers`` may replace the plain
+    min-max per list (e.g. per-language normalization of one of them)."""
     if len(lists) != len(weights):
         raise ValueError("one weight per list")
+    norms = list(normalizers) if normalizers is not None else [minmax_normalize] * len(lists)
+    if len(norms) != len(lists):
+        raise ValueError("one normalizer per list")
     total_w = sum(weights)
     totals: dict[str, float] = {}
-    for hits, w in zip(lists, weights, strict=True):
+    for hits, w, normalize in zip(lists, weights, norms, strict=True):
         for doc_id, n in normalize(hits).items():
             totals[doc_id] = totals.get(doc_id, 0.0) + w * n / total_w
     return _finish(totals, lists)
