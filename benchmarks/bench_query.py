@@ -98,7 +98,7 @@ def main() -> None:
     from xlidx.documents import RawItem
     from xlidx.ingest import IngestOptions, ingest
     from xlidx.pipeline.embed import load_embedder
-    from xlidx.query.engine import Searcher
+    from xlidx.query.engine import Searcher, fuse
     from xlidx.query.plan import Query
 
     fr = (TATOEBA / "tatoeba.fra-eng.fra").read_text(encoding="utf-8").splitlines()
@@ -182,20 +182,32 @@ def main() -> None:
                 return client.search(
                     index=index, body=knn_body(plan, size=plan.offset + plan.size, offset=0)
                 )
+            mget_params = {"_source_excludes": "xlidx.passages"}
             if fuse_on == "client":
                 w = plan.window
-                return client.msearch(
+                res = client.msearch(
                     body=[
                         {"index": index},
-                        bm25_body(plan, size=w, offset=0),
+                        bm25_body(plan, size=w, offset=0, lean=True),
                         {"index": index},
-                        knn_body(plan, size=w, offset=0),
+                        knn_body(plan, size=w, offset=0, lean=True),
                     ]
                 )
-            pipe = pipeline_name(plan.fusion, weights, plan.rank_constant)
-            return client.search(
-                index=index, body=hybrid_body(plan), params={"search_pipeline": pipe}
-            )
+                lists = [
+                    [(h["_id"], float(h["_score"])) for h in r["hits"]["hits"]]
+                    for r in res["responses"]
+                ]
+                page = fuse(plan, lists[0], lists[1], weights)[: plan.size]
+                ids = [f.id for f in page]
+            else:
+                pipe = pipeline_name(plan.fusion, weights, plan.rank_constant)
+                res = client.search(
+                    index=index,
+                    body=hybrid_body(plan, lean=True),
+                    params={"search_pipeline": pipe},
+                )
+                ids = [h["_id"] for h in res["hits"]["hits"][: plan.size]]
+            return client.mget(index=index, body={"ids": ids}, params=mget_params)
 
         sent = recorder.capture(partial(via_xlidx, prepared[1]))
         again = recorder.capture(partial(direct, prepared[1]))
