@@ -30,6 +30,7 @@ def test_client_kwargs_literal() -> None:
         "retry_on_timeout": False,
         "verify_certs": True,
         "ssl_show_warn": True,
+        "pool_maxsize": 8,
         "http_auth": ("u", "pw-canary"),
     }
 

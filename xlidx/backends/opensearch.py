@@ -40,6 +40,7 @@ def client_kwargs(settings: ConnectionSettings) -> dict[str, Any]:
         "retry_on_timeout": False,
         "verify_certs": settings.verify_certs,
         "ssl_show_warn": settings.verify_certs,
+        "pool_maxsize": 8,  # the bulk writer sends from several threads
     }
     if settings.username is not None:
         password = settings.password.get() if settings.password else ""
