@@ -114,8 +114,8 @@ def _common(plan: QueryPlan, size: int, offset: int, *, lean: bool = False) -> d
     return body
 
 
-def bm25_body(
-    plan: QueryPlan, *, size: int | None = None, offset: int | None = None, lean: bool = False
+def _search_body(
+    plan: QueryPlan, query: dict[str, Any], size: int | None, offset: int | None, lean: bool
 ) -> dict[str, Any]:
     body = _common(
         plan,
@@ -123,21 +123,20 @@ def bm25_body(
         plan.offset if offset is None else offset,
         lean=lean,
     )
-    body["query"] = _filtered(bm25_query(plan), plan)
+    body["query"] = _filtered(query, plan)
     return body
+
+
+def bm25_body(
+    plan: QueryPlan, *, size: int | None = None, offset: int | None = None, lean: bool = False
+) -> dict[str, Any]:
+    return _search_body(plan, bm25_query(plan), size, offset, lean)
 
 
 def knn_body(
     plan: QueryPlan, *, size: int | None = None, offset: int | None = None, lean: bool = False
 ) -> dict[str, Any]:
-    body = _common(
-        plan,
-        plan.size if size is None else size,
-        plan.offset if offset is None else offset,
-        lean=lean,
-    )
-    body["query"] = _filtered(knn_query(plan), plan)
-    return body
+    return _search_body(plan, knn_query(plan), size, offset, lean)
 
 
 def hybrid_body(plan: QueryPlan, *, lean: bool = False) -> dict[str, Any]:

@@ -330,13 +330,7 @@ class Searcher:
                 h.bm25_rank, h.bm25_score = r, h.score
             return self._result(plan, hits, t0, timings)
         if plan.mode == "knn":
-            res = self._search(
-                knn_body(plan, size=plan.offset + plan.size, offset=0), "run the kNN query"
-            )
-            hits = [_make_hit(h, float(h["_score"])) for h in res["hits"]["hits"]][plan.offset :]
-            for r, h in enumerate(hits, start=plan.offset + 1):
-                h.knn_rank, h.knn_score = r, h.score
-            return self._result(plan, hits, t0, timings)
+            return self._result(plan, self._knn_hits(plan), t0, timings)
 
         weights = self.weights(plan)
         server_ok = (
@@ -352,12 +346,7 @@ class Searcher:
                 "and no --balance or --explain"
             )
         if weights[0] == 0.0:  # BM25 gated off: the kNN ranking is the answer
-            res = self._search(
-                knn_body(plan, size=plan.offset + plan.size, offset=0), "run the kNN query"
-            )
-            hits = [_make_hit(h, float(h["_score"])) for h in res["hits"]["hits"]][plan.offset :]
-            for r, h in enumerate(hits, start=plan.offset + 1):
-                h.knn_rank, h.knn_score = r, h.score
+            hits = self._knn_hits(plan)
             return self._result(plan, hits, t0, timings, weights=weights, fused_on="client")
         if where == "server":
             name = pipeline_name(plan.fusion, weights, plan.rank_constant)
@@ -402,6 +391,14 @@ class Searcher:
             hits.append(h)
         hits = self._with_sources(plan, hits)
         return self._result(plan, hits, t0, timings, weights=weights, fused_on="client")
+
+    def _knn_hits(self, plan: QueryPlan) -> list[Hit]:
+        body = knn_body(plan, size=plan.offset + plan.size, offset=0)
+        res = self._search(body, "run the kNN query")
+        hits = [_make_hit(h, float(h["_score"])) for h in res["hits"]["hits"]][plan.offset :]
+        for r, h in enumerate(hits, start=plan.offset + 1):
+            h.knn_rank, h.knn_score = r, h.score
+        return hits
 
     def _with_sources(self, plan: QueryPlan, hits: list[Hit]) -> list[Hit]:
         """Fetch the sources of the final page (fusion candidates were fetched lean)."""
