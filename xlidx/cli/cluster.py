@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +20,11 @@ def info(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if as_json:
         out.print_json(json.dumps(report))
         return
+    print_cluster(report)
+
+
+def print_cluster(report: dict[str, Any]) -> None:
+    """The lines shared by `xlidx info` and `xlidx dev status`."""
     out.print(f"url:      {report['url']}")
     out.print(f"version:  {report['distribution']} {report['version']}")
     out.print(f"health:   {report['health']} ({report['nodes']} node(s))")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from xlidx.cli._state import err, out
+from xlidx.cli.cluster import print_cluster
 from xlidx.config import ConnectionSettings
 from xlidx.devnode.node import DEFAULT_HEAP, DEFAULT_PORT, START_TIMEOUT, running_pid, url_of
 from xlidx.devnode.paths import DevPaths
@@ -96,10 +97,7 @@ def status(
     if as_json:
         out.print_json(json.dumps(report))
     elif report["running"]:
-        out.print(f"url:      {report['url']}")
-        out.print(f"version:  {report['distribution']} {report['version']}")
-        out.print(f"health:   {report['health']} ({report['nodes']} node)")
-        out.print(f"plugins:  {', '.join(report['plugins']) or '(none)'}")
+        print_cluster(report)
         redis = report["redis"]
         out.print(f"redis:    {redis['url'] if redis['running'] else 'not running'}")
     else:
