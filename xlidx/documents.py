@@ -65,18 +65,27 @@ class DeadLetter:
     record: Any  # the parsed object, or the raw text when it could not be parsed
     id: str | None = None
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "origin": self.origin,
-                "stage": self.stage,
-                "reason": self.reason,
-                "id": self.id,
-                "record": self.record,
-            },
-            ensure_ascii=False,
-            default=str,
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "stage": self.stage,
+            "reason": self.reason,
+            "id": self.id,
+            "record": self.record,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DeadLetter:
+        return cls(
+            origin=str(d.get("origin", "?")),
+            stage=str(d.get("stage", "?")),
+            reason=str(d.get("reason", "")),
+            record=d.get("record"),
+            id=d.get("id"),
         )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
 
 
 @dataclass

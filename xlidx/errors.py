@@ -10,10 +10,12 @@ The tree::
     │                              (missing path, hub unreachable offline, unsupported pair)
     ├── MappingError               an index's mapping or _meta does not fit the request
     │   └── ModelMismatch          writing/querying with another model than the index records
-    └── BackendError               the cluster answered with an error, or could not be reached
-        ├── ConnectionFailed       nothing answered at the URL (refused, DNS, timeout)
-        ├── TLSFailed              the TLS handshake failed (unknown CA, bad certificate)
-        └── AuthenticationFailed   the cluster refused the credentials (HTTP 401/403)
+    ├── BackendError               the cluster answered with an error, or could not be reached
+    │   ├── ConnectionFailed       nothing answered at the URL (refused, DNS, timeout)
+    │   ├── TLSFailed              the TLS handshake failed (unknown CA, bad certificate)
+    │   └── AuthenticationFailed   the cluster refused the credentials (HTTP 401/403)
+    └── QueueError                 the broker or the job store (Redis) could not be reached,
+                                   or a queued job cannot be followed
 
 Messages are one line, meant for a person, and never contain credentials. The CLI prints
 ``error: <message>`` and exits with :attr:`XlidxError.exit_code`.
@@ -73,9 +75,18 @@ class BackendError(XlidxError):
         self.status = status
         self.details = details
 
+    @property
+    def transient(self) -> bool:
+        """Worth retrying later: nothing answered, or the cluster was busy or failing (429, 5xx)."""
+        return self.status is not None and (self.status == 429 or 500 <= self.status <= 599)
+
 
 class ConnectionFailed(BackendError):
     """No cluster answered at the configured URL."""
+
+    @property
+    def transient(self) -> bool:
+        return True
 
 
 class TLSFailed(BackendError):
@@ -84,3 +95,7 @@ class TLSFailed(BackendError):
 
 class AuthenticationFailed(BackendError):
     """The cluster rejected the credentials (401) or their permissions (403)."""
+
+
+class QueueError(XlidxError):
+    """The broker or the job store could not be reached, or a job cannot be followed."""

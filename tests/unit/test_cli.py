@@ -63,13 +63,6 @@ def test_secrets_never_in_help() -> None:
         assert "canary" not in proc.stdout + proc.stderr
 
 
-def test_pending_command_says_so_in_one_line() -> None:
-    proc = run_cli("worker", "--queues", "embed")
-    assert proc.returncode == 1
-    assert (
-        proc.stderr.strip() == "error: `xlidx worker` is not available in this version of xlidx yet"
-    )
-    assert "Traceback" not in proc.stderr
 
 
 def test_usage_error_exits_2() -> None:

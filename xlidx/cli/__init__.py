@@ -15,11 +15,12 @@ from typing import Annotated
 import typer
 
 from xlidx import __version__
-from xlidx.cli import cluster, dev, index, models, pending
+from xlidx.cli import cluster, dev, index, models, queue
 from xlidx.cli._state import CliState, err
 from xlidx.cli.eval import eval_command
 from xlidx.cli.ingest import ingest_command
 from xlidx.cli.query import query_command
+from xlidx.cli.worker import worker_command
 from xlidx.errors import XlidxError
 
 app = typer.Typer(
@@ -122,7 +123,9 @@ app.add_typer(index.app, name="index")
 app.add_typer(models.app, name="models")
 app.add_typer(dev.app, name="dev")
 app.command("info")(cluster.info)
-pending.register(app)
+app.command("worker")(worker_command)
+app.add_typer(queue.app, name="queue")
+app.add_typer(queue.deadletters_app, name="deadletters")
 
 
 def main() -> None:

@@ -119,10 +119,26 @@ def ingest_command(
     space: Annotated[
         str, typer.Option(help="Vector space for a new index: cosinesimil, innerproduct, l2.")
     ] = "cosinesimil",
+    queue: Annotated[
+        bool,
+        typer.Option(
+            "--queue",
+            help="Send batches to the Celery workers ($XLIDX_BROKER_URL) instead of processing "
+            "them here; dead letters go to the job store (`xlidx deadletters`).",
+        ),
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="With --queue: follow the job until every batch is written."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
-    """Detect, translate, embed and index documents into an xlidx index (created if missing)."""
+    """Detect, translate, embed and index documents into an xlidx index (created if missing).
+
+    With --queue the work runs on `xlidx worker` processes: translate (CPU), embed (GPU) and
+    write queues.
+    """
     from xlidx.backends.opensearch import make_client
     from xlidx.ingest import DeadLetterSink, IngestOptions, ingest
     from xlidx.mapping.manage import resolve
@@ -142,6 +158,13 @@ def ingest_command(
     if not fields:
         raise ConfigError("--text-fields is empty")
     vector = VectorSpec(engine=engine, space_type=space)
+    if wait and not queue:
+        raise ConfigError("--wait only applies with --queue")
+    if queue and dead_letter is not None:
+        raise ConfigError(
+            "--dead-letter does not apply with --queue: dead letters of queued jobs are kept "
+            "by the job store (see `xlidx deadletters list`)"
+        )
 
     settings = state(ctx).connection()
     client = make_client(settings)
@@ -152,6 +175,26 @@ def ingest_command(
     else:
         assert path is not None
         items = open_source(path, fmt)
+    show = not no_progress and not as_json and err.is_terminal
+    if queue:
+        from xlidx.cli.ingest_queue import QueuedRequest, run_queued
+
+        request = QueuedRequest(
+            index=index,
+            model=model,
+            translate_to=targets,
+            languages=langs,
+            text_fields=fields,
+            batch_size=batch_size,
+            max_doc_bytes=max_doc_bytes,
+            vector=vector,
+            source=f"index {from_index}" if from_index else str(path),
+            wait=wait,
+            as_json=as_json,
+            show_progress=show,
+        )
+        run_queued(items, client=client, settings=settings, existing=existing, req=request)
+        return
 
     from xlidx.pipeline.embed import load_embedder
 
@@ -174,7 +217,6 @@ def ingest_command(
         vector=vector,
     )
     sink = DeadLetterSink(dead_letter or Path(f"xlidx-deadletters-{index}.jsonl"))
-    show = not no_progress and not as_json and err.is_terminal
     with Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.fields[stage]:<11}"),

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from xlidx.documents import content_hash
-from xlidx.ingest import EmbedderLike, pipeline_fingerprint
+from xlidx.ingest import pipeline_fingerprint
+from xlidx.pipeline.stages import EmbedderLike
 
 
 def reembedder(

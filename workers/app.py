@@ -1,0 +1,78 @@
+"""The Celery app: broker, queues, routes and delivery semantics.
+
+* Three queues: ``translate`` (CPU), ``embed`` (GPU) and ``write`` (I/O). A batch flows
+  translate → embed → write as a chain; ``describe_model`` also goes to ``embed``, where the
+  model is.
+* At-least-once delivery: a message is acknowledged only after its task finished
+  (``task_acks_late``), and requeued when the worker process running it dies
+  (``task_reject_on_worker_lost``). Tasks are idempotent (fixed document ids, content hashes,
+  batch results recorded once), so a second delivery changes nothing.
+* Redis's visibility timeout exceeds the hard time limit plus the longest retry wait (checked
+  by :class:`~xlidx.jobs.settings.QueueSettings`), so no running or waiting task is handed to a
+  second worker; a message of a worker that vanished comes back after it.
+* Results are ignored except for ``describe_model``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu.entity import Exchange, Queue
+
+from xlidx.jobs.settings import QUEUES, QueueSettings
+
+ROUTES: dict[str, dict[str, str]] = {
+    "xlidx.translate": {"queue": "translate"},
+    "xlidx.embed": {"queue": "embed"},
+    "xlidx.describe_model": {"queue": "embed"},
+    "xlidx.write": {"queue": "write"},
+}
+
+
+def celery_config(settings: QueueSettings) -> dict[str, Any]:
+    """The app's configuration (pure)."""
+    transport = {"visibility_timeout": settings.visibility_timeout}
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_queues": [
+            Queue(q, Exchange(q, type="direct"), routing_key=q)  # type: ignore[no-untyped-call]
+            for q in QUEUES
+        ],
+        "task_default_queue": "translate",
+        "task_routes": ROUTES,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "task_ignore_result": True,
+        "result_expires": 3600,
+        "task_time_limit": settings.time_limit,
+        "task_soft_time_limit": settings.soft_time_limit,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_hijack_root_logger": True,
+        "task_publish_retry_policy": {
+            "max_retries": 5,
+            "interval_start": 0.5,
+            "interval_step": 1.0,
+            "interval_max": 3.0,
+        },
+    }
+
+
+def make_app(settings: QueueSettings | None = None) -> Celery:
+    settings = settings or QueueSettings.from_env()
+    app = Celery("xlidx", include=["workers.tasks"])
+    app.conf.update(celery_config(settings))
+    return app
+
+
+settings = QueueSettings.from_env()
+app = make_app(settings)

@@ -1,0 +1,175 @@
+"""The client side of queued ingest: enqueue batches as chains, follow a job, describe a model.
+
+Records are validated here (bad ones become dead letters of the job at once), cut into
+batches and sent as ``translate → embed → write`` chains. Progress lives in the job store,
+so ``--wait`` and ``xlidx queue status`` can follow a job from any machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery, chain
+
+from xlidx.documents import DEFAULT_MAX_DOC_BYTES, RawItem
+from xlidx.errors import ModelError, QueueError, XlidxError
+from xlidx.jobs.options import JobOptions
+from xlidx.jobs.store import JobProgress, JobStore, new_job_id
+from xlidx.pipeline.stages import batches
+from xlidx.pipeline.wire import encode_prepared
+
+
+@dataclass
+class Enqueued:
+    job: str
+    batches: int = 0
+    docs: int = 0
+    read: int = 0
+    invalid: int = 0
+
+
+def _publish_error(app: Celery, exc: Exception) -> QueueError:
+    from xlidx.config import redact_url
+
+    return QueueError(
+        f"cannot send tasks to the broker at {redact_url(str(app.conf.broker_url))}: {exc}"
+    )
+
+
+def enqueue(
+    items: Iterable[RawItem],
+    *,
+    app: Celery,
+    store: JobStore,
+    options: JobOptions,
+    source: str,
+    batch_size: int = 64,
+    max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES,
+    on_batch: Callable[[Enqueued], None] = lambda _e: None,
+) -> Enqueued:
+    """Validate ``items`` and send them in batches; returns what was sent under which job."""
+    from kombu.exceptions import OperationalError
+
+    job = new_job_id()
+    store.create_job(job, index=options.index, source=source, options=options.to_dict())
+    sent = Enqueued(job=job)
+    opts = options.to_dict()
+    for batch in batches(
+        items,
+        text_fields=options.text_fields,
+        max_doc_bytes=max_doc_bytes,
+        batch_size=batch_size,
+        fingerprint=options.fingerprint,
+    ):
+        sent.read += batch.read
+        if batch.dead:
+            sent.invalid += store.add_dead_letters(job, batch.dead, index=options.index)
+        if not batch.prepared:
+            continue
+        payload: dict[str, Any] = {
+            "job": job,
+            "batch": sent.batches,
+            "options": opts,
+            "prepared": [encode_prepared(p) for p in batch.prepared],
+            "dead": [],
+            "unchanged": 0,
+            "untranslated": {},
+        }
+        flow = chain(
+            app.signature("xlidx.translate", args=(payload,)),
+            app.signature("xlidx.embed"),
+            app.signature("xlidx.write"),
+        )
+        try:
+            flow.apply_async(retry=True)
+        except OperationalError as exc:
+            raise _publish_error(app, exc) from exc
+        sent.batches += 1
+        sent.docs += len(batch.prepared)
+        on_batch(sent)
+    store.mark_enqueued(
+        job, batches=sent.batches, docs=sent.docs, read=sent.read, invalid=sent.invalid
+    )
+    return sent
+
+
+def follow(
+    store: JobStore,
+    job: str,
+    *,
+    on_progress: Callable[[JobProgress], None] = lambda _p: None,
+    on_stall: Callable[[float], None] = lambda _s: None,
+    poll: float = 0.5,
+    stall_after: float = 60.0,
+    store_outage: float = 120.0,
+    timeout: float | None = None,
+) -> JobProgress:
+    """Poll the store until ``job`` has every batch done; survives a Redis restart of up to
+    ``store_outage`` seconds. Raises :class:`QueueError` when the job's record disappears
+    (a Redis without persistence was restarted) or on ``timeout``."""
+    t0 = last_change = time.monotonic()
+    last_done = -1
+    down_since: float | None = None
+    warned = False
+    while True:
+        try:
+            progress = store.progress(job)
+            down_since = None
+        except QueueError:
+            now = time.monotonic()
+            down_since = down_since or now
+            if now - down_since > store_outage:
+                raise
+            time.sleep(1.0)
+            continue
+        if progress is None:
+            raise QueueError(
+                f"job {job} is gone from the job store (was Redis restarted without "
+                "persistence?); its queued batches may be lost: run the same `xlidx ingest` "
+                "again, documents already indexed are skipped as unchanged"
+            )
+        on_progress(progress)
+        if progress.finished:
+            return progress
+        now = time.monotonic()
+        if progress.docs_done != last_done:
+            last_done, last_change, warned = progress.docs_done, now, False
+        elif not warned and now - last_change > stall_after:
+            on_stall(now - last_change)
+            warned = True
+        if timeout is not None and now - t0 > timeout:
+            raise QueueError(
+                f"job {job} did not finish within {timeout:g}s "
+                f"({progress.batches_done}/{progress.batches} batches done)"
+            )
+        time.sleep(poll)
+
+
+def describe_model(app: Celery, spec: str, *, timeout: float = 120.0) -> dict[str, Any]:
+    """Ask a worker on the ``embed`` queue what model ``spec`` is (dimension, prompts, …)."""
+    from celery.exceptions import TimeoutError as CeleryTimeout
+    from kombu.exceptions import OperationalError
+
+    try:
+        result = app.send_task("xlidx.describe_model", args=(spec,), queue="embed")
+    except OperationalError as exc:
+        raise _publish_error(app, exc) from exc
+    try:
+        answer = result.get(timeout=timeout, propagate=True)
+    except CeleryTimeout:
+        result.forget()
+        raise QueueError(
+            f"no worker on the embed queue described model {spec!r} within {timeout:g}s: "
+            "start one with `xlidx worker --queues embed`, or create the index first with "
+            "an in-process `xlidx ingest`"
+        ) from None
+    except XlidxError:
+        raise
+    except Exception as exc:  # the worker's exception, rebuilt from JSON
+        raise ModelError(f"the embed worker cannot load model {spec!r}: {exc}") from None
+    if not isinstance(answer, dict) or "dimension" not in answer:
+        raise ModelError(f"the embed worker described model {spec!r} as {answer!r}")
+    return answer

@@ -1,0 +1,284 @@
+"""Thin tasks over the pipeline stages: a batch in, the same batch (a JSON dict) out.
+
+The payload of a batch (see :mod:`xlidx.pipeline.wire`)::
+
+    {"job": id, "batch": n, "options": JobOptions, "prepared": [...], "dead": [...],
+     "unchanged": 0, "untranslated": {"ja->en": 2}}
+
+Failures, by kind:
+
+* transient (cluster unreachable, 429/5xx, Redis unreachable): retried with exponential
+  backoff and jitter, up to ``XLIDX_TASK_MAX_RETRIES`` times;
+* a record a stage cannot process: dead-lettered by the stage, the rest go on;
+* anything else, retries used up, the soft or hard time limit, or a batch on which worker
+  processes died three times: every remaining record is dead-lettered with the stage and the
+  reason, and the batch counts as done. Nothing is dropped without a dead letter.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+
+from workers.app import app
+from workers.holder import holder
+from xlidx.documents import DeadLetter
+from xlidx.errors import BackendError, ModelMismatch, QueueError, XlidxError
+from xlidx.jobs.options import JobOptions
+from xlidx.jobs.settings import retry_delay
+from xlidx.mapping.spec import check_model
+from xlidx.pipeline.stages import Batch, Translate, embed_stage, record_dict, skip_unchanged
+from xlidx.pipeline.wire import decode_prepared, encode_prepared
+
+log = logging.getLogger("xlidx.worker")
+
+Payload = dict[str, Any]
+MAX_DELIVERIES = 3  # worker processes that may die on one batch before it is dead-lettered
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, QueueError) or (
+        isinstance(exc, BackendError) and getattr(exc, "transient", False)
+    )
+
+
+def _batch(payload: Payload) -> Batch:
+    return Batch(prepared=[decode_prepared(d) for d in payload.get("prepared", [])])
+
+
+def _out(payload: Payload, batch: Batch, **extra: Any) -> Payload:
+    return {
+        **payload,
+        "prepared": [encode_prepared(p) for p in batch.prepared],
+        "dead": [*payload.get("dead", []), *(d.to_dict() for d in batch.dead)],
+        "unchanged": int(payload.get("unchanged", 0)) + batch.unchanged,
+        **extra,
+    }
+
+
+def _letters(payload: Payload, stage: str | None = None, reason: str = "") -> list[DeadLetter]:
+    """The batch's dead letters, plus (with ``stage``) one for every record still in it."""
+    letters = [DeadLetter.from_dict(d) for d in payload.get("dead", [])]
+    if stage is not None:
+        for p in _batch(payload).prepared:
+            letters.append(
+                DeadLetter(p.record.origin, stage, reason, record_dict(p.record), p.record.id)
+            )
+    return letters
+
+
+def finish(
+    payload: Payload, *, indexed: int, languages: Mapping[str, int], letters: list[DeadLetter]
+) -> None:
+    opts = payload["options"]
+    result = {
+        "indexed": indexed,
+        "unchanged": int(payload.get("unchanged", 0)),
+        "dead_lettered": len(letters),
+        "languages": dict(languages),
+        "untranslated": dict(payload.get("untranslated", {})),
+    }
+    holder.store().finish_batch(
+        payload["job"], int(payload["batch"]), result, letters, index=opts["index"]
+    )
+
+
+def fail(payload: Payload, stage: str, reason: str) -> None:
+    """Dead-letter what is left of the batch and count it as done; Redis gets 30 s to answer."""
+    letters = _letters(payload, stage, reason)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            finish(payload, indexed=0, languages={}, letters=letters)
+            log.warning(
+                "batch %s:%s dead-lettered at %s: %s",
+                payload.get("job"),
+                payload.get("batch"),
+                stage,
+                reason,
+            )
+            return
+        except QueueError as exc:
+            if time.monotonic() > deadline:
+                log.error(
+                    "could not record %d dead letter(s) of batch %s:%s: %s",
+                    len(letters),
+                    payload.get("job"),
+                    payload.get("batch"),
+                    exc,
+                )
+                raise
+            time.sleep(2)
+
+
+class BatchTask(Task):  # type: ignore[misc]
+    """A stage task. Whatever ends it without a result dead-letters its batch (see module doc)."""
+
+    stage = ""
+    max_retries = holder.queue_settings().max_retries
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        payload = args[0] if args else None
+        if not isinstance(payload, dict) or "job" not in payload:
+            log.error("task %s failed without a batch to dead-letter: %s", task_id, exc)
+            return
+        fail(payload, self.stage, failure_reason(exc, self.max_retries))
+
+
+def failure_reason(exc: BaseException, max_retries: int) -> str:
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return (
+            f"took longer than the soft time limit ({holder.queue_settings().soft_time_limit:g}s)"
+        )
+    if isinstance(exc, TimeLimitExceeded):
+        return f"killed at the hard time limit ({holder.queue_settings().time_limit:g}s)"
+    if is_transient(exc):
+        return f"still failing after {max_retries} retries: {exc}"
+    if isinstance(exc, XlidxError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def run(task: BatchTask, payload: Payload, stage: Callable[[Payload], Payload]) -> Payload:
+    """Run ``stage`` once for this delivery: retry transient failures, stop poison batches."""
+    try:
+        store = holder.store()
+        retries = int(task.request.retries or 0)
+        key = f"{task.stage}:{retries}"
+        if store.count_delivery(payload["job"], int(payload["batch"]), key) > MAX_DELIVERIES:
+            fail(payload, task.stage, f"worker processes died {MAX_DELIVERIES} times on this batch")
+            return _empty(payload)
+        t0 = time.monotonic()
+        out = stage(payload)
+        log.info(
+            "batch %s:%s %s: %d record(s) in %.2fs",
+            payload["job"],
+            payload["batch"],
+            task.stage,
+            len(payload.get("prepared", [])),
+            time.monotonic() - t0,
+        )
+        return out
+    except Exception as exc:
+        if is_transient(exc) and task.request.retries < task.max_retries:
+            delay = retry_delay(task.request.retries, cap=holder.queue_settings().retry_backoff_max)
+            log.warning(
+                "batch %s:%s %s: %s; retry in %.1fs",
+                payload.get("job"),
+                payload.get("batch"),
+                task.stage,
+                exc,
+                delay,
+            )
+            raise task.retry(exc=exc, countdown=delay) from exc
+        raise
+
+
+def _empty(payload: Payload) -> Payload:
+    """A batch already accounted for: later stages pass it through and record nothing."""
+    return {**payload, "prepared": [], "dead": [], "finished": True}
+
+
+def _translate(payload: Payload) -> Payload:
+    opts = JobOptions.from_dict(payload["options"])
+    batch = skip_unchanged(holder.client(), holder.settings(), opts.index, _batch(payload))
+    from xlidx.pipeline.detect import detect_stage
+
+    detect_stage(batch.prepared, holder.detector(opts.languages, opts.min_confidence))
+    translator = holder.translator() if opts.translate_to else None
+    translate = Translate(translator, opts.translate_to)
+    batch = translate(batch)
+    if translator is not None:
+        _record_packages(opts, translator)
+    untranslated: Counter[str] = Counter(payload.get("untranslated", {}))
+    untranslated.update(translate.untranslated)
+    return _out(payload, batch, untranslated=dict(untranslated))
+
+
+def _record_packages(opts: JobOptions, translator: Any) -> None:
+    used = translator.describe()
+    if holder.recorded_packages.get(opts.index) == used:
+        return
+    from xlidx.ingest import record_translation
+    from xlidx.mapping.manage import resolve
+
+    state = resolve(holder.client(), holder.settings(), opts.index)
+    if state is not None:
+        record_translation(holder.client(), holder.settings(), state, translator, opts.translate_to)
+        holder.recorded_packages[opts.index] = used
+
+
+def _embed(payload: Payload) -> Payload:
+    opts = JobOptions.from_dict(payload["options"])
+    batch = _batch(payload)
+    if batch.prepared:
+        try:
+            embedder = holder.embedder(opts.model)
+            check_model({"xlidx": {"embedding": opts.embedding}}, embedder.describe(), opts.index)
+        except (ModelMismatch, XlidxError) as exc:
+            if is_transient(exc):
+                raise
+            from xlidx.pipeline.stages import fail_batch
+
+            fail_batch(batch, "embed", exc)
+            return _out(payload, batch)
+        batch = embed_stage(embedder)(batch)
+    return _out(payload, batch)
+
+
+def _write(payload: Payload) -> Payload:
+    if payload.get("finished"):
+        return payload
+    opts = JobOptions.from_dict(payload["options"])
+    batch = _batch(payload)
+    indexed = 0
+    letters = _letters(payload)
+    languages: Counter[str] = Counter()
+    if batch.prepared:
+        from xlidx.pipeline.write import BulkWriter
+
+        writer = BulkWriter(
+            holder.client(), holder.settings(), max_retries=2, max_backoff=5.0, concurrency=1
+        )
+        res = writer.write(opts.index, batch.prepared, model=str(opts.embedding.get("model")))
+        indexed = res.indexed
+        letters.extend(res.dead)
+        rejected = {d.id for d in res.dead}
+        languages.update(p.lang for p in batch.prepared if p.record.id not in rejected)
+    finish(payload, indexed=indexed, languages=languages, letters=letters)
+    return _empty(payload)
+
+
+@app.task(base=BatchTask, bind=True, name="xlidx.translate", stage="translate")
+def translate(self: BatchTask, payload: Payload) -> Payload:
+    """Skip unchanged records, detect languages, translate."""
+    return run(self, payload, _translate)
+
+
+@app.task(base=BatchTask, bind=True, name="xlidx.embed", stage="embed")
+def embed(self: BatchTask, payload: Payload) -> Payload:
+    """Split into passages and embed them with the job's model."""
+    return run(self, payload, _embed)
+
+
+@app.task(base=BatchTask, bind=True, name="xlidx.write", stage="write")
+def write(self: BatchTask, payload: Payload) -> Payload:
+    """Bulk-write the batch, then record its result and dead letters once."""
+    return run(self, payload, _write)
+
+
+@app.task(name="xlidx.describe_model", ignore_result=False)
+def describe_model(spec: str) -> dict[str, Any]:
+    """What the embedding model ``spec`` is on this worker (for a new index's mapping)."""
+    from xlidx.ingest import model_source
+
+    embedder = holder.embedder(spec)
+    return {**embedder.describe(), "source": model_source(embedder)}

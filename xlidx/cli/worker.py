@@ -1,0 +1,123 @@
+"""``xlidx worker``: a Celery worker for some of the translate, embed and write queues.
+
+Defaults per queue set (each overridable):
+
+=====================  ============================  ===================  =========
+queues                 concurrency                   prefetch multiplier  why
+=====================  ============================  ===================  =========
+includes ``embed``     1                             1                    one model copy per
+                                                                          GPU; long tasks
+``translate`` only     CPU cores                     1                    CPU-bound, long
+``write`` only         4                             4                    waits on the cluster
+=====================  ============================  ===================  =========
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Annotated
+
+import typer
+
+from xlidx.cli._state import err, state
+from xlidx.errors import ConfigError
+from xlidx.jobs.settings import QUEUES
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def parse_queues(text: str) -> tuple[str, ...]:
+    queues = tuple(dict.fromkeys(q.strip() for q in text.split(",") if q.strip()))
+    unknown = [q for q in queues if q not in QUEUES]
+    if unknown or not queues:
+        raise ConfigError(
+            f"unknown queue(s) {', '.join(unknown) or '(none given)'}: "
+            f"choose among {', '.join(QUEUES)}"
+        )
+    return queues
+
+
+def worker_defaults(queues: tuple[str, ...], cpus: int) -> tuple[int, int]:
+    """(concurrency, prefetch multiplier) for a worker on ``queues`` (pure)."""
+    if "embed" in queues:
+        return 1, 1
+    if "translate" in queues:
+        return max(1, cpus), 1
+    return 4, 4
+
+
+def worker_command(
+    ctx: typer.Context,
+    queues: Annotated[
+        str, typer.Option("--queues", "-Q", help="Comma-separated queues to consume.")
+    ] = ",".join(QUEUES),
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            help="Worker processes (default: 1 with embed, else CPU cores for translate, "
+            "4 for write).",
+            show_default=False,
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="Device for models: auto, cpu, cuda or mps.")
+    ] = "auto",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Embedding model to preload (default $XLIDX_EMBED_MODEL); a job naming "
+            "another model loads it on first use.",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Worker name (default xlidx-QUEUES-PID@HOST).", show_default=False),
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "info",
+) -> None:
+    """Run a Celery worker for the translate (CPU), embed (GPU) and write (I/O) queues."""
+    chosen = parse_queues(queues)
+    if device not in DEVICES:
+        raise ConfigError(f"unknown device {device!r}: choose among {', '.join(DEVICES)}")
+    spec = model or os.environ.get("XLIDX_EMBED_MODEL") or None
+    if spec and "embed" in chosen:
+        from xlidx.pipeline.embed import load_embedder
+
+        load_embedder(spec, device="cpu")  # cheap checks only (path, cached hub model)
+    connection = state(ctx).connection()
+
+    from workers.app import app
+    from workers.app import settings as queue_settings
+    from workers.holder import configure
+    from xlidx.jobs.store import JobStore
+
+    JobStore(queue_settings.state_url).ping()
+    n, prefetch = worker_defaults(chosen, os.cpu_count() or 1)
+    configure(connection=connection, device=device, model=spec, queues=chosen)
+    app.conf.worker_prefetch_multiplier = prefetch
+    node = name or f"xlidx-{'-'.join(chosen)}-{os.getpid()}@{socket.gethostname()}"
+    err.print(
+        f"xlidx worker {node}: queues {','.join(chosen)}, {concurrency or n} process(es), "
+        f"device {device}, broker {queue_settings.display_broker}"
+    )
+    app.worker_main(
+        [
+            "worker",
+            "--queues",
+            ",".join(chosen),
+            "--concurrency",
+            str(concurrency or n),
+            "--hostname",
+            node,
+            "--loglevel",
+            loglevel,
+            "--without-mingle",
+            "--without-gossip",
+        ]
+    )

@@ -1,0 +1,127 @@
+"""Queue settings, read from the environment once and checked against each other.
+
+=============================  ===============================================  ============
+variable                       meaning                                          default
+=============================  ===============================================  ============
+``XLIDX_BROKER_URL``           Celery broker: ``redis://…`` or ``amqp://…``     redis://127.0.0.1:6379/0
+``XLIDX_STATE_URL``            Redis for job progress and dead letters          the broker, if Redis
+``XLIDX_RESULT_BACKEND``       Celery result backend (model descriptions only)  the state Redis
+``XLIDX_VISIBILITY_TIMEOUT``   seconds before an unacknowledged task is         3600
+                               delivered again (Redis brokers)
+``XLIDX_TASK_TIME_LIMIT``      hard limit per task, seconds (the process is     1800
+                               killed)
+``XLIDX_TASK_SOFT_TIME_LIMIT`` soft limit per task, seconds (the batch is       0.8 x hard
+                               dead-lettered)
+``XLIDX_RETRY_BACKOFF_MAX``    longest wait between retries, seconds            300
+``XLIDX_TASK_MAX_RETRIES``     retries of a transient failure before the        10
+                               batch is dead-lettered
+=============================  ===============================================  ============
+
+A task must finish, or wait for its next retry, before the broker hands its message to
+another worker, so ``hard limit + longest backoff < visibility timeout`` is enforced.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from xlidx.config import redact_url
+from xlidx.errors import ConfigError
+
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+QUEUES: tuple[str, ...] = ("translate", "embed", "write")
+
+
+def _is_redis(url: str) -> bool:
+    return urlsplit(url).scheme in {"redis", "rediss", "unix"}
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    broker_url: str = DEFAULT_BROKER_URL
+    state_url: str = DEFAULT_BROKER_URL
+    result_backend: str = DEFAULT_BROKER_URL
+    visibility_timeout: float = 3600.0
+    time_limit: float = 1800.0
+    soft_time_limit: float = 1440.0
+    retry_backoff_max: float = 300.0
+    max_retries: int = 10
+
+    def __post_init__(self) -> None:
+        if not self.soft_time_limit < self.time_limit:
+            raise ConfigError(
+                f"the soft time limit ({self.soft_time_limit:g}s) must be below the hard one "
+                f"({self.time_limit:g}s)"
+            )
+        if self.time_limit + self.retry_backoff_max >= self.visibility_timeout:
+            raise ConfigError(
+                f"XLIDX_VISIBILITY_TIMEOUT ({self.visibility_timeout:g}s) must exceed the task "
+                f"time limit plus the longest retry backoff ({self.time_limit:g}s + "
+                f"{self.retry_backoff_max:g}s), or a slow task is delivered twice"
+            )
+        if self.max_retries < 0:
+            raise ConfigError(f"XLIDX_TASK_MAX_RETRIES must be 0 or more, got {self.max_retries}")
+
+    @property
+    def display_broker(self) -> str:
+        return redact_url(self.broker_url)
+
+    @property
+    def display_state(self) -> str:
+        return redact_url(self.state_url)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> QueueSettings:
+        env = os.environ if env is None else env
+        broker = env.get("XLIDX_BROKER_URL", "").strip() or DEFAULT_BROKER_URL
+        scheme = urlsplit(broker).scheme
+        if scheme not in {"redis", "rediss", "unix", "amqp", "amqps", "pyamqp"}:
+            raise ConfigError(
+                f"XLIDX_BROKER_URL must be a redis:// or amqp:// URL, got {redact_url(broker)!r}"
+            )
+        state = env.get("XLIDX_STATE_URL", "").strip() or (broker if _is_redis(broker) else "")
+        if not state:
+            raise ConfigError(
+                "with a RabbitMQ broker, set XLIDX_STATE_URL to a Redis URL: xlidx keeps job "
+                "progress and dead letters there"
+            )
+        if not _is_redis(state):
+            raise ConfigError(f"XLIDX_STATE_URL must be a redis:// URL, got {redact_url(state)!r}")
+        hard = _number(env, "XLIDX_TASK_TIME_LIMIT", 1800.0)
+        raw_retries = env.get("XLIDX_TASK_MAX_RETRIES", "").strip() or "10"
+        if not raw_retries.isdigit():
+            raise ConfigError(f"XLIDX_TASK_MAX_RETRIES must be a whole number, got {raw_retries!r}")
+        return cls(
+            broker_url=broker,
+            state_url=state,
+            result_backend=env.get("XLIDX_RESULT_BACKEND", "").strip() or state,
+            visibility_timeout=_number(env, "XLIDX_VISIBILITY_TIMEOUT", 3600.0),
+            time_limit=hard,
+            soft_time_limit=_number(env, "XLIDX_TASK_SOFT_TIME_LIMIT", round(hard * 0.8, 3)),
+            retry_backoff_max=_number(env, "XLIDX_RETRY_BACKOFF_MAX", 300.0),
+            max_retries=int(raw_retries),
+        )
+
+
+def retry_delay(attempt: int, *, cap: float, base: float = 1.0, jitter: float = 0.5) -> float:
+    """Exponential backoff with jitter: ``base·2^attempt`` capped at ``cap``, then scaled by a
+    random factor in ``[1 - jitter, 1]`` so that retries from many tasks spread out."""
+    delay = min(cap, base * 2.0 ** max(0, attempt))
+    return delay * (1.0 - jitter * random.random())  # noqa: S311 - jitter, not crypto

@@ -1,0 +1,287 @@
+"""Job progress and dead letters, kept in Redis so that every worker and client sees them.
+
+Keys (all under ``xlidx:``):
+
+* ``jobs`` - sorted set of job ids by creation time;
+* ``job:<id>`` - hash: index, source, options, created, and once enqueued ``batches``,
+  ``docs``, ``read`` and ``invalid``;
+* ``job:<id>:done`` - hash: batch number → its result, set once (``HSETNX``): a batch
+  delivered twice (a worker died after writing, before acknowledging) counts once;
+* ``job:<id>:deliveries`` - hash: ``batch:stage`` → times a worker started it;
+* ``deadletters`` - hash: ``job:origin:id`` → the dead letter as JSON (the in-process JSONL
+  fields plus ``index``, ``job`` and ``at``). Keyed, so recording one twice keeps one.
+
+A batch's result and its dead letters are written in one atomic step (a Lua script), so a
+dead letter is never recorded without its batch counting as done, nor the other way round.
+Job keys expire ``JOB_TTL`` after the job was created; dead letters stay until retried or
+purged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import redis
+
+from xlidx.config import redact_url
+from xlidx.documents import DeadLetter
+from xlidx.errors import QueueError
+
+PREFIX = "xlidx:"
+JOB_TTL = 30 * 24 * 3600
+T = TypeVar("T")
+
+_FINISH = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+  return 1
+end
+return 0
+"""
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def letter_key(job: str, letter: DeadLetter) -> str:
+    return f"{job}:{letter.origin}:{letter.id or ''}"
+
+
+@dataclass
+class JobProgress:
+    """A job as the store sees it (the ``batches``/``docs`` totals are known once enqueued)."""
+
+    id: str
+    index: str = ""
+    source: str = ""
+    created: float = 0.0
+    enqueued: bool = False
+    batches: int = 0
+    docs: int = 0
+    read: int = 0
+    invalid: int = 0
+    batches_done: int = 0
+    indexed: int = 0
+    unchanged: int = 0
+    dead_lettered: int = 0
+    untranslated: dict[str, int] = field(default_factory=dict)
+    languages: dict[str, int] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.enqueued and self.batches_done >= self.batches
+
+    @property
+    def docs_done(self) -> int:
+        return self.indexed + self.unchanged + self.dead_lettered
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "index": self.index,
+            "source": self.source,
+            "created": self.created,
+            "state": "done" if self.finished else ("queued" if self.enqueued else "enqueuing"),
+            "batches": self.batches,
+            "batches_done": self.batches_done,
+            "read": self.read,
+            "docs": self.docs,
+            "indexed": self.indexed,
+            "unchanged": self.unchanged,
+            "dead_lettered": self.dead_lettered + self.invalid,
+            "languages": self.languages,
+            "untranslated": self.untranslated,
+        }
+
+
+class JobStore:
+    """The Redis side of queued jobs. Connection errors become :class:`QueueError`."""
+
+    def __init__(self, url: str, *, client: redis.Redis | None = None) -> None:
+        self.url = url
+        self._redis = client
+        self._finish: Any = None
+
+    @property
+    def redis(self) -> redis.Redis:
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(
+                self.url, socket_connect_timeout=5, socket_timeout=10, decode_responses=True
+            )
+        return self._redis
+
+    def _do(self, action: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except redis.RedisError as exc:
+            raise QueueError(
+                f"cannot {action}: the job store at {redact_url(self.url)} failed: {exc}"
+            ) from exc
+
+    def ping(self) -> None:
+        self._do("reach Redis", self.redis.ping)
+
+    # -- jobs --------------------------------------------------------------------------
+    def create_job(self, job: str, *, index: str, source: str, options: Mapping[str, Any]) -> None:
+        now = time.time()
+
+        def run() -> None:
+            pipe = self.redis.pipeline()
+            pipe.hset(
+                f"{PREFIX}job:{job}",
+                mapping={
+                    "index": index,
+                    "source": source,
+                    "created": now,
+                    "options": json.dumps(dict(options)),
+                },
+            )
+            pipe.expire(f"{PREFIX}job:{job}", JOB_TTL)
+            pipe.zadd(f"{PREFIX}jobs", {job: now})
+            pipe.execute()
+
+        self._do("record the job", run)
+
+    def mark_enqueued(self, job: str, *, batches: int, docs: int, read: int, invalid: int) -> None:
+        self._do(
+            "record the job",
+            lambda: self.redis.hset(
+                f"{PREFIX}job:{job}",
+                mapping={"batches": batches, "docs": docs, "read": read, "invalid": invalid},
+            ),
+        )
+
+    def job_options(self, job: str) -> dict[str, Any] | None:
+        raw = self._do("read the job", lambda: self.redis.hget(f"{PREFIX}job:{job}", "options"))
+        return json.loads(raw) if raw else None
+
+    def finish_batch(
+        self,
+        job: str,
+        batch: int,
+        result: Mapping[str, Any],
+        letters: Sequence[DeadLetter],
+        *,
+        index: str,
+    ) -> bool:
+        """Record a batch's result and its dead letters, once. False when already recorded."""
+        now = time.time()
+        argv: list[str] = [str(batch), json.dumps(dict(result))]
+        for letter in letters:
+            entry = {**letter.to_dict(), "index": index, "job": job, "at": now}
+            argv += [letter_key(job, letter), json.dumps(entry, ensure_ascii=False, default=str)]
+
+        def run() -> bool:
+            if self._finish is None:
+                self._finish = self.redis.register_script(_FINISH)
+            keys = [f"{PREFIX}job:{job}:done", f"{PREFIX}deadletters"]
+            done = bool(self._finish(keys=keys, args=argv))
+            self.redis.expire(f"{PREFIX}job:{job}:done", JOB_TTL)
+            return done
+
+        return self._do("record a finished batch", run)
+
+    def add_dead_letters(self, job: str, letters: Iterable[DeadLetter], *, index: str) -> int:
+        now = time.time()
+        mapping: dict[Any, Any] = {
+            letter_key(job, letter): json.dumps(
+                {**letter.to_dict(), "index": index, "job": job, "at": now},
+                ensure_ascii=False,
+                default=str,
+            )
+            for letter in letters
+        }
+        if mapping:
+            self._do(
+                "record dead letters",
+                lambda: self.redis.hset(f"{PREFIX}deadletters", mapping=mapping),
+            )
+        return len(mapping)
+
+    def count_delivery(self, job: str, batch: int, stage: str) -> int:
+        """How many times this stage of this batch has been started (this one included)."""
+
+        def run() -> int:
+            key = f"{PREFIX}job:{job}:deliveries"
+            n = int(self.redis.hincrby(key, f"{batch}:{stage}", 1))
+            self.redis.expire(key, JOB_TTL)
+            return n
+
+        return self._do("count a delivery", run)
+
+    def progress(self, job: str) -> JobProgress | None:
+        def run() -> tuple[dict[str, str], dict[str, str]]:
+            pipe = self.redis.pipeline()
+            pipe.hgetall(f"{PREFIX}job:{job}")
+            pipe.hgetall(f"{PREFIX}job:{job}:done")
+            info, done = pipe.execute()
+            return info, done
+
+        info, done = self._do("read the job's progress", run)
+        if not info:
+            return None
+        p = JobProgress(
+            id=job,
+            index=info.get("index", ""),
+            source=info.get("source", ""),
+            created=float(info.get("created", 0)),
+            enqueued="batches" in info,
+            batches=int(info.get("batches", 0)),
+            docs=int(info.get("docs", 0)),
+            read=int(info.get("read", 0)),
+            invalid=int(info.get("invalid", 0)),
+            options=json.loads(info.get("options") or "{}"),
+        )
+        for raw in done.values():
+            r = json.loads(raw)
+            p.batches_done += 1
+            p.indexed += int(r.get("indexed", 0))
+            p.unchanged += int(r.get("unchanged", 0))
+            p.dead_lettered += int(r.get("dead_lettered", 0))
+            for key, target in (("untranslated", p.untranslated), ("languages", p.languages)):
+                for k, v in (r.get(key) or {}).items():
+                    target[k] = target.get(k, 0) + int(v)
+        return p
+
+    def recent_jobs(self, limit: int = 10) -> list[JobProgress]:
+        ids = self._do(
+            "list jobs", lambda: self.redis.zrevrange(f"{PREFIX}jobs", 0, max(0, limit - 1))
+        )
+        jobs = [self.progress(str(j)) for j in ids]
+        return [j for j in jobs if j is not None]
+
+    # -- dead letters --------------------------------------------------------------------
+    def dead_letters(
+        self, *, index: str | None = None, job: str | None = None, stage: str | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(key, entry) pairs, oldest first, filtered."""
+        raw = self._do("read dead letters", lambda: self.redis.hgetall(f"{PREFIX}deadletters"))
+        out: list[tuple[str, dict[str, Any]]] = []
+        for key, value in raw.items():
+            entry = json.loads(value)
+            if index is not None and entry.get("index") != index:
+                continue
+            if job is not None and entry.get("job") != job:
+                continue
+            if stage is not None and entry.get("stage") != stage:
+                continue
+            out.append((str(key), entry))
+        out.sort(key=lambda kv: (kv[1].get("at", 0), kv[0]))
+        return out
+
+    def count_dead_letters(self) -> int:
+        return int(self._do("count dead letters", lambda: self.redis.hlen(f"{PREFIX}deadletters")))
+
+    def remove_dead_letters(self, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        return int(
+            self._do("remove dead letters", lambda: self.redis.hdel(f"{PREFIX}deadletters", *keys))
+        )

@@ -1,0 +1,200 @@
+"""The batch stages of ingest, shared by in-process ingest and the Celery workers.
+
+Each stage takes a :class:`Batch` and returns it: records that a stage cannot process leave
+``prepared`` for ``dead`` with the stage and the reason, so one bad record never stops a
+batch and none is ever dropped without a trace.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from opensearchpy import OpenSearch
+
+from xlidx.backends.opensearch import call
+from xlidx.config import ConnectionSettings
+from xlidx.documents import UNDETERMINED, DeadLetter, Prepared, RawItem, Record, to_record
+from xlidx.errors import ModelError, XlidxError
+
+
+class EmbedderLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def split_passages(self, text: str) -> list[str]: ...
+
+    def encode_document(self, texts: Sequence[str]) -> Any: ...
+
+
+class TranslatorLike(Protocol):
+    def route(self, src: str, tgt: str) -> Any: ...
+
+    def translate_many(self, requests: Sequence[tuple[str, str, str]]) -> list[str]: ...
+
+    def describe(self) -> list[dict[str, Any]]: ...
+
+
+@dataclass
+class Batch:
+    prepared: list[Prepared]
+    unchanged: int = 0
+    dead: list[DeadLetter] = field(default_factory=list)
+    read: int = 0
+
+
+def batches(
+    items: Iterable[RawItem],
+    *,
+    text_fields: Sequence[str],
+    max_doc_bytes: int,
+    batch_size: int,
+    fingerprint: str,
+) -> Iterator[Batch]:
+    """Validate ``items`` into batches of up to ``batch_size`` records; a repeated id is a
+    dead letter (the first one is kept)."""
+    seen: dict[str, str] = {}
+    batch = Batch(prepared=[])
+    for item in items:
+        batch.read += 1
+        rec = to_record(
+            item,
+            text_fields=text_fields,
+            max_doc_bytes=max_doc_bytes,
+            pipeline_fingerprint=fingerprint,
+        )
+        if isinstance(rec, DeadLetter):
+            batch.dead.append(rec)
+        elif rec.id in seen:
+            batch.dead.append(
+                DeadLetter(
+                    rec.origin,
+                    "validate",
+                    f"duplicate id {rec.id!r} (first seen at {seen[rec.id]}); "
+                    "the first one is kept",
+                    {"id": rec.id, **rec.extra, **rec.texts},
+                    rec.id,
+                )
+            )
+        else:
+            seen[rec.id] = rec.origin
+            batch.prepared.append(Prepared(rec))
+        if len(batch.prepared) >= batch_size:
+            yield batch
+            batch = Batch(prepared=[])
+    if batch.prepared or batch.dead or batch.read:
+        yield batch
+
+
+def skip_unchanged(
+    client: OpenSearch, settings: ConnectionSettings, index: str, batch: Batch
+) -> Batch:
+    if not batch.prepared:
+        return batch
+    ids = [p.record.id for p in batch.prepared]
+    res = call(
+        settings,
+        "look up existing documents",
+        lambda: client.mget(
+            index=index, body={"ids": ids}, params={"_source_includes": "xlidx.content_hash"}
+        ),
+    )
+    known = {
+        d["_id"]: d.get("_source", {}).get("xlidx", {}).get("content_hash")
+        for d in res.get("docs", [])
+        if d.get("found")
+    }
+    keep = [p for p in batch.prepared if known.get(p.record.id) != p.record.content_hash]
+    batch.unchanged += len(batch.prepared) - len(keep)
+    batch.prepared = keep
+    return batch
+
+
+def fail_batch(batch: Batch, stage: str, exc: XlidxError) -> None:
+    for p in batch.prepared:
+        batch.dead.append(
+            DeadLetter(p.record.origin, stage, str(exc), record_dict(p.record), p.record.id)
+        )
+    batch.prepared = []
+
+
+def record_dict(rec: Record) -> dict[str, Any]:
+    return {"id": rec.id, **rec.extra, **rec.texts, **({"lang": rec.lang} if rec.lang else {})}
+
+
+class Translate:
+    def __init__(self, translator: TranslatorLike | None, targets: Sequence[str]) -> None:
+        self.translator = translator
+        self.targets = tuple(targets)
+        self.routes: dict[tuple[str, str], bool] = {}
+        self.untranslated: Counter[str] = Counter()
+
+    def _can(self, src: str, tgt: str) -> bool:
+        if (src, tgt) not in self.routes:
+            try:
+                assert self.translator is not None
+                self.translator.route(src, tgt)
+                self.routes[(src, tgt)] = True
+            except ModelError:
+                self.routes[(src, tgt)] = False
+        return self.routes[(src, tgt)]
+
+    def __call__(self, batch: Batch) -> Batch:
+        if not self.targets or self.translator is None or not batch.prepared:
+            return batch
+        requests: list[tuple[str, str, str]] = []
+        slots: list[tuple[Prepared, str, str]] = []
+        for p in batch.prepared:
+            missing: set[str] = set()
+            for f, text in p.record.texts.items():
+                src = p.field_langs.get(f, UNDETERMINED)
+                if src == UNDETERMINED:
+                    continue
+                for tgt in self.targets:
+                    if tgt == src:
+                        continue
+                    if self._can(src, tgt):
+                        requests.append((text, src, tgt))
+                        slots.append((p, f, tgt))
+                    else:
+                        missing.add(f"{src}->{tgt}")
+            for pair in missing:
+                self.untranslated[pair] += 1
+        if not requests:
+            return batch
+        try:
+            out = self.translator.translate_many(requests)
+        except XlidxError as exc:
+            fail_batch(batch, "translate", exc)
+            return batch
+        for (p, f, tgt), text in zip(slots, out, strict=True):
+            p.translations.setdefault(f, {})[tgt] = text
+        return batch
+
+
+def embed_stage(embedder: EmbedderLike) -> Callable[[Batch], Batch]:
+    def stage(batch: Batch) -> Batch:
+        if not batch.prepared:
+            return batch
+        try:
+            owners: list[Prepared] = []
+            passages: list[str] = []
+            for p in batch.prepared:
+                text = "\n\n".join(p.record.texts.values())
+                parts = embedder.split_passages(text) or [text]
+                p.passages = parts
+                passages.extend(parts)
+                owners.extend([p] * len(parts))
+            vectors = embedder.encode_document(passages)
+        except XlidxError as exc:
+            fail_batch(batch, "embed", exc)
+            return batch
+        for p, v in zip(owners, vectors, strict=True):
+            p.vectors.append([float(x) for x in v])
+        return batch
+
+    return stage
