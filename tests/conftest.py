@@ -24,7 +24,11 @@ from xlidx.config import ConnectionSettings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-pytest_plugins = ["tests.fixtures.embedding", "tests.fixtures.translation"]
+pytest_plugins = [
+    "tests.fixtures.embedding",
+    "tests.fixtures.translation",
+    "tests.fixtures.queue",
+]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REPO = Path(__file__).resolve().parent.parent

@@ -39,10 +39,7 @@ def celery_config(settings: QueueSettings) -> dict[str, Any]:
         "broker_transport_options": transport,
         "result_backend_transport_options": transport,
         "broker_connection_retry_on_startup": True,
-        "task_queues": [
-            Queue(q, Exchange(q, type="direct"), routing_key=q)  # type: ignore[no-untyped-call]
-            for q in QUEUES
-        ],
+        "task_queues": [Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
         "task_default_queue": "translate",
         "task_routes": ROUTES,
         "task_serializer": "json",
@@ -56,7 +53,13 @@ def celery_config(settings: QueueSettings) -> dict[str, Any]:
         "task_time_limit": settings.time_limit,
         "task_soft_time_limit": settings.soft_time_limit,
         "worker_prefetch_multiplier": 1,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # a pool process preloads its models before it reports ready; the default 4 s is far
+        # too short for that, and a process killed over it is replaced by one killed again
+        "worker_proc_alive_timeout": 300.0,
+        # True would make Celery record each cancelled task in the result backend, the very
+        # Redis that just went away, which kills the worker; the running task finishes instead,
+        # its acknowledgement fails, and the message comes back after the visibility timeout
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": True,
         "task_publish_retry_policy": {
             "max_retries": 5,

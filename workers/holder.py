@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from celery.signals import after_setup_logger, worker_process_init
@@ -67,6 +68,9 @@ class Holder:
         return self._store
 
     def embedder(self, spec: str) -> Any:
+        path = Path(spec).expanduser()
+        if path.is_dir():  # one copy, however the directory is spelled
+            spec = str(path.resolve())
         with self._lock:
             if spec not in self._embedders:
                 from xlidx.pipeline.embed import load_embedder

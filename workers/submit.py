@@ -148,8 +148,9 @@ def follow(
         time.sleep(poll)
 
 
-def describe_model(app: Celery, spec: str, *, timeout: float = 120.0) -> dict[str, Any]:
-    """Ask a worker on the ``embed`` queue what model ``spec`` is (dimension, prompts, …)."""
+def describe_model(app: Celery, spec: str | None, *, timeout: float = 120.0) -> dict[str, Any]:
+    """Ask a worker on the ``embed`` queue what model ``spec`` is (dimension, prompts, …);
+    ``None`` asks for the worker's own model."""
     from celery.exceptions import TimeoutError as CeleryTimeout
     from kombu.exceptions import OperationalError
 
@@ -161,8 +162,9 @@ def describe_model(app: Celery, spec: str, *, timeout: float = 120.0) -> dict[st
         answer = result.get(timeout=timeout, propagate=True)
     except CeleryTimeout:
         result.forget()
+        named = repr(spec) if spec else "(the workers' default)"
         raise QueueError(
-            f"no worker on the embed queue described model {spec!r} within {timeout:g}s: "
+            f"no worker on the embed queue described model {named} within {timeout:g}s: "
             "start one with `xlidx worker --queues embed`, or create the index first with "
             "an in-process `xlidx ingest`"
         ) from None

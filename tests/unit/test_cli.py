@@ -63,8 +63,6 @@ def test_secrets_never_in_help() -> None:
         assert "canary" not in proc.stdout + proc.stderr
 
 
-
-
 def test_usage_error_exits_2() -> None:
     proc = run_cli("dev", "up", "--port", "not-a-number")
     assert proc.returncode == 2

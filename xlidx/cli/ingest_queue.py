@@ -8,6 +8,7 @@ letters of the job at once.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,6 @@ class QueuedRequest:
     wait: bool
     as_json: bool
     show_progress: bool
-    describe_timeout: float = 120.0
 
 
 def _embedding(
@@ -50,16 +50,19 @@ def _embedding(
     existing: IndexState | None,
 ) -> tuple[dict[str, Any], str]:
     """The job's embedding description and model source: the index's, else a worker's."""
+    from workers.app import settings as queue_settings
     from workers.submit import describe_model
     from xlidx.cli.ingest import resolve_model
     from xlidx.mapping.manage import ensure
     from xlidx.mapping.spec import IndexSpec, check_model
 
     recorded = dict(existing.xlidx_meta.get("embedding", {})) if existing else {}
-    spec = resolve_model(req.model, recorded or None)
+    # with no --model, $XLIDX_EMBED_MODEL or index, the embed workers' own model is used
+    spec = resolve_model(req.model, recorded or None) if req.model or recorded else None
+    spec = spec or os.environ.get("XLIDX_EMBED_MODEL") or None
     if recorded and spec in (recorded.get("source"), recorded.get("model")):
-        return {k: v for k, v in recorded.items() if k != "source"}, spec
-    described = describe_model(app, spec, timeout=req.describe_timeout)
+        return {k: v for k, v in recorded.items() if k != "source"}, str(spec)
+    described = describe_model(app, spec, timeout=queue_settings.describe_timeout)
     source = str(described.pop("source", spec))
     if existing is not None:
         check_model(existing.meta, described, req.index)

@@ -15,6 +15,8 @@ variable                       meaning                                          
 ``XLIDX_RETRY_BACKOFF_MAX``    longest wait between retries, seconds            300
 ``XLIDX_TASK_MAX_RETRIES``     retries of a transient failure before the        10
                                batch is dead-lettered
+``XLIDX_DESCRIBE_TIMEOUT``     how long ``ingest --queue`` waits for an embed   120
+                               worker to describe the model of a new index
 =============================  ===============================================  ============
 
 A task must finish, or wait for its next retry, before the broker hands its message to
@@ -63,6 +65,7 @@ class QueueSettings:
     soft_time_limit: float = 1440.0
     retry_backoff_max: float = 300.0
     max_retries: int = 10
+    describe_timeout: float = 120.0
 
     def __post_init__(self) -> None:
         if not self.soft_time_limit < self.time_limit:
@@ -117,6 +120,7 @@ class QueueSettings:
             soft_time_limit=_number(env, "XLIDX_TASK_SOFT_TIME_LIMIT", round(hard * 0.8, 3)),
             retry_backoff_max=_number(env, "XLIDX_RETRY_BACKOFF_MAX", 300.0),
             max_retries=int(raw_retries),
+            describe_timeout=_number(env, "XLIDX_DESCRIBE_TIMEOUT", 120.0),
         )
 
 

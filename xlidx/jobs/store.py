@@ -110,7 +110,7 @@ class JobStore:
         self._finish: Any = None
 
     @property
-    def redis(self) -> redis.Redis:
+    def redis(self) -> Any:  # redis-py types every reply as "T | Awaitable[T]"
         if self._redis is None:
             self._redis = redis.Redis.from_url(
                 self.url, socket_connect_timeout=5, socket_timeout=10, decode_responses=True

@@ -1,0 +1,368 @@
+"""Queued ingest end to end: real Redis, real Celery worker processes, the real dev node.
+
+Each test feeds documents through ``xlidx ingest --queue`` to one worker per queue and checks
+that exactly the expected documents end up in the index, also when a worker is SIGKILLed, the
+OpenSearch node or Redis is restarted mid-run, or records are bad.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, free_port, unavailable
+from tests.fixtures.queue import RedisServer, Workers, process_env
+from tests.fixtures.translation import FR_EN_PAIRS
+from xlidx.backends.opensearch import make_client
+from xlidx.config import ConnectionSettings
+
+pytestmark = pytest.mark.integration
+
+SENTENCES = {
+    "en": "The river flooded the old town after three days of heavy rain.",
+    "fr": "La rivière a inondé la vieille ville après trois jours de fortes pluies.",
+    "de": "Der Fluss überschwemmte die Altstadt nach drei Tagen starken Regens.",
+}
+
+
+def corpus(path: Path, n: int, *, extra: list[Any] | None = None) -> Path:
+    langs = list(SENTENCES)
+    rows: list[Any] = [
+        {"id": f"d{i}", "title": f"{i}", "body": f"{SENTENCES[langs[i % 3]]} ({i})"}
+        for i in range(n)
+    ]
+    rows += extra or []
+    path.write_text(
+        "\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows)
+        + "\n"
+    )
+    return path
+
+
+def xlidx(
+    *args: str, env: dict[str, str], timeout: float = 300.0
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "xlidx", *args],
+        capture_output=True,
+        text=True,
+        env=process_env(env),
+        timeout=timeout,
+        check=False,
+        cwd=REPO,
+    )
+
+
+def enqueue(src: Path, index: str, env: dict[str, str], *extra: str) -> str:
+    proc = xlidx("ingest", str(src), "--index", index, "--queue", "--json", *extra, env=env)
+    assert proc.returncode == 0, proc.stderr
+    job: str = json.loads(proc.stdout)["job"]
+    return job
+
+
+def store(env: dict[str, str]) -> Any:
+    from xlidx.jobs.store import JobStore
+
+    return JobStore(env["XLIDX_BROKER_URL"])
+
+
+def wait_for(job: str, env: dict[str, str], *, at_least: int = 0, timeout: float = 240.0) -> Any:
+    """Poll until ``at_least`` batches are done (0: until the job is finished)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            p = store(env).progress(job)
+        except Exception:
+            p = None
+        if p is not None and (p.finished if not at_least else p.batches_done >= at_least):
+            return p
+        time.sleep(0.3)
+    raise AssertionError(f"job {job} not there within {timeout:g}s: {p}")
+
+
+def ids_in(settings: ConnectionSettings, index: str) -> list[str]:
+    client = make_client(settings)
+    client.indices.refresh(index=index)
+    res = client.search(
+        index=index, body={"size": 10_000, "_source": False, "query": {"match_all": {}}}
+    )
+    return [h["_id"] for h in res["hits"]["hits"]]
+
+
+def test_n_queued_n_indexed_through_one_worker_per_queue(
+    workers: Workers, queue_env: dict[str, str], dev_node: ConnectionSettings, index_name: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    embed = workers.xlidx("embed")
+    workers.xlidx("translate")
+    workers.xlidx("write")
+    src = corpus(tmp_path / "docs.jsonl", 240)
+
+    proc = xlidx(
+        "ingest", str(src), "--index", index_name, "--queue", "--wait", "--json",
+        "--batch-size", "16", env=queue_env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (summary["indexed"], summary["unchanged"], summary["dead_lettered"]) == (240, 0, 0)
+    assert summary["batches"] == summary["batches_done"] == 15
+    assert summary["languages"] == {"en": 80, "fr": 80, "de": 80}
+    assert sorted(ids_in(dev_node, index_name)) == sorted(f"d{i}" for i in range(240))
+
+    # the model was loaded once, when the process started, not per task
+    assert embed.text().count("loaded embedding model") == 1
+    assert embed.text().index("loaded embedding model") < embed.text().index("embed: ")
+
+    again = xlidx(
+        "ingest", str(src), "--index", index_name, "--queue", "--wait", "--json", env=queue_env
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["unchanged"] == 240
+
+    status = xlidx("queue", "status", "--json", env=queue_env)
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["waiting"] == {"translate": 0, "embed": 0, "write": 0}
+    assert report["in_flight"] == 0
+    assert report["dead_letters"] == 0
+    assert sorted(q for qs in report["workers"].values() for q in qs) == [
+        "embed",
+        "translate",
+        "write",
+    ]
+    assert [j["state"] for j in report["jobs"]] == ["done", "done"]
+
+
+def test_queued_translation_matches_in_process(
+    workers: Workers, queue_env: dict[str, str], dev_node: ConnectionSettings, index_name: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """A plain ``celery -A workers.app worker`` serves every queue, translating exactly."""
+    workers.celery("translate,embed,write")
+    fr = " ".join(fr for fr, _ in FR_EN_PAIRS[:3])
+    en = " ".join(en for _, en in FR_EN_PAIRS[:3])
+    src = tmp_path / "fr.jsonl"
+    src.write_text(json.dumps({"id": "fr-1", "body": fr}) + "\n")
+    proc = xlidx(
+        "ingest", str(src), "--index", index_name, "--queue", "--wait", "--translate-to", "en",
+        "--languages", "fr,en", env=queue_env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    client = make_client(dev_node)
+    doc = client.get(index=index_name, id="fr-1")["_source"]
+    assert doc["i18n"]["body"] == {"fr": fr, "en": en}
+    meta = client.indices.get_mapping(index=index_name)
+    packages = next(iter(meta.values()))["mappings"]["_meta"]["xlidx"]["translation_packages"]
+    assert [(p["from"], p["to"]) for p in packages] == [("fr", "en")]
+
+
+def test_sigkilled_worker_restarted_loses_and_duplicates_nothing(
+    workers: Workers, queue_env: dict[str, str], dev_node: ConnectionSettings, index_name: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    embed = workers.xlidx("embed")
+    workers.xlidx("translate")
+    workers.xlidx("write")
+    n = 300
+    job = enqueue(corpus(tmp_path / "docs.jsonl", n), index_name, queue_env, "--batch-size", "10")
+    wait_for(job, queue_env, at_least=3)
+    embed.kill()  # SIGKILL, main process and pool process alike: nothing is acknowledged
+    workers.xlidx("embed")  # a new one; the killed one's message comes back after the timeout
+    final = wait_for(job, queue_env)
+    assert final.batches_done == final.batches == 30
+    assert final.dead_lettered == 0
+    ids = ids_in(dev_node, index_name)
+    assert len(ids) == n and sorted(set(ids)) == sorted(f"d{i}" for i in range(n))
+
+
+def test_opensearch_restarted_mid_run_every_document_lands(
+    workers: Workers, queue_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A node of its own, stopped while batches are being written, then started again."""
+    from xlidx.devnode.node import start, stop
+    from xlidx.devnode.paths import DevPaths
+    from xlidx.errors import XlidxError
+
+    paths = DevPaths.from_env(free_port())
+    try:
+        node = start(paths, heap="512m")
+    except XlidxError as exc:
+        unavailable(f"could not start a second dev node: {exc}")
+        return
+    env = {**queue_env, "XLIDX_URL": node.url}
+    workers.env = env
+    try:
+        workers.xlidx("embed")
+        workers.xlidx("translate")
+        workers.xlidx("write")
+        n = 300
+        job = enqueue(corpus(tmp_path / "docs.jsonl", n), "outage", env, "--batch-size", "10")
+        wait_for(job, env, at_least=2)
+        stop(paths)
+        time.sleep(3)
+        start(paths, heap="512m")
+        final = wait_for(job, env)
+        assert final.dead_lettered == 0
+        assert final.indexed + final.unchanged == n
+        settings = ConnectionSettings(urls=(node.url,))
+        assert sorted(ids_in(settings, "outage")) == sorted(f"d{i}" for i in range(n))
+        logs = "".join(w.text() for w in workers.started)
+        assert "retry in" in logs  # the outage was seen and ridden out
+    finally:
+        workers.stop_all()
+        stop(paths)
+
+
+def test_redis_restarted_mid_run_nothing_lost(
+    workers: Workers, queue_env: dict[str, str], redis_server: RedisServer,
+    dev_node: ConnectionSettings, index_name: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    """With the append-only file, a Redis restart loses no message; ``--wait`` rides it out."""
+    workers.xlidx("embed")
+    workers.xlidx("translate")
+    workers.xlidx("write")
+    n = 300
+    src = corpus(tmp_path / "docs.jsonl", n)
+    result: dict[str, subprocess.CompletedProcess[str]] = {}
+
+    def run() -> None:
+        result["proc"] = xlidx(
+            "ingest", str(src), "--index", index_name, "--queue", "--wait", "--json",
+            "--batch-size", "10", env=queue_env,
+        )  # fmt: skip
+
+    client = threading.Thread(target=run)
+    client.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # restart once some batches are done
+        jobs = store(queue_env).recent_jobs(1)
+        if jobs and jobs[0].batches_done >= 3:
+            break
+        time.sleep(0.2)
+    redis_server.stop()
+    time.sleep(3)
+    redis_server.start()
+    client.join(timeout=300)
+    proc = result["proc"]
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["dead_lettered"] == 0
+    assert summary["batches_done"] == summary["batches"] == 30
+    ids = ids_in(dev_node, index_name)
+    assert len(ids) == n and set(ids) == {f"d{i}" for i in range(n)}
+
+
+def test_bad_records_dead_lettered_good_ones_indexed(
+    workers: Workers, queue_env: dict[str, str], dev_node: ConnectionSettings, index_name: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    workers.xlidx("translate,embed,write")
+    bad = [
+        "{not json",
+        {"id": "no-text", "title": ""},
+        {"id": "wrong-type", "body": {"nested": True}},
+        {"id": "n1", "body": "A number goes here.", "price": 12},
+    ]
+    src = corpus(tmp_path / "docs.jsonl", 20, extra=bad)
+    first = xlidx(
+        "ingest", str(src), "--index", index_name, "--queue", "--wait", "--json", env=queue_env
+    )
+    assert first.returncode == 0, first.stderr
+    conflict = tmp_path / "conflict.jsonl"
+    conflict.write_text(json.dumps({"id": "n2", "body": "Not a number.", "price": "cheap"}) + "\n")
+    proc = xlidx(
+        "ingest", str(conflict), "--index", index_name, "--queue", "--wait", "--json",
+        env=queue_env,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "dead-lettered" in proc.stderr
+
+    listed = xlidx("deadletters", "list", "--jsonl", env=queue_env)
+    assert listed.returncode == 0, listed.stderr
+    letters = [json.loads(line) for line in listed.stdout.splitlines()]
+    by = {(d["id"] or d["origin"]): d for d in letters}
+    assert by["docs.jsonl:21"]["stage"] == "read"
+    assert "no text" in by["no-text"]["reason"]
+    assert "must be a string" in by["wrong-type"]["reason"]
+    assert by["n2"]["stage"] == "write" and "mapper_parsing_exception" in by["n2"]["reason"]
+    assert by["n2"]["record"] == {"id": "n2", "body": "Not a number.", "price": "cheap"}
+    assert len(letters) == 4
+    assert len(ids_in(dev_node, index_name)) == 21
+
+    table = xlidx("deadletters", "list", "--stage", "write", env=queue_env)
+    assert "n2" in table.stdout and "no-text" not in table.stdout
+
+    retried = xlidx("deadletters", "retry", env=queue_env)
+    assert retried.returncode == 0, retried.stderr
+    assert "queued 1 record(s)" in retried.stdout
+    assert "3 dead letter(s) left" in retried.stderr  # read/validate ones stay
+
+    purge = xlidx("deadletters", "purge", env=queue_env)
+    assert purge.returncode == 1 and "needs --yes" in purge.stderr
+    purged = xlidx("deadletters", "purge", "--yes", "--stage", "validate", env=queue_env)
+    assert purged.returncode == 0 and "purged 2" in purged.stdout
+
+
+def test_job_gone_from_a_redis_without_persistence_is_reported(
+    queue_env: dict[str, str], redis_server: RedisServer
+) -> None:
+    from workers.submit import follow
+    from xlidx.errors import QueueError
+
+    s = store(queue_env)
+    s.create_job("lost", index="x", source="test", options={})
+    redis_server.flush()  # what a restart of a Redis without persistence leaves
+    with pytest.raises(QueueError, match="gone from the job store"):
+        follow(s, "lost", poll=0.05)
+
+
+@pytest.mark.parametrize(
+    ("args", "env_extra", "message"),
+    [
+        (["worker", "--queues", "gpu"], {}, "unknown queue(s) gpu"),
+        (["worker", "--device", "tpu"], {}, "unknown device 'tpu'"),
+        (["worker"], {"XLIDX_BROKER_URL": "redis://127.0.0.1:1/0"}, "cannot reach Redis"),
+        (["worker"], {"XLIDX_BROKER_URL": "kafka://x"}, "must be a redis:// or amqp:// URL"),
+        (["worker"], {"XLIDX_VISIBILITY_TIMEOUT": "60"}, "XLIDX_VISIBILITY_TIMEOUT (60s) must"),
+        (["worker"], {"XLIDX_TASK_TIME_LIMIT": "soon"}, "must be a number of seconds"),
+        (["queue", "status"], {"XLIDX_BROKER_URL": "redis://127.0.0.1:1/0"}, "cannot"),
+        (["deadletters", "list"], {"XLIDX_BROKER_URL": "redis://127.0.0.1:1/0"}, "cannot"),
+        (["deadletters", "retry", "--stage", "read"], {}, "cannot be retried as they are"),
+    ],
+)
+def test_queue_commands_bad_input_one_line(
+    args: list[str], env_extra: dict[str, str], message: str, queue_env: dict[str, str]
+) -> None:
+    env = {k: v for k, v in queue_env.items() if not k.startswith("XLIDX_TASK")}
+    env.pop("XLIDX_VISIBILITY_TIMEOUT")
+    env.pop("XLIDX_RETRY_BACKOFF_MAX")
+    proc = xlidx(*args, env={**env, **env_extra}, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_ingest_queue_bad_input(queue_env: dict[str, str], index_name: str, tmp_path: Path) -> None:
+    src = corpus(tmp_path / "docs.jsonl", 3)
+    cases = [
+        (["--wait"], {}, "--wait only applies with --queue"),
+        (["--queue", "--dead-letter", "x.jsonl"], {}, "--dead-letter does not apply"),
+        (["--queue"], {"XLIDX_BROKER_URL": "redis://127.0.0.1:1/0"}, "cannot reach Redis"),
+        (["--queue"], {"XLIDX_DESCRIBE_TIMEOUT": "2"}, "no worker on the embed queue"),
+    ]
+    for extra, env_extra, message in cases:
+        proc = xlidx(
+            "ingest", str(src), "--index", index_name, *extra, env={**queue_env, **env_extra},
+            timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 1, (extra, proc.stderr)
+        assert message in proc.stderr, (extra, proc.stderr)
+        assert "Traceback" not in proc.stderr

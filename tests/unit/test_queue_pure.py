@@ -1,0 +1,168 @@
+"""Pure parts of the queues: wire format, job options, settings, retry delays, worker defaults,
+the Celery configuration's delivery guarantees, and error classification."""
+
+from __future__ import annotations
+
+import pytest
+
+from xlidx.documents import DeadLetter, Prepared, Record
+from xlidx.errors import BackendError, ConfigError, ConnectionFailed, QueueError, TLSFailed
+from xlidx.jobs.options import JobOptions
+from xlidx.jobs.settings import QueueSettings, retry_delay
+from xlidx.jobs.store import JobProgress, letter_key
+from xlidx.pipeline.wire import decode_prepared, encode_prepared
+
+
+def _prepared() -> Prepared:
+    rec = Record(
+        id="a",
+        texts={"title": "Bonjour", "body": "Le monde."},
+        extra={"year": 2024, "tags": ["x"]},
+        lang=None,
+        origin="docs.jsonl:3",
+        content_hash="h" * 64,
+        content_id="c" * 64,
+    )
+    return Prepared(
+        rec,
+        field_langs={"title": "fr", "body": "fr"},
+        translations={"body": {"en": "The world."}},
+        passages=["Bonjour\n\nLe monde."],
+        vectors=[[0.5, -0.25, 0.125], [1.0, 0.0, -1.0]],
+    )
+
+
+def test_prepared_round_trips_through_json() -> None:
+    import json
+
+    p = _prepared()
+    back = decode_prepared(json.loads(json.dumps(encode_prepared(p))))
+    assert back.record == p.record
+    assert back.field_langs == p.field_langs
+    assert back.translations == p.translations
+    assert back.vectors == p.vectors  # exact: these values are float32-representable
+    assert back.lang == "fr"
+
+
+def test_vectors_travel_as_float32() -> None:
+    p = _prepared()
+    p.vectors = [[0.1, 0.2, 0.3]]
+    back = decode_prepared(encode_prepared(p))
+    assert back.vectors[0] == pytest.approx([0.1, 0.2, 0.3], abs=1e-7)
+    assert encode_prepared(Prepared(p.record))["vectors"] is None
+
+
+def test_dead_letter_dict_round_trip() -> None:
+    letter = DeadLetter("f:1", "write", "rejected", {"id": "a"}, "a")
+    assert DeadLetter.from_dict(letter.to_dict()) == letter
+    assert letter_key("job1", letter) == "job1:f:1:a"
+    assert letter_key("job1", DeadLetter("f:2", "read", "bad", "{x")) == "job1:f:2:"
+
+
+def test_job_options_round_trip() -> None:
+    opts = JobOptions(
+        index="news",
+        model="/models/e5",
+        embedding={"model": "e5", "dimension": 384},
+        fingerprint="f",
+        text_fields=("title", "body"),
+        languages=("en", "fr"),
+        translate_to=("en",),
+    )
+    assert JobOptions.from_dict(opts.to_dict()) == opts
+
+
+def test_queue_settings_defaults_and_derived_values() -> None:
+    s = QueueSettings.from_env({})
+    assert s.broker_url == s.state_url == s.result_backend == "redis://127.0.0.1:6379/0"
+    assert s.time_limit + s.retry_backoff_max < s.visibility_timeout
+    assert s.soft_time_limit < s.time_limit
+    r = QueueSettings.from_env(
+        {"XLIDX_BROKER_URL": "amqp://guest@rabbit//", "XLIDX_STATE_URL": "redis://r:6379/1"}
+    )
+    assert r.state_url == r.result_backend == "redis://r:6379/1"
+    p = QueueSettings.from_env({"XLIDX_BROKER_URL": "redis://:s3cret@host:6379/0"})
+    assert "s3cret" not in p.display_broker and "s3cret" not in p.display_state
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"XLIDX_BROKER_URL": "kafka://x"}, "must be a redis:// or amqp:// URL"),
+        ({"XLIDX_BROKER_URL": "amqp://rabbit//"}, "set XLIDX_STATE_URL to a Redis URL"),
+        ({"XLIDX_STATE_URL": "amqp://rabbit//"}, "XLIDX_STATE_URL must be a redis:// URL"),
+        ({"XLIDX_VISIBILITY_TIMEOUT": "100"}, "must exceed the task time limit"),
+        ({"XLIDX_TASK_TIME_LIMIT": "abc"}, "must be a number of seconds"),
+        ({"XLIDX_TASK_TIME_LIMIT": "-5"}, "must be positive"),
+        ({"XLIDX_TASK_SOFT_TIME_LIMIT": "2000"}, "soft time limit (2000s) must be below"),
+        ({"XLIDX_TASK_MAX_RETRIES": "many"}, "must be a whole number"),
+    ],
+)
+def test_queue_settings_refuse_bad_values(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        QueueSettings.from_env(env)
+
+
+def test_retry_delay_grows_exponentially_with_jitter_and_a_cap() -> None:
+    for attempt in range(12):
+        d = retry_delay(attempt, cap=30.0)
+        full = min(30.0, 2.0**attempt)
+        assert full / 2 <= d <= full
+    delays = {retry_delay(3, cap=30.0) for _ in range(20)}
+    assert len(delays) > 1  # jitter spreads retries out
+
+
+def test_celery_config_delivery_guarantees() -> None:
+    from workers.app import ROUTES, celery_config
+
+    s = QueueSettings.from_env({"XLIDX_VISIBILITY_TIMEOUT": "100", "XLIDX_TASK_TIME_LIMIT": "50",
+                                "XLIDX_RETRY_BACKOFF_MAX": "20"})  # fmt: skip
+    conf = celery_config(s)
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["worker_prefetch_multiplier"] == 1
+    assert conf["broker_transport_options"]["visibility_timeout"] == 100
+    assert conf["task_time_limit"] == 50 and conf["task_soft_time_limit"] == 40
+    assert conf["task_serializer"] == "json" and conf["accept_content"] == ["json"]
+    queues = {q.name: (q.exchange.name, q.routing_key) for q in conf["task_queues"]}
+    assert queues == {q: (q, q) for q in ("translate", "embed", "write")}  # no fan-out
+    assert ROUTES["xlidx.embed"]["queue"] == ROUTES["xlidx.describe_model"]["queue"] == "embed"
+
+
+def test_worker_defaults_per_queue_set() -> None:
+    from xlidx.cli.worker import parse_queues, worker_defaults
+
+    assert worker_defaults(("embed",), 16) == (1, 1)
+    assert worker_defaults(("translate", "embed", "write"), 16) == (1, 1)
+    assert worker_defaults(("translate",), 16) == (16, 1)
+    assert worker_defaults(("translate", "write"), 8) == (8, 1)
+    assert worker_defaults(("write",), 16) == (4, 4)
+    assert parse_queues(" embed, write ,embed") == ("embed", "write")
+    with pytest.raises(ConfigError, match="unknown queue"):
+        parse_queues("translate,gpu")
+    with pytest.raises(ConfigError, match="none given"):
+        parse_queues(" , ")
+
+
+def test_transient_errors_are_retried_others_are_not() -> None:
+    from workers.tasks import failure_reason, is_transient
+
+    assert is_transient(ConnectionFailed("down"))
+    assert is_transient(QueueError("redis down"))
+    for status in (429, 500, 502, 503, 504):
+        assert is_transient(BackendError("busy", status=status))
+    assert not is_transient(BackendError("bad request", status=400))
+    assert not is_transient(BackendError("no status"))
+    assert not is_transient(TLSFailed("bad cert"))
+    assert not is_transient(ValueError("bug"))
+    assert failure_reason(ConnectionFailed("down"), 5) == "still failing after 5 retries: down"
+    assert failure_reason(KeyError("x"), 5) == "unexpected KeyError: 'x'"
+
+
+def test_job_progress_is_finished_only_once_enqueued_and_done() -> None:
+    p = JobProgress(id="j", enqueued=False, batches=0)
+    assert not p.finished
+    p.enqueued = True
+    assert p.finished  # an empty job is done at once
+    p.batches, p.batches_done, p.indexed, p.dead_lettered, p.invalid = 3, 2, 15, 1, 2
+    assert not p.finished and p.docs_done == 16
+    assert p.to_json()["dead_lettered"] == 3 and p.to_json()["state"] == "queued"
