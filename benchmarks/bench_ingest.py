@@ -29,12 +29,54 @@ import json
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+@dataclass
+class IngestSetup:
+    """What both ingest benchmarks start from: the node, the models, the corpus."""
+
+    url: str
+    settings: Any
+    client: Any
+    packages_dir: Path
+    model_dir: Path
+    texts: list[str]
+    rows: list[dict[str, Any]]
+
+
+def ingest_setup(url: str | None, docs: int) -> IngestSetup:
+    """The dev node (started when ``url`` is None), the cached Marian-base-size de→en package
+    installed in its own directory, the random e5-shaped encoder, and ``docs`` German rows."""
+    from bench_embed import random_encoder_dir
+    from bench_translate import bench_home, ensure_package, make_docs
+
+    from xlidx.backends.opensearch import make_client
+    from xlidx.config import ConnectionSettings
+    from xlidx.translation_packages import install_from_file, list_installed
+
+    if url is None:
+        from xlidx.devnode.node import start
+        from xlidx.devnode.paths import DevPaths
+
+        url = start(DevPaths.from_env(9200)).url
+    settings = ConnectionSettings(urls=(url,), timeout=120.0)
+    home = bench_home()
+    package, _ = ensure_package(home)
+    packages_dir = home / "packages-ingest"
+    if not list_installed(packages_dir):
+        install_from_file(package, packages_dir)
+    texts = make_docs(docs)
+    rows = [{"id": f"d{i}", "lang": "de", "body": t} for i, t in enumerate(texts)]
+    return IngestSetup(
+        url, settings, make_client(settings), packages_dir, random_encoder_dir(), texts, rows
+    )
 
 
 def _rate(n: int, seconds: float) -> dict[str, float]:
@@ -48,12 +90,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
 
-    from bench_embed import random_encoder_dir
-    from bench_translate import bench_home, ensure_package, make_docs
     from opensearchpy import helpers
 
-    from xlidx.backends.opensearch import make_client
-    from xlidx.config import ConnectionSettings
     from xlidx.documents import Prepared, RawItem, Record, to_record
     from xlidx.ingest import IngestOptions, ingest, model_source
     from xlidx.mapping.manage import ensure
@@ -61,25 +99,11 @@ def main() -> None:
     from xlidx.pipeline.embed import load_embedder
     from xlidx.pipeline.translate import Translator
     from xlidx.pipeline.write import BulkWriter, build_document
-    from xlidx.translation_packages import install_from_file, list_installed
 
-    url = args.url
-    if url is None:
-        from xlidx.devnode.node import start
-        from xlidx.devnode.paths import DevPaths
-
-        url = start(DevPaths.from_env(9200)).url
-    settings = ConnectionSettings(urls=(url,), timeout=120.0)
-    client = make_client(settings)
-
-    home = bench_home()
-    package, _ = ensure_package(home)
-    packages_dir = home / "packages-ingest"
-    if not list_installed(packages_dir):
-        install_from_file(package, packages_dir)
-    embedder = load_embedder(str(random_encoder_dir()))
-    texts = make_docs(args.docs)
-    rows = [{"id": f"d{i}", "lang": "de", "body": t} for i, t in enumerate(texts)]
+    setup = ingest_setup(args.url, args.docs)
+    url, settings, client = setup.url, setup.settings, setup.client
+    packages_dir, texts, rows = setup.packages_dir, setup.texts, setup.rows
+    embedder = load_embedder(str(setup.model_dir))
     records = [to_record(RawItem(f"bench:{i}", payload=r)) for i, r in enumerate(rows)]
     assert all(isinstance(r, Record) for r in records)
 

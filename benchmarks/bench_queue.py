@@ -123,33 +123,18 @@ def main() -> None:
     parser.add_argument("--url", default=None)
     args = parser.parse_args()
 
-    from bench_embed import random_encoder_dir
-    from bench_translate import bench_home, ensure_package, make_docs
+    from bench_ingest import ingest_setup
 
-    from xlidx.backends.opensearch import make_client
-    from xlidx.config import ConnectionSettings
     from xlidx.documents import RawItem
     from xlidx.ingest import IngestOptions, ingest, model_source, pipeline_fingerprint
     from xlidx.pipeline.embed import load_embedder
     from xlidx.pipeline.translate import Translator
-    from xlidx.translation_packages import install_from_file, list_installed
 
-    url = args.url
-    if url is None:
-        from xlidx.devnode.node import start
-        from xlidx.devnode.paths import DevPaths
-
-        url = start(DevPaths.from_env(9200)).url
-    settings = ConnectionSettings(urls=(url,), timeout=120.0)
-    client = make_client(settings)
-    home = bench_home()
-    package, _ = ensure_package(home)
-    packages_dir = home / "packages-ingest"
-    if not list_installed(packages_dir):
-        install_from_file(package, packages_dir)
-    model_dir = random_encoder_dir()
-    texts = make_docs(args.docs)
-    rows = [{"id": f"d{i}", "lang": "de", "body": t} for i, t in enumerate(texts)]
+    setup = ingest_setup(args.url, args.docs)
+    url, settings, client = setup.url, setup.settings, setup.client
+    packages_dir, model_dir, texts, rows = (
+        setup.packages_dir, setup.model_dir, setup.texts, setup.rows,
+    )  # fmt: skip
     items = [RawItem(f"bench:{i}", payload=r) for i, r in enumerate(rows)]
     tag = uuid.uuid4().hex[:6]
     results: dict[str, Any] = {"docs": args.docs, "batch_size": args.batch_size, "url": url}

@@ -51,8 +51,6 @@ def enqueue(
     on_batch: Callable[[Enqueued], None] = lambda _e: None,
 ) -> Enqueued:
     """Validate ``items`` and send them in batches; returns what was sent under which job."""
-    from kombu.exceptions import OperationalError
-
     job = new_job_id()
     store.create_job(job, index=options.index, source=source, options=options.to_dict())
     sent = Enqueued(job=job)
@@ -78,15 +76,8 @@ def enqueue(
             "unchanged": 0,
             "untranslated": {},
         }
-        flow = chain(
-            app.signature("xlidx.translate", args=(payload,)),
-            app.signature("xlidx.embed"),
-            app.signature("xlidx.write"),
-        )
-        try:
-            flow.apply_async(retry=True)
-        except OperationalError as exc:
-            raise _publish_error(app, exc) from exc
+        store.save_pending(job, sent.batches, payload)
+        send_batch(app, payload)
         sent.batches += 1
         sent.docs += len(batch.prepared)
         on_batch(sent)
@@ -96,21 +87,53 @@ def enqueue(
     return sent
 
 
+def send_batch(app: Celery, payload: dict[str, Any]) -> None:
+    """Send one batch as a ``translate → embed → write`` chain."""
+    from kombu.exceptions import OperationalError
+
+    flow = chain(
+        app.signature("xlidx.translate", args=(payload,)),
+        app.signature("xlidx.embed"),
+        app.signature("xlidx.write"),
+    )
+    try:
+        flow.apply_async(retry=True)
+    except OperationalError as exc:
+        raise _publish_error(app, exc) from exc
+
+
+def resend(app: Celery, store: JobStore, job: str) -> int:
+    """Send every batch of ``job`` that is not done yet again; returns how many.
+
+    Safe at any time: a batch done twice counts once and writes the same documents. Needed
+    when a message was lost: the Redis transport pops a message before it records it as
+    unacknowledged, so a worker killed in between loses it.
+    """
+    pending = store.pending(job)
+    for payload in pending.values():
+        send_batch(app, payload)
+    return len(pending)
+
+
 def follow(
     store: JobStore,
     job: str,
     *,
     on_progress: Callable[[JobProgress], None] = lambda _p: None,
     on_stall: Callable[[float], None] = lambda _s: None,
+    recover: Callable[[], int] | None = None,
+    recover_after: float = 3720.0,
     poll: float = 0.5,
     stall_after: float = 60.0,
     store_outage: float = 120.0,
     timeout: float | None = None,
 ) -> JobProgress:
     """Poll the store until ``job`` has every batch done; survives a Redis restart of up to
-    ``store_outage`` seconds. Raises :class:`QueueError` when the job's record disappears
-    (a Redis without persistence was restarted) or on ``timeout``."""
-    t0 = last_change = time.monotonic()
+    ``store_outage`` seconds. When nothing finished for ``recover_after`` seconds (longer than
+    a lost worker's messages take to come back), ``recover()`` sends the unfinished batches
+    again. Raises :class:`QueueError` when the job's record disappears (a Redis without
+    persistence was restarted) or on ``timeout``."""
+    t0 = last_change = last_recover = time.monotonic()
     last_done = -1
     down_since: float | None = None
     warned = False
@@ -137,9 +160,14 @@ def follow(
         now = time.monotonic()
         if progress.docs_done != last_done:
             last_done, last_change, warned = progress.docs_done, now, False
-        elif not warned and now - last_change > stall_after:
-            on_stall(now - last_change)
-            warned = True
+        else:
+            if not warned and now - last_change > stall_after:
+                on_stall(now - last_change)
+                warned = True
+            idle = now - max(last_change, last_recover)
+            if recover is not None and idle > recover_after:
+                recover()
+                last_recover = now
         if timeout is not None and now - t0 > timeout:
             raise QueueError(
                 f"job {job} did not finish within {timeout:g}s "

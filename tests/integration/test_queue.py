@@ -87,6 +87,17 @@ def wait_for(job: str, env: dict[str, str], *, at_least: int = 0, timeout: float
     raise AssertionError(f"job {job} not there within {timeout:g}s: {p}")
 
 
+def _when_batches_done(env: dict[str, str], n: int, timeout: float = 120.0) -> None:
+    """Wait until the newest job has ``n`` batches done."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = store(env).recent_jobs(1)
+        if jobs and jobs[0].batches_done >= n:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no job reached {n} batches within {timeout:g}s")
+
+
 def ids_in(settings: ConnectionSettings, index: str) -> list[str]:
     client = make_client(settings)
     client.indices.refresh(index=index)
@@ -100,9 +111,7 @@ def test_n_queued_n_indexed_through_one_worker_per_queue(
     workers: Workers, queue_env: dict[str, str], dev_node: ConnectionSettings, index_name: str,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    embed = workers.xlidx("embed")
-    workers.xlidx("translate")
-    workers.xlidx("write")
+    embed = workers.one_per_queue()["embed"]
     src = corpus(tmp_path / "docs.jsonl", 240)
 
     proc = xlidx(
@@ -167,19 +176,61 @@ def test_sigkilled_worker_restarted_loses_and_duplicates_nothing(
     workers: Workers, queue_env: dict[str, str], dev_node: ConnectionSettings, index_name: str,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    embed = workers.xlidx("embed")
-    workers.xlidx("translate")
-    workers.xlidx("write")
+    """``--wait`` follows the job through the kill; messages the killed worker held come back
+    after the visibility timeout, or are sent again when none finished for a while."""
+    embed = workers.one_per_queue()["embed"]
     n = 300
-    job = enqueue(corpus(tmp_path / "docs.jsonl", n), index_name, queue_env, "--batch-size", "10")
-    wait_for(job, queue_env, at_least=3)
+    src = corpus(tmp_path / "docs.jsonl", n)
+    env = {**queue_env, "XLIDX_RECOVER_AFTER": "45"}
+    result: dict[str, subprocess.CompletedProcess[str]] = {}
+
+    def run() -> None:
+        result["proc"] = xlidx(
+            "ingest", str(src), "--index", index_name, "--queue", "--wait", "--json",
+            "--batch-size", "10", env=env,
+        )  # fmt: skip
+
+    client = threading.Thread(target=run)
+    client.start()
+    _when_batches_done(queue_env, 3)
     embed.kill()  # SIGKILL, main process and pool process alike: nothing is acknowledged
-    workers.xlidx("embed")  # a new one; the killed one's message comes back after the timeout
-    final = wait_for(job, queue_env)
-    assert final.batches_done == final.batches == 30
-    assert final.dead_lettered == 0
+    workers.xlidx("embed")
+    client.join(timeout=400)
+    proc = result["proc"]
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["batches_done"] == summary["batches"] == 30
+    assert summary["dead_lettered"] == 0
+    assert summary["indexed"] + summary["unchanged"] == n
     ids = ids_in(dev_node, index_name)
     assert len(ids) == n and sorted(set(ids)) == sorted(f"d{i}" for i in range(n))
+
+
+def test_a_lost_message_is_sent_again(
+    workers: Workers, queue_env: dict[str, str], redis_server: RedisServer,
+    dev_node: ConnectionSettings, index_name: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    """The Redis transport pops a message before it records it as unacknowledged: a worker
+    killed in between loses it. The job store keeps every unfinished batch, so
+    ``xlidx queue recover`` (and ``--wait``, by itself) sends it again."""
+    import redis
+
+    n = 50
+    workers.xlidx("embed")  # describes the model of the new index
+    job = enqueue(corpus(tmp_path / "docs.jsonl", n), index_name, queue_env, "--batch-size", "10")
+    assert redis.Redis(port=redis_server.port).lpop("translate") is not None  # one lost
+    workers.xlidx("translate,write")
+    stalled = wait_for(job, queue_env, at_least=4)
+    time.sleep(2)
+    assert store(queue_env).progress(job).batches_done == 4 == stalled.batches_done
+    proc = xlidx("queue", "recover", "--job", job, env=queue_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "sent 1 unfinished batch(es) again" in proc.stdout
+    final = wait_for(job, queue_env)
+    assert final.batches_done == final.batches == 5
+    assert sorted(ids_in(dev_node, index_name)) == sorted(f"d{i}" for i in range(n))
+    again = xlidx("queue", "recover", "--job", job, env=queue_env)
+    assert "nothing to recover" in again.stdout
 
 
 def test_opensearch_restarted_mid_run_every_document_lands(
@@ -199,9 +250,7 @@ def test_opensearch_restarted_mid_run_every_document_lands(
     env = {**queue_env, "XLIDX_URL": node.url}
     workers.env = env
     try:
-        workers.xlidx("embed")
-        workers.xlidx("translate")
-        workers.xlidx("write")
+        workers.one_per_queue()
         n = 300
         job = enqueue(corpus(tmp_path / "docs.jsonl", n), "outage", env, "--batch-size", "10")
         wait_for(job, env, at_least=2)
@@ -225,9 +274,7 @@ def test_redis_restarted_mid_run_nothing_lost(
     dev_node: ConnectionSettings, index_name: str, tmp_path: Path,
 ) -> None:  # fmt: skip
     """With the append-only file, a Redis restart loses no message; ``--wait`` rides it out."""
-    workers.xlidx("embed")
-    workers.xlidx("translate")
-    workers.xlidx("write")
+    workers.one_per_queue()
     n = 300
     src = corpus(tmp_path / "docs.jsonl", n)
     result: dict[str, subprocess.CompletedProcess[str]] = {}
@@ -240,12 +287,7 @@ def test_redis_restarted_mid_run_nothing_lost(
 
     client = threading.Thread(target=run)
     client.start()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # restart once some batches are done
-        jobs = store(queue_env).recent_jobs(1)
-        if jobs and jobs[0].batches_done >= 3:
-            break
-        time.sleep(0.2)
+    _when_batches_done(queue_env, 3)
     redis_server.stop()
     time.sleep(3)
     redis_server.start()
@@ -274,7 +316,8 @@ def test_bad_records_dead_lettered_good_ones_indexed(
     first = xlidx(
         "ingest", str(src), "--index", index_name, "--queue", "--wait", "--json", env=queue_env
     )
-    assert first.returncode == 0, first.stderr
+    assert first.returncode == 2, first.stderr  # three records could not even be read or validated
+    assert json.loads(first.stdout)["dead_lettered"] == 3
     conflict = tmp_path / "conflict.jsonl"
     conflict.write_text(json.dumps({"id": "n2", "body": "Not a number.", "price": "cheap"}) + "\n")
     proc = xlidx(

@@ -166,3 +166,53 @@ def test_job_progress_is_finished_only_once_enqueued_and_done() -> None:
     p.batches, p.batches_done, p.indexed, p.dead_lettered, p.invalid = 3, 2, 15, 1, 2
     assert not p.finished and p.docs_done == 16
     assert p.to_json()["dead_lettered"] == 3 and p.to_json()["state"] == "queued"
+
+
+def test_recover_after_defaults_past_the_visibility_timeout() -> None:
+    s = QueueSettings.from_env({"XLIDX_VISIBILITY_TIMEOUT": "100", "XLIDX_TASK_TIME_LIMIT": "50",
+                                "XLIDX_RETRY_BACKOFF_MAX": "20"})  # fmt: skip
+    assert s.recover_after == 220
+    assert QueueSettings.from_env({"XLIDX_RECOVER_AFTER": "30"}).recover_after == 30
+
+
+class _StuckStore:
+    """A job with one batch whose message was lost: done only once it is sent again."""
+
+    def __init__(self) -> None:
+        self.resent = 0
+
+    def progress(self, job: str) -> JobProgress:
+        return JobProgress(id=job, enqueued=True, batches=2, batches_done=1 + min(1, self.resent))
+
+
+def test_follow_sends_unfinished_batches_again_after_a_stall() -> None:
+    from workers.submit import follow
+
+    store = _StuckStore()
+    stalls: list[float] = []
+
+    def recover() -> int:
+        store.resent += 1
+        return 1
+
+    final = follow(
+        store,  # type: ignore[arg-type]
+        "j",
+        recover=recover,
+        recover_after=0.05,
+        stall_after=0.02,
+        on_stall=stalls.append,
+        poll=0.01,
+    )
+    assert final.finished and store.resent == 1 and len(stalls) == 1
+
+
+def test_follow_reports_a_vanished_job() -> None:
+    from workers.submit import follow
+
+    class Empty:
+        def progress(self, job: str) -> None:
+            return None
+
+    with pytest.raises(QueueError, match="gone from the job store"):
+        follow(Empty(), "j", poll=0.01)  # type: ignore[arg-type]

@@ -176,18 +176,21 @@ def ingest_command(
         assert path is not None
         items = open_source(path, fmt)
     show = not no_progress and not as_json and err.is_terminal
+    options = IngestOptions(
+        index=index,
+        text_fields=fields,
+        languages=langs,
+        translate_to=targets,
+        batch_size=batch_size,
+        max_doc_bytes=max_doc_bytes,
+        vector=vector,
+    )
     if queue:
         from xlidx.cli.ingest_queue import QueuedRequest, run_queued
 
         request = QueuedRequest(
-            index=index,
+            options=options,
             model=model,
-            translate_to=targets,
-            languages=langs,
-            text_fields=fields,
-            batch_size=batch_size,
-            max_doc_bytes=max_doc_bytes,
-            vector=vector,
             source=f"index {from_index}" if from_index else str(path),
             wait=wait,
             as_json=as_json,
@@ -207,15 +210,6 @@ def ingest_command(
 
         translator = Translator(device=device, cache=TranslationCache())
 
-    options = IngestOptions(
-        index=index,
-        text_fields=fields,
-        languages=langs,
-        translate_to=targets,
-        batch_size=batch_size,
-        max_doc_bytes=max_doc_bytes,
-        vector=vector,
-    )
     sink = DeadLetterSink(dead_letter or Path(f"xlidx-deadletters-{index}.jsonl"))
     with Progress(
         SpinnerColumn(),

@@ -20,26 +20,24 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from xlidx.cli._state import err, out
 from xlidx.config import ConnectionSettings
 from xlidx.documents import RawItem
+from xlidx.ingest import IngestOptions
 from xlidx.mapping.manage import IndexState
-from xlidx.mapping.spec import VectorSpec
 
 EXIT_DEAD_LETTERS = 2
 
 
 @dataclass(frozen=True)
 class QueuedRequest:
-    index: str
+    options: IngestOptions  # the same options as an in-process ingest
     model: str | None
-    translate_to: tuple[str, ...]
-    languages: tuple[str, ...]
-    text_fields: tuple[str, ...]
-    batch_size: int
-    max_doc_bytes: int
-    vector: VectorSpec
     source: str
     wait: bool
     as_json: bool
     show_progress: bool
+
+    @property
+    def index(self) -> str:
+        return self.options.index
 
 
 def _embedding(
@@ -73,10 +71,10 @@ def _embedding(
             IndexSpec(
                 name=req.index,
                 embedding={**described, "source": source},
-                text_fields=req.text_fields,
-                languages=req.languages,
-                translate_to=req.translate_to,
-                vector=req.vector,
+                text_fields=req.options.text_fields,
+                languages=req.options.languages,
+                translate_to=req.options.translate_to,
+                vector=req.options.vector,
             ),
         )
     return described, source
@@ -92,7 +90,7 @@ def run_queued(
 ) -> None:
     from workers.app import app
     from workers.app import settings as queue_settings
-    from workers.submit import enqueue, follow
+    from workers.submit import enqueue, follow, resend
     from xlidx.ingest import pipeline_fingerprint
     from xlidx.jobs.options import JobOptions
     from xlidx.jobs.store import JobStore
@@ -105,11 +103,11 @@ def run_queued(
         model=source,
         embedding=embedding,
         fingerprint=pipeline_fingerprint(
-            embedding, translate_to=req.translate_to, text_fields=req.text_fields
+            embedding, translate_to=req.options.translate_to, text_fields=req.options.text_fields
         ),
-        text_fields=req.text_fields,
-        languages=req.languages,
-        translate_to=req.translate_to,
+        text_fields=req.options.text_fields,
+        languages=req.options.languages,
+        translate_to=req.options.translate_to,
     )
     with _bar(req.show_progress) as bar:
         task = bar.add_task("enqueue", total=None, stage="queueing", done=0)
@@ -119,8 +117,8 @@ def run_queued(
             store=store,
             options=options,
             source=req.source,
-            batch_size=req.batch_size,
-            max_doc_bytes=req.max_doc_bytes,
+            batch_size=req.options.batch_size,
+            max_doc_bytes=req.options.max_doc_bytes,
             on_batch=lambda e: bar.update(task, completed=e.docs, done=e.docs),
         )
     if not req.wait:
@@ -145,6 +143,8 @@ def run_queued(
                 f"no batch of job {sent.job} finished in {s:.0f}s; are workers running? "
                 "(`xlidx queue status` lists them)"
             ),
+            recover=lambda: _recover(resend(app, store, sent.job), sent.job),
+            recover_after=queue_settings.recover_after,
         )
     from xlidx.backends.opensearch import call
 
@@ -167,6 +167,12 @@ def run_queued(
     _report_invalid(dead, final.id)
     if dead:
         raise typer.Exit(EXIT_DEAD_LETTERS)
+
+
+def _recover(n: int, job: str) -> int:
+    if n:
+        err.print(f"sent {n} unfinished batch(es) of job {job} again (their messages were lost)")
+    return n
 
 
 def _sent_json(sent: Any) -> dict[str, Any]:

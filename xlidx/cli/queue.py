@@ -122,6 +122,38 @@ def status(
     out.print(f"dead letters: {report['dead_letters']}")
 
 
+@app.command("recover")
+def recover(
+    job: Annotated[
+        str | None,
+        typer.Option("--job", help="Only this job (default: every unfinished recent job)."),
+    ] = None,
+) -> None:
+    """Send the unfinished batches of a job again (after workers were lost).
+
+    Harmless when the batches were only slow: a batch done twice counts once and writes the
+    same documents. `ingest --queue --wait` does this by itself after XLIDX_RECOVER_AFTER.
+    """
+    from workers.app import app as celery_app
+    from workers.submit import resend
+
+    store = _store()
+    if job is not None:
+        if store.progress(job) is None:
+            raise QueueError(f"no job {job!r} in the job store")
+        jobs = [job]
+    else:
+        jobs = [j.id for j in store.recent_jobs(50) if j.enqueued and not j.finished]
+    total = 0
+    for j in jobs:
+        n = resend(celery_app, store, j)
+        total += n
+        if n:
+            out.print(f"job {j}: sent {n} unfinished batch(es) again")
+    if not total:
+        out.print("nothing to recover")
+
+
 @deadletters_app.command("list")
 def list_letters(
     index: IndexOpt = None,

@@ -17,6 +17,9 @@ variable                       meaning                                          
                                batch is dead-lettered
 ``XLIDX_DESCRIBE_TIMEOUT``     how long ``ingest --queue`` waits for an embed   120
                                worker to describe the model of a new index
+``XLIDX_RECOVER_AFTER``        ``ingest --queue --wait`` sends a job's          visibility
+                               unfinished batches again when none finished for  timeout + 120
+                               this long
 =============================  ===============================================  ============
 
 A task must finish, or wait for its next retry, before the broker hands its message to
@@ -66,6 +69,7 @@ class QueueSettings:
     retry_backoff_max: float = 300.0
     max_retries: int = 10
     describe_timeout: float = 120.0
+    recover_after: float = 3720.0
 
     def __post_init__(self) -> None:
         if not self.soft_time_limit < self.time_limit:
@@ -121,6 +125,11 @@ class QueueSettings:
             retry_backoff_max=_number(env, "XLIDX_RETRY_BACKOFF_MAX", 300.0),
             max_retries=int(raw_retries),
             describe_timeout=_number(env, "XLIDX_DESCRIBE_TIMEOUT", 120.0),
+            recover_after=_number(
+                env,
+                "XLIDX_RECOVER_AFTER",
+                _number(env, "XLIDX_VISIBILITY_TIMEOUT", 3600.0) + 120.0,
+            ),
         )
 
 

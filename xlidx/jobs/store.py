@@ -7,6 +7,8 @@ Keys (all under ``xlidx:``):
   ``docs``, ``read`` and ``invalid``;
 * ``job:<id>:done`` - hash: batch number → its result, set once (``HSETNX``): a batch
   delivered twice (a worker died after writing, before acknowledging) counts once;
+* ``job:<id>:pending`` - hash: batch number → the batch as sent, until it is done, so that a
+  batch whose message was lost can be sent again (``xlidx queue recover``, ``--wait``);
 * ``job:<id>:deliveries`` - hash: ``batch:stage`` → times a worker started it;
 * ``deadletters`` - hash: ``job:origin:id`` → the dead letter as JSON (the in-process JSONL
   fields plus ``index``, ``job`` and ``at``). Keyed, so recording one twice keeps one.
@@ -37,6 +39,7 @@ JOB_TTL = 30 * 24 * 3600
 T = TypeVar("T")
 
 _FINISH = """
+redis.call('HDEL', KEYS[3], ARGV[1])
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
   return 1
@@ -158,6 +161,21 @@ class JobStore:
             ),
         )
 
+    def save_pending(self, job: str, batch: int, payload: Mapping[str, Any]) -> None:
+        def run() -> None:
+            key = f"{PREFIX}job:{job}:pending"
+            self.redis.hset(key, str(batch), json.dumps(dict(payload), ensure_ascii=False))
+            self.redis.expire(key, JOB_TTL)
+
+        self._do("record a batch", run)
+
+    def pending(self, job: str) -> dict[int, dict[str, Any]]:
+        """Batches sent and not yet done, as they were sent."""
+        raw = self._do(
+            "read pending batches", lambda: self.redis.hgetall(f"{PREFIX}job:{job}:pending")
+        )
+        return {int(k): json.loads(v) for k, v in raw.items()}
+
     def job_options(self, job: str) -> dict[str, Any] | None:
         raw = self._do("read the job", lambda: self.redis.hget(f"{PREFIX}job:{job}", "options"))
         return json.loads(raw) if raw else None
@@ -181,7 +199,11 @@ class JobStore:
         def run() -> bool:
             if self._finish is None:
                 self._finish = self.redis.register_script(_FINISH)
-            keys = [f"{PREFIX}job:{job}:done", f"{PREFIX}deadletters"]
+            keys = [
+                f"{PREFIX}job:{job}:done",
+                f"{PREFIX}deadletters",
+                f"{PREFIX}job:{job}:pending",
+            ]
             done = bool(self._finish(keys=keys, args=argv))
             self.redis.expire(f"{PREFIX}job:{job}:done", JOB_TTL)
             return done
