@@ -140,6 +140,8 @@ def failure_reason(exc: BaseException, max_retries: int) -> str:
         )
     if isinstance(exc, TimeLimitExceeded):
         return f"killed at the hard time limit ({holder.queue_settings().time_limit:g}s)"
+    if isinstance(exc, QueueError):
+        return f"the job store stayed unreachable: {exc}"
     if is_transient(exc):
         return f"still failing after {max_retries} retries: {exc}"
     if isinstance(exc, XlidxError):
