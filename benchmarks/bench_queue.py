@@ -20,6 +20,7 @@ Target: queued >= 0.8 x in-process throughput.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -184,10 +185,10 @@ def main() -> None:
             fingerprint=pipeline_fingerprint(embedding, translate_to=("en",),
                                              text_fields=("body",)),
             text_fields=("body",), languages=("de", "en"), translate_to=("en",),
+            batch_size=args.batch_size,
         )  # fmt: skip
         t0 = time.perf_counter()
-        sent = enqueue(items, app=app, store=store, options=opts, source="bench",
-                       batch_size=args.batch_size)  # fmt: skip
+        sent = enqueue(items, app=app, store=store, options=opts, source="bench")
         enqueue_s = time.perf_counter() - t0
         done = _wait(store, sent.job)
         results["queued"] = _rate(done.indexed, time.perf_counter() - t0)
@@ -196,7 +197,8 @@ def main() -> None:
 
         tiny = items[: args.tiny_batches]
         t0 = time.perf_counter()
-        sent = enqueue(tiny, app=app, store=store, options=opts, source="bench", batch_size=1)
+        one = dataclasses.replace(opts, batch_size=1)
+        sent = enqueue(tiny, app=app, store=store, options=one, source="bench")
         done = _wait(store, sent.job)
         wall = time.perf_counter() - t0
         results["per_task"] = {

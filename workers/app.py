@@ -8,8 +8,9 @@
   (``task_reject_on_worker_lost``). Tasks are idempotent (fixed document ids, content hashes,
   batch results recorded once), so a second delivery changes nothing.
 * Redis's visibility timeout exceeds the hard time limit plus the longest retry wait (checked
-  by :class:`~xlidx.jobs.settings.QueueSettings`), so no running or waiting task is handed to a
-  second worker; a message of a worker that vanished comes back after it.
+  by :class:`~xlidx.jobs.settings.QueueSettings`), and workers prefetch one message per
+  process, so no running task, nor one waiting for its retry, is handed to a second worker; a
+  message of a worker that vanished comes back after it.
 * Results are ignored except for ``describe_model``.
 """
 

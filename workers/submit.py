@@ -7,6 +7,7 @@ so ``--wait`` and ``xlidx queue status`` can follow a job from any machine.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 
 from celery import Celery, chain
 
-from xlidx.documents import DEFAULT_MAX_DOC_BYTES, RawItem
+from xlidx.documents import RawItem
 from xlidx.errors import ModelError, QueueError, XlidxError
 from xlidx.jobs.options import JobOptions
 from xlidx.jobs.store import JobProgress, JobStore, new_job_id
@@ -46,8 +47,6 @@ def enqueue(
     store: JobStore,
     options: JobOptions,
     source: str,
-    batch_size: int = 64,
-    max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES,
     on_batch: Callable[[Enqueued], None] = lambda _e: None,
 ) -> Enqueued:
     """Validate ``items`` and send them in batches; returns what was sent under which job."""
@@ -58,8 +57,8 @@ def enqueue(
     for batch in batches(
         items,
         text_fields=options.text_fields,
-        max_doc_bytes=max_doc_bytes,
-        batch_size=batch_size,
+        max_doc_bytes=options.max_doc_bytes,
+        batch_size=options.batch_size,
         fingerprint=options.fingerprint,
     ):
         sent.read += batch.read
@@ -166,8 +165,9 @@ def follow(
                 warned = True
             idle = now - max(last_change, last_recover)
             if recover is not None and idle > recover_after:
-                recover()
-                last_recover = now
+                with contextlib.suppress(QueueError):  # Redis away: try on the next round
+                    recover()
+                    last_recover = now
         if timeout is not None and now - t0 > timeout:
             raise QueueError(
                 f"job {job} did not finish within {timeout:g}s "
@@ -181,6 +181,7 @@ def describe_model(app: Celery, spec: str | None, *, timeout: float = 120.0) -> 
     ``None`` asks for the worker's own model."""
     from celery.exceptions import TimeoutError as CeleryTimeout
     from kombu.exceptions import OperationalError
+    from redis.exceptions import RedisError
 
     try:
         result = app.send_task("xlidx.describe_model", args=(spec,), queue="embed")
@@ -198,6 +199,8 @@ def describe_model(app: Celery, spec: str | None, *, timeout: float = 120.0) -> 
         ) from None
     except XlidxError:
         raise
+    except (OperationalError, OSError, RedisError) as exc:  # the result backend is away
+        raise _publish_error(app, exc) from exc
     except Exception as exc:  # the worker's exception, rebuilt from JSON
         raise ModelError(f"the embed worker cannot load model {spec!r}: {exc}") from None
     if not isinstance(answer, dict) or "dimension" not in answer:

@@ -10,9 +10,9 @@ Failures, by kind:
 * transient (cluster unreachable, 429/5xx, Redis unreachable): retried with exponential
   backoff and jitter, up to ``XLIDX_TASK_MAX_RETRIES`` times;
 * a record a stage cannot process: dead-lettered by the stage, the rest go on;
-* anything else, retries used up, the soft or hard time limit, or a batch on which worker
-  processes died three times: every remaining record is dead-lettered with the stage and the
-  reason, and the batch counts as done. Nothing is dropped without a dead letter.
+* anything else, retries used up, the soft time limit, or a stage started five times without
+  finishing: every remaining record is dead-lettered with the stage and the reason, and the
+  batch counts as done. Nothing is dropped without a dead letter.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from workers.app import app
 from workers.holder import holder
@@ -39,7 +39,9 @@ from xlidx.pipeline.wire import decode_prepared, encode_prepared
 log = logging.getLogger("xlidx.worker")
 
 Payload = dict[str, Any]
-MAX_DELIVERIES = 3  # worker processes that may die on one batch before it is dead-lettered
+MAX_DELIVERIES = (
+    5  # starts of one stage of one batch that never finished, before it is dead-lettered
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -74,8 +76,15 @@ def _letters(payload: Payload, stage: str | None = None, reason: str = "") -> li
 
 
 def finish(
-    payload: Payload, *, indexed: int, languages: Mapping[str, int], letters: list[DeadLetter]
-) -> None:
+    payload: Payload,
+    *,
+    indexed: int,
+    languages: Mapping[str, int],
+    letters: list[DeadLetter],
+    patience: float | None = None,
+) -> bool:
+    """Record the batch's result and dead letters once; wait for Redis up to ``patience``
+    seconds (default: half the soft time limit) instead of redoing the stage's work."""
     opts = payload["options"]
     result = {
         "indexed": indexed,
@@ -84,37 +93,37 @@ def finish(
         "languages": dict(languages),
         "untranslated": dict(payload.get("untranslated", {})),
     }
-    holder.store().finish_batch(
-        payload["job"], int(payload["batch"]), result, letters, index=opts["index"]
-    )
+    deadline = time.monotonic() + (_patience() if patience is None else patience)
+    while True:
+        try:
+            return holder.store().finish_batch(
+                payload["job"], int(payload["batch"]), result, letters, index=opts["index"]
+            )
+        except QueueError as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("batch %s:%s: %s; trying again in 2s", payload["job"],
+                        payload["batch"], exc)  # fmt: skip
+            time.sleep(2.0)
 
 
 def fail(payload: Payload, stage: str, reason: str) -> None:
     """Dead-letter what is left of the batch and count it as done; Redis gets 30 s to answer."""
     letters = _letters(payload, stage, reason)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            finish(payload, indexed=0, languages={}, letters=letters)
-            log.warning(
-                "batch %s:%s dead-lettered at %s: %s",
-                payload.get("job"),
-                payload.get("batch"),
-                stage,
-                reason,
-            )
-            return
-        except QueueError as exc:
-            if time.monotonic() > deadline:
-                log.error(
-                    "could not record %d dead letter(s) of batch %s:%s: %s",
-                    len(letters),
-                    payload.get("job"),
-                    payload.get("batch"),
-                    exc,
-                )
-                raise
-            time.sleep(2)
+    try:
+        recorded = finish(payload, indexed=0, languages={}, letters=letters, patience=30.0)
+    except QueueError as exc:
+        log.error("could not record %d dead letter(s) of batch %s:%s (it comes back after "
+                  "the visibility timeout): %s", len(letters), payload.get("job"),
+                  payload.get("batch"), exc)  # fmt: skip
+        raise
+    if recorded:
+        log.warning("batch %s:%s dead-lettered at %s: %s", payload.get("job"),
+                    payload.get("batch"), stage, reason)  # fmt: skip
+
+
+def _patience() -> float:
+    return min(300.0, holder.queue_settings().soft_time_limit / 2)
 
 
 class BatchTask(Task):  # type: ignore[misc]
@@ -138,8 +147,6 @@ def failure_reason(exc: BaseException, max_retries: int) -> str:
         return (
             f"took longer than the soft time limit ({holder.queue_settings().soft_time_limit:g}s)"
         )
-    if isinstance(exc, TimeLimitExceeded):
-        return f"killed at the hard time limit ({holder.queue_settings().time_limit:g}s)"
     if isinstance(exc, QueueError):
         return f"the job store stayed unreachable: {exc}"
     if is_transient(exc):
@@ -156,10 +163,10 @@ def run(task: BatchTask, payload: Payload, stage: Callable[[Payload], Payload]) 
       soft time limit; the message stays unacknowledged in Redis meanwhile, so a retry through
       the broker (which is down too) is never needed.
     * The cluster unreachable, 429 or 5xx: retry through the broker with backoff and jitter.
-    * A batch on which worker processes died ``MAX_DELIVERIES`` times: dead-lettered.
+    * A stage of a batch started more than ``MAX_DELIVERIES`` times without finishing (lost
+      processes, the hard time limit, repeated recovery): dead-lettered.
     """
-    patience = min(300.0, holder.queue_settings().soft_time_limit / 2)
-    deadline = time.monotonic() + patience
+    deadline = time.monotonic() + _patience()
     counted = False
     while True:
         try:
@@ -168,7 +175,8 @@ def run(task: BatchTask, payload: Payload, stage: Callable[[Payload], Payload]) 
                 n = holder.store().count_delivery(payload["job"], int(payload["batch"]), key)
                 counted = True
                 if n > MAX_DELIVERIES:
-                    fail(payload, task.stage, f"worker processes died {n - 1} times on this batch")
+                    fail(payload, task.stage, f"started {n - 1} times without finishing (worker "
+                         "processes lost, the hard time limit, or repeated recovery)")  # fmt: skip
                     return _empty(payload)
             t0 = time.monotonic()
             out = stage(payload)
@@ -193,9 +201,9 @@ def run(task: BatchTask, payload: Payload, stage: Callable[[Payload], Payload]) 
             try:
                 raise task.retry(exc=exc, countdown=delay) from exc
             except Reject:
-                # the retry could not be sent (the broker is down as well): fail instead, so
-                # that the batch is dead-lettered, or comes back if even that cannot be recorded
-                raise exc from None
+                # the retry could not be sent (the broker is down as well): put the message
+                # back instead, or, if even that fails, leave it to the visibility timeout
+                raise Reject(exc, requeue=True) from None
 
 
 def _empty(payload: Payload) -> Payload:
@@ -265,6 +273,11 @@ def _write(payload: Payload) -> Payload:
             holder.client(), holder.settings(), max_retries=2, max_backoff=5.0, concurrency=1
         )
         res = writer.write(opts.index, batch.prepared, model=str(opts.embedding.get("model")))
+        if res.transient:
+            raise BackendError(
+                f"the cluster turned away {res.transient} document(s) with 429 or 5xx",
+                status=503,
+            )
         indexed = res.indexed
         letters.extend(res.dead)
         rejected = {d.id for d in res.dead}

@@ -135,7 +135,7 @@ def test_worker_defaults_per_queue_set() -> None:
     assert worker_defaults(("translate", "embed", "write"), 16) == (1, 1)
     assert worker_defaults(("translate",), 16) == (16, 1)
     assert worker_defaults(("translate", "write"), 8) == (8, 1)
-    assert worker_defaults(("write",), 16) == (4, 4)
+    assert worker_defaults(("write",), 16) == (4, 1)
     assert parse_queues(" embed, write ,embed") == ("embed", "write")
     with pytest.raises(ConfigError, match="unknown queue"):
         parse_queues("translate,gpu")

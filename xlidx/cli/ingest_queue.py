@@ -108,6 +108,9 @@ def run_queued(
         text_fields=req.options.text_fields,
         languages=req.options.languages,
         translate_to=req.options.translate_to,
+        min_confidence=req.options.min_confidence,
+        batch_size=req.options.batch_size,
+        max_doc_bytes=req.options.max_doc_bytes,
     )
     with _bar(req.show_progress) as bar:
         task = bar.add_task("enqueue", total=None, stage="queueing", done=0)
@@ -117,8 +120,6 @@ def run_queued(
             store=store,
             options=options,
             source=req.source,
-            batch_size=req.options.batch_size,
-            max_doc_bytes=req.options.max_doc_bytes,
             on_batch=lambda e: bar.update(task, completed=e.docs, done=e.docs),
         )
     if not req.wait:

@@ -45,6 +45,7 @@ def _store() -> Any:
 def _broker_counts(timeout: float) -> dict[str, Any]:
     """Waiting messages per queue, messages taken but not acknowledged, and live workers."""
     from kombu.exceptions import OperationalError
+    from redis.exceptions import RedisError
 
     from workers.app import app, settings
     from xlidx.jobs.settings import QUEUES
@@ -61,9 +62,9 @@ def _broker_counts(timeout: float) -> dict[str, Any]:
                     waiting[q] = 0
                     channel = conn.channel()
             unacked = _redis_unacked(conn)
-    except OperationalError as exc:
+        replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    except (OperationalError, RedisError, OSError) as exc:
         raise QueueError(f"cannot reach the broker at {settings.display_broker}: {exc}") from exc
-    replies = app.control.inspect(timeout=timeout).active_queues() or {}
     workers = {name: sorted(q["name"] for q in qs) for name, qs in sorted(replies.items())}
     return {"waiting": waiting, "in_flight": unacked, "workers": workers}
 
@@ -87,7 +88,7 @@ def status(
     """Queue depths, messages in flight, live workers, recent jobs and dead letters."""
     store = _store()
     report = _broker_counts(timeout)
-    report["jobs"] = [j.to_json() for j in store.recent_jobs(jobs)]
+    report["jobs"] = [j.to_json() for j in store.recent_jobs(jobs)] if jobs else []
     report["dead_letters"] = store.count_dead_letters()
     if as_json:
         out.print_json(json.dumps(report))

@@ -8,7 +8,7 @@ queues                 concurrency                   prefetch multiplier  why
 includes ``embed``     1                             1                    one model copy per
                                                                           GPU; long tasks
 ``translate`` only     CPU cores                     1                    CPU-bound, long
-``write`` only         4                             4                    waits on the cluster
+``write`` only         4                             1                    waits on the cluster
 =====================  ============================  ===================  =========
 """
 
@@ -39,12 +39,14 @@ def parse_queues(text: str) -> tuple[str, ...]:
 
 
 def worker_defaults(queues: tuple[str, ...], cpus: int) -> tuple[int, int]:
-    """(concurrency, prefetch multiplier) for a worker on ``queues`` (pure)."""
+    """(concurrency, prefetch multiplier) for a worker on ``queues`` (pure). The multiplier
+    is 1 everywhere: a message never waits in a worker's memory while its visibility timeout
+    runs, so it is not handed to a second worker."""
     if "embed" in queues:
         return 1, 1
     if "translate" in queues:
         return max(1, cpus), 1
-    return 4, 4
+    return 4, 1
 
 
 def worker_command(

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from xlidx.documents import DEFAULT_MAX_DOC_BYTES
 from xlidx.pipeline.detect import DEFAULT_MIN_CONFIDENCE
 
 
@@ -26,6 +27,8 @@ class JobOptions:
     languages: tuple[str, ...]
     translate_to: tuple[str, ...] = ()
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    batch_size: int = 64
+    max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -43,4 +46,6 @@ class JobOptions:
             languages=tuple(d["languages"]),
             translate_to=tuple(d.get("translate_to") or ()),
             min_confidence=float(d.get("min_confidence", DEFAULT_MIN_CONFIDENCE)),
+            batch_size=int(d.get("batch_size", 64)),
+            max_doc_bytes=int(d.get("max_doc_bytes", DEFAULT_MAX_DOC_BYTES)),
         )

@@ -75,6 +75,7 @@ class WriteResult:
     indexed: int = 0
     dead: list[DeadLetter] = field(default_factory=list)
     retries: int = 0
+    transient: int = 0  # of ``dead``, those the cluster turned away with 429 or 5xx
 
 
 @dataclass
@@ -128,6 +129,7 @@ class BulkWriter:
         for r in results:
             total.indexed += r.indexed
             total.retries += r.retries
+            total.transient += r.transient
             total.dead.extend(r.dead)
         return total
 
@@ -170,6 +172,9 @@ class BulkWriter:
             result.indexed += 1
             return
         doc_id = str(info.get("_id"))
+        status = info.get("status")
+        if isinstance(status, int) and (status == 429 or status >= 500):
+            result.transient += 1
         p = records.get(doc_id)
         error = info.get("error")
         reason = (
