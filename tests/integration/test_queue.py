@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,34 @@ def wait_for(job: str, env: dict[str, str], *, at_least: int = 0, timeout: float
             return p
         time.sleep(0.3)
     raise AssertionError(f"job {job} not there within {timeout:g}s: {p}")
+
+
+def _ingest_waiting(
+    src: Path, index: str, env: dict[str, str]
+) -> Callable[[float], subprocess.CompletedProcess[str]]:
+    """Start ``xlidx ingest --queue --wait`` in batches of 10 in a thread; the returned
+    function waits for it and gives its result."""
+    result: list[subprocess.CompletedProcess[str]] = []
+    argv = (
+        "ingest",
+        str(src),
+        "--index",
+        index,
+        "--queue",
+        "--wait",
+        "--json",
+        "--batch-size",
+        "10",
+    )
+    client = threading.Thread(target=lambda: result.append(xlidx(*argv, env=env)))
+    client.start()
+
+    def finished(timeout: float) -> subprocess.CompletedProcess[str]:
+        client.join(timeout=timeout)
+        assert result, f"xlidx ingest --wait did not finish within {timeout:g}s"
+        return result[0]
+
+    return finished
 
 
 def _when_batches_done(env: dict[str, str], n: int, timeout: float = 120.0) -> None:
@@ -182,21 +211,11 @@ def test_sigkilled_worker_restarted_loses_and_duplicates_nothing(
     n = 300
     src = corpus(tmp_path / "docs.jsonl", n)
     env = {**queue_env, "XLIDX_RECOVER_AFTER": "45"}
-    result: dict[str, subprocess.CompletedProcess[str]] = {}
-
-    def run() -> None:
-        result["proc"] = xlidx(
-            "ingest", str(src), "--index", index_name, "--queue", "--wait", "--json",
-            "--batch-size", "10", env=env,
-        )  # fmt: skip
-
-    client = threading.Thread(target=run)
-    client.start()
+    finished = _ingest_waiting(src, index_name, env)
     _when_batches_done(queue_env, 3)
     embed.kill()  # SIGKILL, main process and pool process alike: nothing is acknowledged
     workers.xlidx("embed")
-    client.join(timeout=400)
-    proc = result["proc"]
+    proc = finished(400)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["batches_done"] == summary["batches"] == 30
@@ -277,22 +296,12 @@ def test_redis_restarted_mid_run_nothing_lost(
     workers.one_per_queue()
     n = 300
     src = corpus(tmp_path / "docs.jsonl", n)
-    result: dict[str, subprocess.CompletedProcess[str]] = {}
-
-    def run() -> None:
-        result["proc"] = xlidx(
-            "ingest", str(src), "--index", index_name, "--queue", "--wait", "--json",
-            "--batch-size", "10", env=queue_env,
-        )  # fmt: skip
-
-    client = threading.Thread(target=run)
-    client.start()
+    finished = _ingest_waiting(src, index_name, queue_env)
     _when_batches_done(queue_env, 3)
     redis_server.stop()
     time.sleep(3)
     redis_server.start()
-    client.join(timeout=300)
-    proc = result["proc"]
+    proc = finished(300)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["dead_lettered"] == 0
