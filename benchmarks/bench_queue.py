@@ -162,7 +162,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="xlidx-bench-queue-"))
     redis_proc, broker = _start_redis(tmp)
     env = {k: v for k, v in os.environ.items() if not k.startswith("XLIDX_")}
-    env.update({"XLIDX_URL": url, "XLIDX_BROKER_URL": broker,
+    # a fresh XLIDX_HOME: the workers' translation cache starts empty, like the in-process
+    # run's (which has none), so neither side reuses translations of an earlier run
+    env.update({"XLIDX_URL": url, "XLIDX_BROKER_URL": broker, "XLIDX_HOME": str(tmp / "home"),
                 "ARGOS_PACKAGES_DIR": str(packages_dir), "HF_HUB_OFFLINE": "1"})  # fmt: skip
     os.environ.update({"XLIDX_BROKER_URL": broker})
     procs = _start_workers(env, model_dir, tmp)
