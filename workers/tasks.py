@@ -33,7 +33,7 @@ from xlidx.errors import BackendError, ModelMismatch, QueueError, XlidxError
 from xlidx.jobs.options import JobOptions
 from xlidx.jobs.settings import retry_delay
 from xlidx.mapping.spec import check_model
-from xlidx.pipeline.stages import Batch, Translate, embed_stage, record_dict, skip_unchanged
+from xlidx.pipeline.stages import Batch, Translate, embed_stage, skip_unchanged
 from xlidx.pipeline.wire import decode_prepared, encode_prepared
 
 log = logging.getLogger("xlidx.worker")
@@ -69,9 +69,7 @@ def _letters(payload: Payload, stage: str | None = None, reason: str = "") -> li
     letters = [DeadLetter.from_dict(d) for d in payload.get("dead", [])]
     if stage is not None:
         for p in _batch(payload).prepared:
-            letters.append(
-                DeadLetter(p.record.origin, stage, reason, record_dict(p.record), p.record.id)
-            )
+            letters.append(DeadLetter.for_record(p.record, stage, reason))
     return letters
 
 

@@ -54,6 +54,16 @@ class Record:
     def size(self) -> int:
         return sum(len(t.encode("utf-8")) for t in self.texts.values())
 
+    def as_input(self) -> dict[str, Any]:
+        """The record as it came in (id, fields, texts, declared language): what a dead letter
+        keeps so that it can be ingested again."""
+        return {
+            "id": self.id,
+            **self.extra,
+            **self.texts,
+            **({"lang": self.lang} if self.lang else {}),
+        }
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -73,6 +83,10 @@ class DeadLetter:
             "id": self.id,
             "record": self.record,
         }
+
+    @classmethod
+    def for_record(cls, rec: Record, stage: str, reason: str) -> DeadLetter:
+        return cls(rec.origin, stage, reason, rec.as_input(), rec.id)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DeadLetter:

@@ -48,6 +48,12 @@ return 0
 """
 
 
+def letter_entry(job: str, letter: DeadLetter, *, index: str, at: float) -> str:
+    """A dead letter as the store keeps it: the in-process JSONL fields plus job, index, time."""
+    entry = {**letter.to_dict(), "index": index, "job": job, "at": at}
+    return json.dumps(entry, ensure_ascii=False, default=str)
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -193,8 +199,7 @@ class JobStore:
         now = time.time()
         argv: list[str] = [str(batch), json.dumps(dict(result))]
         for letter in letters:
-            entry = {**letter.to_dict(), "index": index, "job": job, "at": now}
-            argv += [letter_key(job, letter), json.dumps(entry, ensure_ascii=False, default=str)]
+            argv += [letter_key(job, letter), letter_entry(job, letter, index=index, at=now)]
 
         def run() -> bool:
             if self._finish is None:
@@ -213,11 +218,7 @@ class JobStore:
     def add_dead_letters(self, job: str, letters: Iterable[DeadLetter], *, index: str) -> int:
         now = time.time()
         mapping: dict[Any, Any] = {
-            letter_key(job, letter): json.dumps(
-                {**letter.to_dict(), "index": index, "job": job, "at": now},
-                ensure_ascii=False,
-                default=str,
-            )
+            letter_key(job, letter): letter_entry(job, letter, index=index, at=now)
             for letter in letters
         }
         if mapping:

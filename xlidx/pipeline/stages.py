@@ -16,7 +16,7 @@ from opensearchpy import OpenSearch
 
 from xlidx.backends.opensearch import call
 from xlidx.config import ConnectionSettings
-from xlidx.documents import UNDETERMINED, DeadLetter, Prepared, RawItem, Record, to_record
+from xlidx.documents import UNDETERMINED, DeadLetter, Prepared, RawItem, to_record
 from xlidx.errors import ModelError, XlidxError
 
 
@@ -116,14 +116,8 @@ def skip_unchanged(
 
 def fail_batch(batch: Batch, stage: str, exc: XlidxError) -> None:
     for p in batch.prepared:
-        batch.dead.append(
-            DeadLetter(p.record.origin, stage, str(exc), record_dict(p.record), p.record.id)
-        )
+        batch.dead.append(DeadLetter.for_record(p.record, stage, str(exc)))
     batch.prepared = []
-
-
-def record_dict(rec: Record) -> dict[str, Any]:
-    return {"id": rec.id, **rec.extra, **rec.texts, **({"lang": rec.lang} if rec.lang else {})}
 
 
 class Translate:

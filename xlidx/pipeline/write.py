@@ -187,16 +187,7 @@ class BulkWriter:
                 origin=p.record.origin if p else "?",
                 stage="write",
                 reason=f"rejected by the cluster (HTTP {info.get('status')}): {reason}",
-                record=_record_json(p) if p else None,
+                record=p.record.as_input() if p else None,
                 id=doc_id,
             )
         )
-
-
-def _record_json(p: Prepared) -> dict[str, Any]:
-    return {
-        "id": p.record.id,
-        **p.record.extra,
-        **p.record.texts,
-        **({"lang": p.record.lang} if p.record.lang else {}),
-    }
