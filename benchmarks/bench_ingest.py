@@ -11,8 +11,9 @@ if needed):
 
 * ``translate``: ``Translator.translate`` over every document (batched);
 * ``embed``: passage splitting + ``encode_document`` over every document;
-* ``write``: xlidx's ``BulkWriter`` on the prepared documents, vs opensearch-py's
-  ``parallel_bulk`` on the identical actions (the baseline);
+* ``write``: xlidx's ``BulkWriter`` on the prepared documents, vs the client library's
+  ``parallel_bulk`` (opensearch-py or elasticsearch-py, by the engine at ``--url``) on the
+  identical actions (the baseline);
 * ``pipeline``: ``xlidx.ingest`` end to end (stages overlap in threads);
 * ``reingest``: the same input again (every document unchanged).
 
@@ -44,7 +45,7 @@ class IngestSetup:
 
     url: str
     settings: Any
-    client: Any
+    backend: Any
     packages_dir: Path
     model_dir: Path
     texts: list[str]
@@ -57,7 +58,7 @@ def ingest_setup(url: str | None, docs: int) -> IngestSetup:
     from bench_embed import random_encoder_dir
     from bench_translate import bench_home, ensure_package, make_docs
 
-    from xlidx.backends.opensearch import make_client
+    from xlidx.backends import open_backend
     from xlidx.config import ConnectionSettings
     from xlidx.translation_packages import install_from_file, list_installed
 
@@ -75,8 +76,21 @@ def ingest_setup(url: str | None, docs: int) -> IngestSetup:
     texts = make_docs(docs)
     rows = [{"id": f"d{i}", "lang": "de", "body": t} for i, t in enumerate(texts)]
     return IngestSetup(
-        url, settings, make_client(settings), packages_dir, random_encoder_dir(), texts, rows
+        url, settings, open_backend(settings), packages_dir, random_encoder_dir(), texts, rows
     )
+
+
+def baseline_parallel_bulk(backend: Any, actions: list[dict[str, Any]]) -> int:
+    """The client library's own ``parallel_bulk`` (the writer's baseline): documents written."""
+    if backend.engine == "elasticsearch":
+        from elasticsearch import helpers as es_helpers
+
+        results = es_helpers.parallel_bulk(backend.client, actions, chunk_size=500)
+    else:
+        from opensearchpy import helpers as os_helpers
+
+        results = os_helpers.parallel_bulk(backend.client, actions, chunk_size=500)
+    return sum(1 for success, _ in results if success)
 
 
 def _rate(n: int, seconds: float) -> dict[str, float]:
@@ -90,18 +104,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
 
-    from opensearchpy import helpers
-
     from xlidx.documents import Prepared, RawItem, Record, to_record
-    from xlidx.ingest import IngestOptions, ingest, model_source
-    from xlidx.mapping.manage import ensure
-    from xlidx.mapping.spec import IndexSpec
+    from xlidx.indices.manage import ensure
+    from xlidx.indices.spec import IndexSpec
+    from xlidx.ingest import IngestOptions, ingest
     from xlidx.pipeline.embed import load_embedder
+    from xlidx.pipeline.fingerprint import model_source
     from xlidx.pipeline.translate import Translator
     from xlidx.pipeline.write import BulkWriter, build_document
 
     setup = ingest_setup(args.url, args.docs)
-    url, settings, client = setup.url, setup.settings, setup.client
+    url, backend = setup.url, setup.backend
     packages_dir, texts, rows = setup.packages_dir, setup.texts, setup.rows
     embedder = load_embedder(str(setup.model_dir))
     records = [to_record(RawItem(f"bench:{i}", payload=r)) for i, r in enumerate(rows)]
@@ -145,12 +158,12 @@ def main() -> None:
             languages=("de", "en"),
             translate_to=("en",),
         )
-        state, _ = ensure(client, settings, spec)
+        state, _ = ensure(backend, spec)
         return state.index
 
     writer_index, bulk_index = fresh("writer"), fresh("bulk")
     t0 = time.perf_counter()
-    res = BulkWriter(client, settings).write(writer_index, prepared, model=embedder.name)
+    res = BulkWriter(backend).write(writer_index, prepared, model=embedder.name)
     results["write"] = _rate(res.indexed, time.perf_counter() - t0)
     actions = [
         {
@@ -162,7 +175,7 @@ def main() -> None:
         for p in prepared
     ]
     t0 = time.perf_counter()
-    ok = sum(1 for success, _ in helpers.parallel_bulk(client, actions, chunk_size=500) if success)
+    ok = baseline_parallel_bulk(backend, actions)
     results["parallel_bulk"] = _rate(ok, time.perf_counter() - t0)
 
     name = f"bench-pipeline-{tag}"
@@ -177,8 +190,7 @@ def main() -> None:
     t0 = time.perf_counter()
     first = ingest(
         items,
-        client=client,
-        settings=settings,
+        backend=backend,
         options=options,
         embedder=embedder,
         translator=translator,
@@ -187,8 +199,7 @@ def main() -> None:
     t0 = time.perf_counter()
     again = ingest(
         items,
-        client=client,
-        settings=settings,
+        backend=backend,
         options=options,
         embedder=embedder,
         translator=translator,
@@ -205,8 +216,7 @@ def main() -> None:
             results["reingest"]["docs_per_s"] / results["pipeline"]["docs_per_s"], 1
         ),
     }
-    for index in (writer_index, bulk_index, f"{name}-v1"):
-        client.indices.delete(index=index, ignore_unavailable=True)
+    backend.delete_indices([writer_index, bulk_index, f"{name}-v1"])
     print(json.dumps(results, indent=2))
 
 

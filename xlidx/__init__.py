@@ -33,8 +33,8 @@ _LAZY = {
     "Translator": "xlidx.pipeline.translate",
     "Detector": "xlidx.pipeline.detect",
     "open_source": "xlidx.pipeline.sources",
-    "IndexSpec": "xlidx.mapping.spec",
-    "VectorSpec": "xlidx.mapping.spec",
+    "IndexSpec": "xlidx.indices.spec",
+    "VectorSpec": "xlidx.indices.spec",
 }
 
 

@@ -6,7 +6,8 @@ Connection settings are resolved in three layers, later ones winning:
    when it exists), table ``[connection]``;
 2. the environment: ``XLIDX_URL`` (comma-separated for several nodes), ``XLIDX_USERNAME``,
    ``XLIDX_PASSWORD``, ``XLIDX_API_KEY``, ``XLIDX_CA_CERTS``, ``XLIDX_CLIENT_CERT``,
-   ``XLIDX_CLIENT_KEY``, ``XLIDX_VERIFY_CERTS`` (true/false), ``XLIDX_TIMEOUT`` (seconds);
+   ``XLIDX_CLIENT_KEY``, ``XLIDX_VERIFY_CERTS`` (true/false), ``XLIDX_TIMEOUT`` (seconds),
+   ``XLIDX_BACKEND`` (``opensearch`` or ``elasticsearch``; detected from the cluster when unset);
 3. command-line flags.
 
 Secrets are wrapped in :class:`Secret`, whose ``repr``/``str`` never show the value.
@@ -31,6 +32,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 DEFAULT_URL = "http://127.0.0.1:9200"
+ENGINES = ("opensearch", "elasticsearch")
 DEFAULT_CONFIG_PATH = Path("~/.config/xlidx/config.toml")
 
 
@@ -70,8 +72,11 @@ class ConnectionSettings:
     client_key: Path | None = None
     verify_certs: bool = True
     timeout: float = 30.0
+    engine: str | None = None  # "opensearch" | "elasticsearch"; None = detect from the cluster
 
     def __post_init__(self) -> None:
+        if self.engine is not None and self.engine not in ENGINES:
+            raise ConfigError(f"unknown backend {self.engine!r}: expected {' or '.join(ENGINES)}")
         if not self.urls:
             raise ConfigError("no cluster URL configured")
         for url in self.urls:
@@ -164,6 +169,7 @@ _KEYS = (
     "client_key",
     "verify_certs",
     "timeout",
+    "engine",
 )
 
 ENV_NAMES: Mapping[str, str] = {
@@ -176,6 +182,7 @@ ENV_NAMES: Mapping[str, str] = {
     "client_key": "XLIDX_CLIENT_KEY",
     "verify_certs": "XLIDX_VERIFY_CERTS",
     "timeout": "XLIDX_TIMEOUT",
+    "engine": "XLIDX_BACKEND",
 }
 
 
@@ -191,6 +198,8 @@ def _coerce(key: str, value: Any, name: str) -> Any:
         return Secret(str(value))
     if key in ("ca_certs", "client_cert", "client_key"):
         return Path(str(value)).expanduser()
+    if key == "engine":
+        return str(value).strip().lower()
     return str(value)
 
 
@@ -211,6 +220,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if "url" in section:
         section = dict(section)
         section["urls"] = section.pop("url")
+    if "backend" in section:
+        section = dict(section)
+        section["engine"] = section.pop("backend")
     unknown = sorted(set(section) - set(_KEYS))
     if unknown:
         raise ConfigError(
@@ -268,3 +280,141 @@ def load_connection(
 def with_urls(settings: ConnectionSettings, *urls: str) -> ConnectionSettings:
     """A copy of ``settings`` pointing at other URLs."""
     return replace(settings, urls=tuple(urls))
+
+
+# --- the rest of the environment ---------------------------------------------------------------
+# Every variable xlidx reads is read by one of the functions below (each pure given ``env``,
+# which defaults to ``os.environ``); other modules call them rather than ``os.environ``.
+
+
+def _environ(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+ENV_EMBED_MODEL = "XLIDX_EMBED_MODEL"
+ENV_MAPPINGS_DIR = "XLIDX_MAPPINGS_DIR"
+ENV_WORKER_QUEUES = "XLIDX_WORKER_QUEUES"
+ENV_WORKER_DEVICE = "XLIDX_WORKER_DEVICE"
+DEFAULT_XLIDX_HOME = "~/.cache/xlidx"
+
+QUEUE_ENV_NAMES: tuple[str, ...] = (
+    "XLIDX_BROKER_URL",
+    "XLIDX_STATE_URL",
+    "XLIDX_RESULT_BACKEND",
+    "XLIDX_VISIBILITY_TIMEOUT",
+    "XLIDX_TASK_TIME_LIMIT",
+    "XLIDX_TASK_SOFT_TIME_LIMIT",
+    "XLIDX_RETRY_BACKOFF_MAX",
+    "XLIDX_TASK_MAX_RETRIES",
+    "XLIDX_DESCRIBE_TIMEOUT",
+    "XLIDX_RECOVER_AFTER",
+)
+
+
+def env_embed_model(env: Mapping[str, str] | None = None) -> str | None:
+    """``$XLIDX_EMBED_MODEL``, the default embedding model; None when unset or empty."""
+    return _environ(env).get(ENV_EMBED_MODEL) or None
+
+
+def env_mappings_dir(env: Mapping[str, str] | None = None) -> str | None:
+    """``$XLIDX_MAPPINGS_DIR``, where the mapping templates are; None when unset or empty."""
+    return _environ(env).get(ENV_MAPPINGS_DIR) or None
+
+
+def xlidx_home(env: Mapping[str, str] | None = None) -> Path:
+    """``$XLIDX_HOME`` (default ``~/.cache/xlidx``): downloads, models, caches."""
+    return Path(_environ(env).get("XLIDX_HOME") or DEFAULT_XLIDX_HOME).expanduser()
+
+
+def queue_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The queue variables (:data:`QUEUE_ENV_NAMES`) that are set, as given; parsed and
+    checked by :meth:`xlidx.jobs.settings.QueueSettings.from_env`."""
+    source = _environ(env)
+    return {name: source[name] for name in QUEUE_ENV_NAMES if name in source}
+
+
+@dataclass(frozen=True)
+class WorkerEnv:
+    """What ``xlidx worker`` hands its pool processes (and what a plain
+    ``celery -A workers.app worker`` may be given): None = not set."""
+
+    device: str | None = None
+    queues: tuple[str, ...] | None = None
+    model: str | None = None
+
+
+def worker_env(env: Mapping[str, str] | None = None) -> WorkerEnv:
+    """``XLIDX_WORKER_DEVICE`` (taken even when empty), ``XLIDX_WORKER_QUEUES``
+    (comma-separated; ignored when empty) and ``XLIDX_EMBED_MODEL`` (ignored when empty)."""
+    source = _environ(env)
+    raw_queues = source.get(ENV_WORKER_QUEUES)
+    return WorkerEnv(
+        device=source.get(ENV_WORKER_DEVICE),
+        queues=tuple(q for q in raw_queues.split(",") if q) if raw_queues else None,
+        model=env_embed_model(source),
+    )
+
+
+_HUB_TRUE = {"1", "on", "yes", "true"}
+DEFAULT_HF_ENDPOINT = "https://huggingface.co"
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """The Hugging Face variables xlidx honours."""
+
+    offline: bool  # HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is 1/on/yes/true
+    endpoint: str  # HF_ENDPOINT (default https://huggingface.co), without a trailing slash
+    sentence_transformers_home: str | None  # SENTENCE_TRANSFORMERS_HOME
+    hub_cache: Path  # HF_HUB_CACHE, default $HF_HOME/hub (HF_HOME: ~/.cache/huggingface)
+
+
+def hub_settings(env: Mapping[str, str] | None = None) -> HubSettings:
+    """:class:`HubSettings` from the environment."""
+    source = _environ(env)
+    offline = any(
+        source.get(n, "").strip().lower() in _HUB_TRUE
+        for n in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+    hf_home = Path(source.get("HF_HOME", "~/.cache/huggingface")).expanduser()
+    return HubSettings(
+        offline=offline,
+        endpoint=source.get("HF_ENDPOINT", DEFAULT_HF_ENDPOINT).rstrip("/"),
+        sentence_transformers_home=source.get("SENTENCE_TRANSFORMERS_HOME"),
+        hub_cache=Path(source.get("HF_HUB_CACHE", hf_home / "hub")).expanduser(),
+    )
+
+
+@dataclass(frozen=True)
+class ArgosDirs:
+    """The variables that say where argos-translate keeps its files."""
+
+    packages_dir: Path | None  # $ARGOS_PACKAGES_DIR; None when unset or empty
+    home: str | None  # $HOME; the user's home directory when unset or empty
+    xdg_config_home: str | None
+    xdg_data_home: str | None
+
+    def _home(self) -> Path:
+        return Path(self.home or Path.home())
+
+    @property
+    def config_home(self) -> Path:
+        """``$XDG_CONFIG_HOME``, default ``$HOME/.config``."""
+        return Path(self.xdg_config_home or self._home() / ".config")
+
+    @property
+    def data_home(self) -> Path:
+        """``$XDG_DATA_HOME``, default ``$HOME/.local/share``."""
+        return Path(self.xdg_data_home or self._home() / ".local" / "share")
+
+
+def argos_dirs(env: Mapping[str, str] | None = None) -> ArgosDirs:
+    """:class:`ArgosDirs` from the environment."""
+    source = _environ(env)
+    packages = source.get("ARGOS_PACKAGES_DIR")
+    return ArgosDirs(
+        packages_dir=Path(packages).expanduser() if packages else None,
+        home=source.get("HOME"),
+        xdg_config_home=source.get("XDG_CONFIG_HOME"),
+        xdg_data_home=source.get("XDG_DATA_HOME"),
+    )

@@ -9,26 +9,23 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from opensearchpy import OpenSearch
-
-from xlidx.backends.opensearch import call
-from xlidx.config import ConnectionSettings
+from xlidx.backends.base import Backend
 from xlidx.documents import (
     DEFAULT_MAX_DOC_BYTES,
     DEFAULT_TEXT_FIELDS,
     DeadLetter,
     RawItem,
-    canonical_hash,
 )
 from xlidx.errors import ModelError
-from xlidx.mapping.manage import IndexState, ensure, update_meta
-from xlidx.mapping.spec import IndexSpec, VectorSpec, check_model, merge_packages
+from xlidx.indices.manage import IndexState, ensure, update_meta
+from xlidx.indices.spec import IndexSpec, VectorSpec, check_model, merge_packages
 from xlidx.pipeline.detect import DEFAULT_LANGUAGES, DEFAULT_MIN_CONFIDENCE, Detector, detect_stage
+from xlidx.pipeline.fingerprint import model_source, pipeline_fingerprint
 from xlidx.pipeline.overlap import run_overlapped
 from xlidx.pipeline.stages import (
     Batch,
@@ -110,32 +107,10 @@ class DeadLetterSink:
 Progress = Callable[[str, int], None]
 
 
-def pipeline_fingerprint(
-    embedding: Mapping[str, Any], *, translate_to: Iterable[str], text_fields: Iterable[str]
-) -> str:
-    """What, besides a record's content, decides its indexed form."""
-    return canonical_hash(
-        {
-            "embedding": dict(embedding),
-            "translate_to": sorted(translate_to),
-            "text_fields": list(text_fields),
-        }
-    )
-
-
-def model_source(embedder: EmbedderLike) -> str:
-    """How to load ``embedder`` again: its directory (absolute) or hub name, else its name."""
-    source = getattr(embedder, "source", None)
-    if isinstance(source, str | Path) and Path(str(source)).expanduser().exists():
-        return str(Path(str(source)).expanduser().resolve())
-    return str(source or embedder.name)
-
-
 def ingest(
     items: Iterable[RawItem],
     *,
-    client: OpenSearch,
-    settings: ConnectionSettings,
+    backend: Backend,
     options: IngestOptions,
     embedder: EmbedderLike,
     translator: TranslatorLike | None = None,
@@ -156,12 +131,12 @@ def ingest(
     )
     if options.translate_to and translator is None:
         raise ModelError("--translate-to needs a translator, but none was given")
-    state, created = ensure(client, settings, spec)
+    state, created = ensure(backend, spec)
     if not created:
         check_model(state.meta, embedding, options.index)
     detector = Detector(options.languages, min_confidence=options.min_confidence)
     translate = Translate(translator, options.translate_to)
-    writer = BulkWriter(client, settings)
+    writer = BulkWriter(backend)
     summary = IngestSummary(index=state.index)
     fingerprint = pipeline_fingerprint(
         embedding, translate_to=options.translate_to, text_fields=options.text_fields
@@ -169,7 +144,7 @@ def ingest(
 
     def check(batch: Batch) -> Batch:
         progress("checking", 0)
-        return skip_unchanged(client, settings, state.index, batch)
+        return skip_unchanged(backend, state.index, batch)
 
     def detect_and_translate(batch: Batch) -> Batch:
         detect_stage(batch.prepared, detector)
@@ -212,14 +187,13 @@ def ingest(
         summary.seconds = time.monotonic() - t0
         summary.dead_letter_file = str(sink.path) if sink.path and sink.count else None
     if options.refresh and (summary.indexed or created):
-        call(settings, f"refresh {state.index}", lambda: client.indices.refresh(index=state.index))
-    record_translation(client, settings, state, translator, options.translate_to)
+        backend.refresh(state.index)
+    record_translation(backend, state, translator, options.translate_to)
     return summary
 
 
 def record_translation(
-    client: OpenSearch,
-    settings: ConnectionSettings,
+    backend: Backend,
     state: IndexState,
     translator: TranslatorLike | None,
     translate_to: Sequence[str],
@@ -232,4 +206,4 @@ def record_translation(
     if packages != x.get("translation_packages", []) or targets != x.get("translate_to", []):
         x["translation_packages"] = packages
         x["translate_to"] = targets
-        update_meta(client, settings, state, x)
+        update_meta(backend, state, x)

@@ -13,7 +13,6 @@ Listing reads only ``metadata.json`` files (no heavy imports). Only
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from xlidx.config import argos_dirs
 from xlidx.errors import ModelError
 
 LANG_CODE = re.compile(r"^[a-z]{2,3}$")
@@ -65,16 +65,13 @@ def check_lang_code(code: str) -> str:
 
 def default_packages_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where argos installs packages: ``$ARGOS_PACKAGES_DIR``, argos's settings.json, default."""
-    env = os.environ if env is None else env
-    if env.get("ARGOS_PACKAGES_DIR"):
-        return Path(env["ARGOS_PACKAGES_DIR"]).expanduser()
-    home = Path(env.get("HOME") or Path.home())
-    config_home = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
-    settings = _read_json(config_home / "argos-translate" / "settings.json")
+    dirs = argos_dirs(env)
+    if dirs.packages_dir is not None:
+        return dirs.packages_dir
+    settings = _read_json(dirs.config_home / "argos-translate" / "settings.json")
     if isinstance(settings, dict) and isinstance(settings.get("ARGOS_PACKAGES_DIR"), str):
         return Path(settings["ARGOS_PACKAGES_DIR"]).expanduser()
-    data_home = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
-    return data_home / "argos-translate" / "packages"
+    return dirs.data_home / "argos-translate" / "packages"
 
 
 def _read_json(path: Path) -> Any:

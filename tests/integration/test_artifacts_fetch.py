@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import unavailable
-from xlidx.devnode.artifacts import MODULES, fetch
+from xlidx.devnode.artifacts import ES_DISTRIBUTION, MODULES, _http_get, fetch, verify
+from xlidx.devnode.paths import xlidx_home
 from xlidx.errors import ArtifactError
 
 pytestmark = pytest.mark.integration
@@ -44,3 +45,21 @@ def test_mvn_path(tmp_path: Path) -> None:
     # a corrupt cached file is detected and fetched again
     path.write_bytes(b"corrupt")
     assert fetch(ASM, tmp_path, mvn=mvn).read_bytes()[:2] == b"PK"
+
+
+def test_es_distribution_pin_matches_what_central_publishes() -> None:
+    """Elasticsearch's zip is 97 MB: it is fetched and verified once per run, by
+    `xlidx dev up --backend elasticsearch` (test_devnode_es.py). Here only the checksums Central
+    publishes beside it are compared with the pin, and a cached copy is verified against both."""
+    try:
+        sha256 = _http_get(ES_DISTRIBUTION.url + ".sha256", timeout=30.0)
+        sha1 = _http_get(ES_DISTRIBUTION.url + ".sha1", timeout=30.0)
+    except ArtifactError as exc:
+        unavailable(f"Maven Central unreachable: {exc}")
+        return
+    assert sha256 is not None and sha1 is not None, "Central no longer publishes the checksums"
+    assert sha256.decode().split()[0] == ES_DISTRIBUTION.sha256
+    downloads = xlidx_home() / "downloads"
+    for cached in (downloads / "m2" / ES_DISTRIBUTION.path, downloads / ES_DISTRIBUTION.filename):
+        if cached.is_file():
+            verify(cached, ES_DISTRIBUTION, sha1.decode())

@@ -44,7 +44,7 @@ def test_up_again_reuses_the_running_node(dev_node: ConnectionSettings) -> None:
 
 def test_language_analyzers_are_installed(dev_node: ConnectionSettings) -> None:
     """analysis-common (assembled from Maven jars) brings the per-language analyzers."""
-    from xlidx.backends.opensearch import make_client
+    from xlidx.backends.opensearch.client import make_client
 
     client = make_client(dev_node)
     fr = client.indices.analyze(body={"analyzer": "french", "text": "Les chevaux"})

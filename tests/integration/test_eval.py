@@ -21,7 +21,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from xlidx.backends.opensearch import make_client
+from xlidx.backends import open_backend
 from xlidx.config import ConnectionSettings
 from xlidx.documents import RawItem
 from xlidx.errors import ConfigError
@@ -29,7 +29,7 @@ from xlidx.eval import EvalOptions, EvalQuery, Qrels, encode_queries, read_qrels
 from xlidx.eval.metrics import MEASURES
 from xlidx.ingest import IngestOptions, ingest
 from xlidx.pipeline.embed import Embedder, load_embedder
-from xlidx.query.engine import Searcher
+from xlidx.search import Searcher
 
 pytestmark = pytest.mark.integration
 
@@ -74,8 +74,7 @@ def _items(rows: list[tuple[str, str, str]], origin: str = "test") -> list[RawIt
 def _index(settings: ConnectionSettings, name: str, embedder: Any, rows: Any) -> None:
     summary = ingest(
         _items(rows),
-        client=make_client(settings),
-        settings=settings,
+        backend=open_backend(settings),
         options=IngestOptions(index=name, languages=("en", "fr", "de")),
         embedder=embedder,
     )
@@ -130,7 +129,7 @@ def test_eval_tiny_index_all_modes(
 
     queries, qrels_path = eval_files
     qrels = read_qrels(qrels_path)
-    searcher = Searcher(make_client(dev_node), dev_node, tiny_index, embedder=tiny_embedder)
+    searcher = Searcher(open_backend(dev_node), tiny_index, embedder=tiny_embedder)
     seen: list[tuple[str, int, int]] = []
     reports = run_eval(
         searcher,
@@ -180,7 +179,7 @@ def test_eval_tiny_index_all_modes(
 def test_eval_rejects_bad_inputs(
     dev_node: ConnectionSettings, tiny_index: str, tiny_embedder: Embedder
 ) -> None:
-    searcher = Searcher(make_client(dev_node), dev_node, tiny_index, embedder=tiny_embedder)
+    searcher = Searcher(open_backend(dev_node), tiny_index, embedder=tiny_embedder)
     queries = [EvalQuery("q1", "cat", "en")]
     with pytest.raises(ConfigError, match="'q9' is not in the queries file"):
         run_eval(searcher, queries, Qrels({"q1": {"en-cat": 1}, "q9": {"x": 1}}))
@@ -188,7 +187,7 @@ def test_eval_rejects_bad_inputs(
         run_eval(searcher, queries, Qrels({"q1": {"en-cat": 1}}), EvalOptions(modes=("dense",)))
     with pytest.raises(ConfigError, match="weights must be two non-negative numbers"):
         run_eval(searcher, queries, Qrels({"q1": {"en-cat": 1}}), EvalOptions(weights=(-1.0, 1.0)))
-    missing = Searcher(make_client(dev_node), dev_node, "xlidx-no-such-index-eval")
+    missing = Searcher(open_backend(dev_node), "xlidx-no-such-index-eval")
     from xlidx.errors import MappingError
 
     with pytest.raises(MappingError, match="no xlidx index"):
@@ -294,7 +293,7 @@ def test_tatoeba_en_fr(dev_node: ConnectionSettings, index_name: str, e5_small_m
 
     queries = [EvalQuery(f"q{i}", t, "en") for i, t in enumerate(en, 1)]
     qrels = Qrels({f"q{i}": {f"fr-{i}": 1} for i in range(1, len(en) + 1)})
-    searcher = Searcher(make_client(dev_node), dev_node, index_name, embedder=embedder)
+    searcher = Searcher(open_backend(dev_node), index_name, embedder=embedder)
     vectors, encode_ms = encode_queries(searcher, queries)
     table = [f"| {'EN→FR, 1000 FR docs':<34} | " + " | ".join(MEASURES) + " |"]
 
@@ -321,7 +320,7 @@ def test_tatoeba_en_fr(dev_node: ConnectionSettings, index_name: str, e5_small_m
     _index(
         dev_node, index_name, embedder, [(f"en-{i}", "en", t) for i, t in enumerate(distractors, 1)]
     )
-    searcher = Searcher(make_client(dev_node), dev_node, index_name, embedder=embedder)
+    searcher = Searcher(open_backend(dev_node), index_name, embedder=embedder)
     mixed = {r.mode: r for r in run("[500q] +500 EN", EvalOptions(modes=("hybrid", "knn")), half)}
     mixed_bal = run("[500q] +500 EN balance", EvalOptions(modes=("hybrid",), balance=True), half)[0]
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import free_port, run_cli
 from tests.fixtures.translation import FR_EN_PAIRS
-from xlidx.backends.opensearch import make_client
+from xlidx.backends.opensearch.client import make_client
 from xlidx.config import ConnectionSettings
 
 pytestmark = pytest.mark.integration

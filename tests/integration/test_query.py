@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_cli
-from xlidx.backends.opensearch import make_client
+from xlidx.backends import open_backend
+from xlidx.backends.opensearch.client import make_client
 from xlidx.config import ConnectionSettings
 from xlidx.documents import RawItem
 from xlidx.ingest import IngestOptions, ingest
-from xlidx.query.engine import Searcher
 from xlidx.query.plan import Query
+from xlidx.search import Searcher
 
 pytestmark = pytest.mark.integration
 
@@ -68,8 +69,7 @@ def query_index(dev_node: ConnectionSettings, tiny_embedder: Any) -> Any:
     items = [RawItem(f"docs:{i}", payload=d) for i, d in enumerate(DOCS, start=1)]
     summary = ingest(
         items,
-        client=client,
-        settings=dev_node,
+        backend=open_backend(dev_node),
         options=IngestOptions(index=name, languages=("en", "fr", "de", "es")),
         embedder=tiny_embedder,
     )
@@ -92,7 +92,7 @@ def test_server_and_client_fusion_agree(
     fusion: str,
     weights: list[float],
 ) -> None:
-    searcher = Searcher(make_client(dev_node), dev_node, query_index, embedder=tiny_embedder)
+    searcher = Searcher(open_backend(dev_node), query_index, embedder=tiny_embedder)
     assert searcher.has_neural_search()
     q = Query("the cat sleeps on the sofa").k(6).fusion(fusion, weights)
     server = searcher.search(q, fuse_on="server")
@@ -106,7 +106,7 @@ def test_server_and_client_fusion_agree(
 def test_modes_filters_and_paging(
     dev_node: ConnectionSettings, tiny_embedder: Any, query_index: str
 ) -> None:
-    searcher = Searcher(make_client(dev_node), dev_node, query_index, embedder=tiny_embedder)
+    searcher = Searcher(open_backend(dev_node), query_index, embedder=tiny_embedder)
     bm25 = searcher.search(Query("cat").mode("bm25").query_lang("en"))
     assert _ids(bm25)[0] == "en-cat"
     knn = searcher.search(Query("cat").mode("knn").k(6))
@@ -132,7 +132,7 @@ def test_modes_filters_and_paging(
 def test_hostile_queries_are_just_text(
     dev_node: ConnectionSettings, tiny_embedder: Any, query_index: str, hostile: str
 ) -> None:
-    searcher = Searcher(make_client(dev_node), dev_node, query_index, embedder=tiny_embedder)
+    searcher = Searcher(open_backend(dev_node), query_index, embedder=tiny_embedder)
     res = searcher.search(Query(hostile).mode("bm25").query_lang("en").k(6))
     assert len(res.hits) < len(DOCS)  # not a match-all
 
@@ -155,14 +155,15 @@ def test_translated_query_reaches_other_languages(
     ]
     ingest(
         [RawItem(f"d:{i}", payload=d) for i, d in enumerate(docs)],
-        client=client,
-        settings=dev_node,
+        backend=open_backend(dev_node),
         options=IngestOptions(index=name, languages=("en", "fr")),
         embedder=tiny_embedder,
     )
     try:
         translator = Translator(argos_packages_dir)
-        searcher = Searcher(client, dev_node, name, embedder=tiny_embedder, translator=translator)
+        searcher = Searcher(
+            open_backend(dev_node), name, embedder=tiny_embedder, translator=translator
+        )
         plain = searcher.search(Query(en).mode("bm25").query_lang("en"))
         assert plain.hits == []  # no French text matches English words
         translated = searcher.search(Query(en).mode("bm25").query_lang("en"), translate=True)

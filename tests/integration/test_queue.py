@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import REPO, free_port, unavailable
 from tests.fixtures.queue import RedisServer, Workers, process_env
 from tests.fixtures.translation import FR_EN_PAIRS
-from xlidx.backends.opensearch import make_client
+from xlidx.backends.opensearch.client import make_client
 from xlidx.config import ConnectionSettings
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from tests.conftest import REPO
-from xlidx.backends.opensearch import make_client
+from xlidx.backends.opensearch.client import make_client
 from xlidx.config import ConnectionSettings
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from xlidx.backends.opensearch import make_client
+from xlidx.backends.opensearch import OpenSearchBackend
+from xlidx.backends.opensearch.client import make_client
 from xlidx.config import ConnectionSettings
 from xlidx.documents import Prepared, RawItem, Record, to_record
 from xlidx.errors import BackendError
@@ -107,8 +108,7 @@ def test_transient_failures_are_retried_without_duplicates(
     settings, faults, index = proxied
     faults.plan = list(plan)
     writer = BulkWriter(
-        make_client(settings),
-        settings,
+        OpenSearchBackend(settings),
         max_docs=4,
         concurrency=1,
         initial_backoff=0.01,
@@ -128,7 +128,7 @@ def test_persistent_failure_is_a_clear_error(
     settings, faults, index = proxied
     faults.plan = [503] * 10
     writer = BulkWriter(
-        make_client(settings), settings, max_retries=2, initial_backoff=0.01, sleep=lambda _s: None
+        OpenSearchBackend(settings), max_retries=2, initial_backoff=0.01, sleep=lambda _s: None
     )
     with pytest.raises(BackendError, match="HTTP 503 while trying to write documents"):
         writer.write(index, _batch(3), model="none")
@@ -148,7 +148,7 @@ def test_rejected_documents_are_dead_lettered(dev_node: ConnectionSettings) -> N
         )
         assert isinstance(bad, Record)
         batch.append(Prepared(bad, field_langs={"body": "en"}))
-        result = BulkWriter(client, dev_node).write(index, batch, model="none")
+        result = BulkWriter(OpenSearchBackend(dev_node)).write(index, batch, model="none")
         assert result.indexed == 3
         assert [d.id for d in result.dead] == ["bad"]
         assert (

@@ -5,14 +5,23 @@ from pathlib import Path
 import pytest
 
 from xlidx.config import (
+    QUEUE_ENV_NAMES,
     ConnectionSettings,
     Secret,
+    WorkerEnv,
+    argos_dirs,
+    env_embed_model,
+    env_mappings_dir,
+    hub_settings,
     load_connection,
+    queue_env,
     read_config_file,
     read_env,
     redact_text,
     redact_url,
     resolve_connection,
+    worker_env,
+    xlidx_home,
 )
 from xlidx.errors import ConfigError
 
@@ -142,3 +151,86 @@ def test_missing_and_binary_config_file(tmp_path: Path) -> None:
     bad.write_bytes(b"\xff\xfe\x00junk")
     with pytest.raises(ConfigError, match=r"cannot read|not valid TOML"):
         read_config_file(bad)
+
+
+# --- the rest of the environment: every read goes through config.py, pure given a mapping ---
+
+
+def test_env_embed_model_and_mappings_dir() -> None:
+    assert env_embed_model({}) is None
+    assert env_embed_model({"XLIDX_EMBED_MODEL": ""}) is None
+    assert env_embed_model({"XLIDX_EMBED_MODEL": "/models/e5"}) == "/models/e5"
+    assert env_mappings_dir({}) is None
+    assert env_mappings_dir({"XLIDX_MAPPINGS_DIR": ""}) is None
+    assert env_mappings_dir({"XLIDX_MAPPINGS_DIR": "/m"}) == "/m"
+
+
+def test_env_functions_default_to_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XLIDX_EMBED_MODEL", "from-process")
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.local/")
+    assert env_embed_model() == "from-process"
+    assert hub_settings().endpoint == "http://hub.local"
+    assert env_embed_model({}) is None  # a given mapping is all that is read
+
+
+def test_xlidx_home(tmp_path: Path) -> None:
+    assert xlidx_home({"XLIDX_HOME": str(tmp_path)}) == tmp_path
+    assert xlidx_home({"XLIDX_HOME": ""}) == Path("~/.cache/xlidx").expanduser()
+    assert xlidx_home({}) == Path("~/.cache/xlidx").expanduser()
+
+
+def test_queue_env_keeps_only_the_queue_variables_as_given() -> None:
+    env = {"XLIDX_BROKER_URL": " redis://r:6379/0 ", "XLIDX_URL": "http://x:9200", "PATH": "/b"}
+    assert queue_env(env) == {"XLIDX_BROKER_URL": " redis://r:6379/0 "}
+    assert queue_env({}) == {}
+    assert "XLIDX_RECOVER_AFTER" in QUEUE_ENV_NAMES and "XLIDX_URL" not in QUEUE_ENV_NAMES
+
+
+def test_worker_env() -> None:
+    assert worker_env({}) == WorkerEnv(device=None, queues=None, model=None)
+    given = worker_env(
+        {
+            "XLIDX_WORKER_DEVICE": "cpu",
+            "XLIDX_WORKER_QUEUES": "embed,,write",
+            "XLIDX_EMBED_MODEL": "usem3",
+        }
+    )
+    assert given == WorkerEnv(device="cpu", queues=("embed", "write"), model="usem3")
+    # an empty device is taken as given; empty queues and model are not
+    empty = {"XLIDX_WORKER_DEVICE": "", "XLIDX_WORKER_QUEUES": "", "XLIDX_EMBED_MODEL": ""}
+    assert worker_env(empty) == WorkerEnv(device="", queues=None, model=None)
+    assert worker_env({"XLIDX_WORKER_QUEUES": ","}).queues == ()
+
+
+def test_hub_settings() -> None:
+    hub = hub_settings({})
+    assert hub.offline is False
+    assert hub.endpoint == "https://huggingface.co"
+    assert hub.sentence_transformers_home is None
+    assert hub.hub_cache == Path("~/.cache/huggingface/hub").expanduser()
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        for value in ("1", " ON ", "yes", "True"):
+            assert hub_settings({name: value}).offline is True
+    assert hub_settings({"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "no"}).offline is False
+    hub = hub_settings(
+        {
+            "HF_ENDPOINT": "https://mirror.example//",
+            "SENTENCE_TRANSFORMERS_HOME": "/st",
+            "HF_HOME": "/hf",
+        }
+    )
+    assert hub.endpoint == "https://mirror.example"
+    assert hub.sentence_transformers_home == "/st"
+    assert hub.hub_cache == Path("/hf/hub")
+    assert hub_settings({"HF_HOME": "/hf", "HF_HUB_CACHE": "/cache"}).hub_cache == Path("/cache")
+
+
+def test_argos_dirs() -> None:
+    dirs = argos_dirs({"ARGOS_PACKAGES_DIR": "/pk", "HOME": "/h"})
+    assert dirs.packages_dir == Path("/pk")
+    assert dirs.config_home == Path("/h/.config")
+    assert dirs.data_home == Path("/h/.local/share")
+    dirs = argos_dirs({"ARGOS_PACKAGES_DIR": "", "XDG_CONFIG_HOME": "/c", "XDG_DATA_HOME": "/d"})
+    assert dirs.packages_dir is None
+    assert (dirs.config_home, dirs.data_home) == (Path("/c"), Path("/d"))
+    assert argos_dirs({}).data_home == Path.home() / ".local" / "share"

@@ -16,11 +16,18 @@ def _compose() -> dict[str, Any]:
 
 def test_compose_services() -> None:
     services = _compose()["services"]
-    assert set(services) == {"opensearch", "redis", "worker-cpu", "worker-gpu"}
+    assert set(services) == {"opensearch", "elasticsearch", "redis", "worker-cpu", "worker-gpu"}
     os_ = services["opensearch"]
     assert os_["image"].startswith("opensearchproject/opensearch:2.19")
+    assert os_["profiles"] == ["opensearch"]
     assert "opensearch-data:/usr/share/opensearch/data" in os_["volumes"]
     assert "_cluster/health" in " ".join(os_["healthcheck"]["test"])
+    es = services["elasticsearch"]
+    assert es["image"].startswith("docker.elastic.co/elasticsearch/elasticsearch:8.19")
+    assert es["profiles"] == ["elasticsearch"]
+    assert es["environment"]["xpack.security.enabled"] == "false"
+    assert es["ports"] == ["127.0.0.1:9201:9200"]  # beside OpenSearch's 9200
+    assert "_cluster/health" in " ".join(es["healthcheck"]["test"])
     assert "healthcheck" in services["redis"]
 
 
@@ -28,14 +35,16 @@ def test_workers_share_configuration_and_gpu_is_reserved() -> None:
     services = _compose()["services"]
     cpu, gpu = services["worker-cpu"], services["worker-gpu"]
     assert cpu["environment"] == gpu["environment"]
-    assert cpu["environment"]["XLIDX_URL"] == "http://opensearch:9200"
+    assert cpu["environment"]["XLIDX_URL"] == "${XLIDX_URL:-http://opensearch:9200}"
     assert cpu["environment"]["XLIDX_BROKER_URL"].startswith("redis://redis:6379")
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
     assert "--device" in cpu["command"] and "cuda" in gpu["command"]
     for worker in (cpu, gpu):
         assert worker["build"]["dockerfile"] == "docker/Dockerfile"
-        assert worker["depends_on"]["opensearch"]["condition"] == "service_healthy"
+        for engine in ("opensearch", "elasticsearch"):  # whichever profile is up
+            dep = worker["depends_on"][engine]
+            assert dep == {"condition": "service_healthy", "required": False}
 
 
 def test_dockerfile_builds_from_the_repository() -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timezone
 
 import pytest
 
+from xlidx.backends.opensearch.mapping import index_body
 from xlidx.documents import Prepared, Record
 from xlidx.errors import ConfigError, MappingError, ModelMismatch
-from xlidx.mapping.spec import (
+from xlidx.indices.spec import (
     IndexSpec,
     VectorSpec,
-    build_index_body,
     check_model,
     merge_packages,
     parse_versioned,
@@ -31,8 +33,8 @@ EMB = {
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 
-def test_index_body_golden() -> None:
-    spec = IndexSpec(
+def _golden_spec() -> IndexSpec:
+    return IndexSpec(
         name="docs",
         embedding=EMB,
         text_fields=("title", "body"),
@@ -40,7 +42,11 @@ def test_index_body_golden() -> None:
         translate_to=("ja",),
         vector=VectorSpec(engine="faiss", space_type="innerproduct", m=24, ef_construction=200),
     )
-    body = build_index_body(spec, xlidx_version="9.9.9", now=NOW)
+
+
+def test_index_body_golden() -> None:
+    """The OpenSearch index body (the engine-neutral spec rendered by the OpenSearch backend)."""
+    body = index_body(_golden_spec(), xlidx_version="9.9.9", now=NOW)
     assert body["settings"] == {
         "index": {"knn": True, "number_of_shards": 1, "number_of_replicas": 0}
     }
@@ -61,7 +67,9 @@ def test_index_body_golden() -> None:
                 "space_type": "innerproduct",
                 "m": 24,
                 "ef_construction": 200,
+                "index_type": "hnsw",
             },
+            "backend": "opensearch",
         }
     }
     props = m["properties"]
@@ -96,6 +104,25 @@ def test_index_body_golden() -> None:
     }
     assert templates["i18n_other"]["mapping"] == {"type": "text", "analyzer": "standard"}
     assert list(templates)[-1] == "i18n_other"  # the fallback comes last
+
+
+# sha256 of json.dumps(body["mappings"]) for _golden_spec() as xlidx produced it before the
+# backend split (xlidx/mapping/spec.py at 6883eae): 6417 bytes, keys in that order.
+MAPPINGS_BEFORE_BACKENDS = "c8c9d1d7388dba14945b8977aaa765aeb7fdcc7ae95849271df35cb658d2539f"
+
+
+def test_index_body_unchanged_by_the_backend_split() -> None:
+    """Byte for byte what the OpenSearch mapping was, but for the two keys `_meta` gained."""
+    body = index_body(_golden_spec(), xlidx_version="9.9.9", now=NOW)
+    x = body["mappings"]["_meta"]["xlidx"]
+    assert x.pop("backend") == "opensearch"
+    assert x["vector"].pop("index_type") == "hnsw"
+    dumped = json.dumps(body["mappings"]).encode()
+    assert len(dumped) == 6417
+    assert hashlib.sha256(dumped).hexdigest() == MAPPINGS_BEFORE_BACKENDS
+    assert body["settings"] == {
+        "index": {"knn": True, "number_of_shards": 1, "number_of_replicas": 0}
+    }
 
 
 @pytest.mark.parametrize("name", ["Docs", "docs-v2", "-x", "a b", "", "x/y"])

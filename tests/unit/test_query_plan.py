@@ -1,20 +1,19 @@
-"""The query builder, the rendered request bodies (golden) and client-side fusion."""
+"""The query builder, what renderers do with user text, and client-side fusion.
+
+The golden request bodies of each backend are in test_bodies_opensearch.py and
+test_bodies_elasticsearch.py.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from xlidx.backends.opensearch_query import (
-    bm25_body,
-    hybrid_body,
-    knn_body,
-    pipeline_body,
-    pipeline_name,
-)
+from xlidx.backends.elasticsearch import query as es_query
+from xlidx.backends.opensearch import query as os_query
 from xlidx.cli.query import build_query, parse_filter
 from xlidx.errors import ConfigError
-from xlidx.query.engine import default_weights, fuse
 from xlidx.query.fusion import fuse_minmax, fuse_rrf, minmax_normalize, per_group_minmax
+from xlidx.query.hybrid import default_weights, fuse
 from xlidx.query.plan import Query, RangeFilter, TermFilter
 
 
@@ -51,106 +50,6 @@ def test_builder_rejects_bad_input(make: object, message: str) -> None:
         make()  # type: ignore[operator]
 
 
-def _plan() -> Query:
-    return (
-        Query("le chat")
-        .text_fields("title", "body")
-        .query_lang("fr")
-        .translations({"en": "the cat"})
-        .vector([0.5, 0.5])
-        .candidates(50)
-        .k(5)
-        .filter("topic", "pets", "animals")
-        .range("year", gte=2000)
-        .langs("fr", "en")
-    )
-
-
-def test_bm25_body_golden() -> None:
-    body = bm25_body(_plan().plan())
-    assert body == {
-        "size": 5,
-        "from": 0,
-        "_source": {"excludes": ["xlidx.passages"]},
-        "track_total_hits": False,
-        "query": {
-            "bool": {
-                "must": [
-                    {
-                        "bool": {
-                            "should": [
-                                {
-                                    "multi_match": {
-                                        "query": "le chat",
-                                        "fields": ["title", "body"],
-                                        "type": "best_fields",
-                                    }
-                                },
-                                {
-                                    "multi_match": {
-                                        "query": "the cat",
-                                        "fields": ["i18n.title.en", "i18n.body.en"],
-                                        "type": "best_fields",
-                                    }
-                                },
-                                {
-                                    "multi_match": {
-                                        "query": "le chat",
-                                        "fields": ["i18n.title.fr", "i18n.body.fr"],
-                                        "type": "best_fields",
-                                    }
-                                },
-                            ],
-                            "minimum_should_match": 1,
-                        }
-                    }
-                ],
-                "filter": [
-                    {"terms": {"topic": ["pets", "animals"]}},
-                    {"range": {"year": {"gte": 2000}}},
-                    {"terms": {"xlidx.lang": ["fr", "en"]}},
-                ],
-            }
-        },
-    }
-
-
-def test_knn_and_hybrid_bodies_golden() -> None:
-    plan = Query("x").vector([1.0, 0.0]).candidates(20, ef_search=64).k(3).offset(2).plan()
-    knn = {
-        "nested": {
-            "path": "xlidx.passages",
-            "score_mode": "max",
-            "query": {
-                "knn": {
-                    "xlidx.passages.vector": {
-                        "vector": [1.0, 0.0],
-                        "k": 20,
-                        "method_parameters": {"ef_search": 64},
-                    }
-                }
-            },
-        }
-    }
-    assert knn_body(plan)["query"] == knn
-    assert knn_body(plan)["from"] == 2
-    hybrid = hybrid_body(plan)
-    assert hybrid["size"] == 20 and hybrid["from"] == 0  # the window; sliced by the caller
-    assert hybrid["query"]["hybrid"]["queries"][1] == knn
-    assert (
-        hybrid["query"]["hybrid"]["queries"][0]["bool"]["should"][0]["multi_match"]["query"] == "x"
-    )
-
-
-def test_highlight_and_source() -> None:
-    body = bm25_body(Query("x").text_fields("title").highlight().source("title", "year").plan())
-    assert body["highlight"]["fields"] == {"title": {}, "i18n.title.*": {}}
-    assert body["_source"] == {
-        "excludes": ["xlidx.passages"],
-        "includes": ["title", "year", "xlidx.lang", "xlidx.id"],
-    }
-
-
 @pytest.mark.parametrize(
     "hostile",
     [
@@ -162,9 +61,17 @@ def test_highlight_and_source() -> None:
     ],
 )
 def test_user_text_never_becomes_query_syntax(hostile: str) -> None:
-    """Hostile text only ever lands as the 'query' string of match-family queries."""
+    """Hostile text only ever lands as the 'query' string of match-family queries, whatever
+    the backend and whichever request carries it."""
     plan = Query(hostile).vector([1.0]).query_lang("en").plan()
-    for body in (bm25_body(plan), hybrid_body(plan)):
+    bodies = (
+        os_query.bm25_body(plan),
+        os_query.hybrid_body(plan),
+        es_query.bm25_body(plan),
+        es_query.retriever_body(plan, (0.25, 0.75)),
+        es_query.retriever_body(Query(hostile).vector([1.0]).fusion("rrf").plan(), (1.0, 1.0)),
+    )
+    for body in bodies:
         text = repr(body)
         assert "query_string" not in text and "simple_query_string" not in text
         assert "script" not in {k for k in _keys(body)}
@@ -187,22 +94,6 @@ def _multi_matches(node: object) -> list[dict[str, dict[str, str]]]:
     if isinstance(node, list):
         return [m for v in node for m in _multi_matches(v)]
     return []
-
-
-def test_pipelines() -> None:
-    assert pipeline_name("minmax", (0.11, 0.5), 60) == "xlidx-hybrid-v1-minmax-0.18-0.82"
-    assert pipeline_name("rrf", (1, 1), 60) == "xlidx-hybrid-v1-rrf-60"
-    assert pipeline_body("minmax", (1.0, 3.0), 60)["phase_results_processors"] == [
-        {
-            "normalization-processor": {
-                "normalization": {"technique": "min_max"},
-                "combination": {
-                    "technique": "arithmetic_mean",
-                    "parameters": {"weights": [0.25, 0.75]},
-                },
-            }
-        }
-    ]
 
 
 def test_minmax_mirrors_the_server() -> None:

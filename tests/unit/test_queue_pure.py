@@ -3,6 +3,12 @@ the Celery configuration's delivery guarantees, and error classification."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 
 from xlidx.documents import DeadLetter, Prepared, Record
@@ -216,3 +222,67 @@ def test_follow_reports_a_vanished_job() -> None:
 
     with pytest.raises(QueueError, match="gone from the job store"):
         follow(Empty(), "j", poll=0.01)  # type: ignore[arg-type]
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter, with no XLIDX_* settings but ``env``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("XLIDX_")}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**base, **env},
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+        check=False,
+    )
+
+
+def test_importing_workers_builds_no_app_from_the_environment() -> None:
+    res = _python(
+        """
+        import workers, workers.app, workers.holder, workers.submit, workers.tasks
+        from celery import _state
+
+        assert workers.app._app is None and workers.app._settings is None
+        assert not [a for a in _state._get_active_apps() if a.main == "xlidx"]
+        try:
+            workers.app.app
+        except Exception as exc:  # the environment is read on first use, and only then
+            print(type(exc).__name__, exc)
+        """,
+        XLIDX_BROKER_URL="kafka://bogus",
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("ConfigError XLIDX_BROKER_URL must be a redis:// or amqp:// URL")
+
+
+def test_the_app_is_built_once_on_first_use_with_the_same_tasks_and_routes() -> None:
+    res = _python(
+        """
+        from celery.app.utils import find_app
+        import workers.app
+
+        app = find_app("workers.app")  # what ``celery -A workers.app worker`` does
+        assert app is workers.app.app is workers.app.get_app()
+        from workers.app import settings
+        assert settings is workers.app.get_settings()
+        print(app.conf.broker_url, settings.max_retries)
+        app.loader.import_default_modules()
+        for name in ("xlidx.translate", "xlidx.embed", "xlidx.write", "xlidx.describe_model"):
+            task = app.tasks[name]
+            queue = app.amqp.router.route({}, name)["queue"].name
+            print(name, queue, type(task).__mro__[1].__name__, getattr(task, "stage", "-"),
+                  task.max_retries if name != "xlidx.describe_model" else "-", task.ignore_result)
+        """,
+        XLIDX_BROKER_URL="redis://bogus-host:6379/3",
+        XLIDX_TASK_MAX_RETRIES="4",
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [
+        "redis://bogus-host:6379/3 4",
+        "xlidx.translate translate BatchTask translate 4 True",
+        "xlidx.embed embed BatchTask embed 4 True",
+        "xlidx.write write BatchTask write 4 True",
+        "xlidx.describe_model embed Task - - False",
+    ]

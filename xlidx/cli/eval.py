@@ -189,10 +189,9 @@ def eval_command(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Measure retrieval quality (nDCG@10, RR@10, R@1, R@100) on queries and qrels."""
-    from xlidx.backends.opensearch import make_client
     from xlidx.eval.data import read_qrels, read_queries
     from xlidx.eval.harness import EvalOptions, run_eval
-    from xlidx.query.engine import Searcher
+    from xlidx.search import Searcher
 
     if not index:
         raise ConfigError("--index NAME is required")
@@ -213,8 +212,7 @@ def eval_command(
     query_list = read_queries(queries, queries_format)
     judgments = read_qrels(qrels)
 
-    settings = state(ctx).connection()
-    searcher = Searcher(make_client(settings), settings, index, device=device)
+    searcher = Searcher(state(ctx).backend(), index, device=device)
     show = not no_progress and not as_json and err.is_terminal
     with Progress(
         TextColumn("[bold]{task.fields[stage]:<9}"),

@@ -1,8 +1,9 @@
-"""``xlidx index``: create, inspect and migrate versioned xlidx indices."""
+"""``xlidx index``: create, inspect, migrate, roll back, prune and delete versioned indices."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -17,11 +18,12 @@ from xlidx.cli.ingest import (
     ModelOpt,
     TextFieldsOpt,
     TranslateOpt,
+    VectorIndexOpt,
     resolve_model,
     split_csv,
 )
 from xlidx.documents import DEFAULT_TEXT_FIELDS
-from xlidx.errors import MappingError
+from xlidx.errors import ConfigError, MappingError
 
 app = typer.Typer(help="Manage xlidx indices (versioned, behind aliases).", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -30,18 +32,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 @app.command("list")
 def list_indices(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List the cluster's indices with their aliases and document counts."""
-    from xlidx.backends.opensearch import call, make_client
-
-    settings = state(ctx).connection()
-    client = make_client(settings)
-    rows: list[dict[str, Any]] = call(
-        settings,
-        "list indices",
-        lambda: client.cat.indices(format="json", h="index,health,docs.count,store.size"),
-    )
-    aliases: list[dict[str, Any]] = call(
-        settings, "list aliases", lambda: client.cat.aliases(format="json")
-    )
+    backend = state(ctx).backend()
+    rows = backend.cat_indices()
+    aliases = backend.cat_aliases()
     by_index: dict[str, list[str]] = {}
     for a in aliases:
         by_index.setdefault(a["index"], []).append(a["alias"])
@@ -72,10 +65,9 @@ def _spec(
     text_fields: Sequence[str],
     languages: Sequence[str],
     translate_to: Sequence[str],
-    engine: str,
-    space: str,
+    vector: Any,
 ) -> Any:
-    from xlidx.mapping.spec import IndexSpec, VectorSpec
+    from xlidx.indices.spec import IndexSpec
 
     return IndexSpec(
         name=name,
@@ -83,7 +75,7 @@ def _spec(
         text_fields=tuple(text_fields),
         languages=tuple(languages),
         translate_to=tuple(translate_to),
-        vector=VectorSpec(engine=engine, space_type=space),
+        vector=vector,
     )
 
 
@@ -97,26 +89,27 @@ def create(
     translate_to: TranslateOpt = None,
     text_fields: TextFieldsOpt = DEFAULT_TEXT_FIELDS_TEXT,
     engine: Annotated[
-        str, typer.Option(help="kNN engine: lucene (dev node), faiss or nmslib.")
+        str,
+        typer.Option(help="kNN engine: lucene (dev node), faiss or nmslib (OpenSearch only)."),
     ] = "lucene",
     space: Annotated[str, typer.Option(help="cosinesimil, innerproduct or l2.")] = "cosinesimil",
+    vector_index: VectorIndexOpt = "hnsw",
     as_json: JsonOpt = False,
 ) -> None:
     """Create NAME-v1 behind the alias NAME (does nothing if NAME exists)."""
-    from xlidx.backends.opensearch import make_client
-    from xlidx.ingest import model_source
-    from xlidx.mapping.manage import ensure
-    from xlidx.mapping.spec import check_model, validate_index_name
+    from xlidx.indices.manage import ensure
+    from xlidx.indices.spec import VectorSpec, check_model, validate_index_name
     from xlidx.pipeline.detect import DEFAULT_LANGUAGES, parse_languages
     from xlidx.pipeline.embed import load_embedder
+    from xlidx.pipeline.fingerprint import model_source
 
     validate_index_name(name)
     targets = parse_languages(split_csv(translate_to)) if translate_to else ()
     langs = tuple(
         dict.fromkeys((*parse_languages(split_csv(languages) or DEFAULT_LANGUAGES), *targets))
     )
-    settings = state(ctx).connection()
-    client = make_client(settings)
+    vector = VectorSpec(engine=engine, space_type=space, index_type=vector_index)
+    backend = state(ctx).backend()
     embedder = load_embedder(resolve_model(model, None), device=device)
     embedding = {**embedder.describe(), "source": model_source(embedder)}
     spec = _spec(
@@ -125,10 +118,9 @@ def create(
         text_fields=split_csv(text_fields),
         languages=langs,
         translate_to=targets,
-        engine=engine,
-        space=space,
+        vector=vector,
     )
-    st, created = ensure(client, settings, spec)
+    st, created = ensure(backend, spec)
     if not created:
         check_model(st.meta, embedding, name)
     if as_json:
@@ -144,11 +136,9 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Version, document count, model and languages of an xlidx index."""
-    from xlidx.backends.opensearch import make_client
-    from xlidx.mapping.manage import status as index_status
+    from xlidx.indices.manage import status as index_status
 
-    settings = state(ctx).connection()
-    report = index_status(make_client(settings), settings, name)
+    report = index_status(state(ctx).backend(), name)
     if as_json:
         out.print_json(json.dumps(report))
         return
@@ -162,9 +152,14 @@ def status(
     out.print(f"languages:  {langs or '-'}")
     out.print(f"model:      {report['model']} ({report['dimension']}-d, {report['backend']})")
     out.print(
-        f"vectors:    {vector.get('engine')} {vector.get('method')} {vector.get('space_type')}"
+        f"vectors:    {vector.get('engine')} {vector.get('index_type', vector.get('method'))} "
+        f"{vector.get('space_type')} on {report.get('engine') or 'opensearch'}"
     )
     out.print(f"translate:  {', '.join(report['translate_to']) or '-'}")
+    fallbacks = report.get("analyzer_fallbacks") or {}
+    if fallbacks:
+        missing = ", ".join(f"{lang} ({a})" for lang, a in sorted(fallbacks.items()))
+        out.print(f"analyzers:  standard for {missing}: the cluster lacks these language analyzers")
 
 
 @app.command()
@@ -180,45 +175,53 @@ def migrate(
     device: DeviceOpt = "auto",
     engine: Annotated[str | None, typer.Option(help="New kNN engine.", show_default=False)] = None,
     space: Annotated[str | None, typer.Option(help="New vector space.", show_default=False)] = None,
+    vector_index: Annotated[
+        str | None,
+        typer.Option(
+            "--vector-index",
+            help="New vector index type (Elasticsearch: hnsw, int8_hnsw, bbq_hnsw).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the next version (new mapping and/or model), copy or re-embed, move the alias.
 
     The old version is kept for rollback; the alias moves only when every document arrived.
     """
-    from xlidx.backends.opensearch import make_client
-    from xlidx.ingest import model_source
-    from xlidx.mapping.manage import migrate as do_migrate
-    from xlidx.mapping.manage import resolve
+    from xlidx.indices.manage import migrate as do_migrate
+    from xlidx.indices.manage import resolve
+    from xlidx.indices.spec import VectorSpec
+    from xlidx.pipeline.fingerprint import model_source
 
-    settings = state(ctx).connection()
-    client = make_client(settings)
-    current = resolve(client, settings, name)
+    backend = state(ctx).backend()
+    current = resolve(backend, name)
     if current is None:
         raise MappingError(f"no xlidx index named {name!r} to migrate")
     x = current.xlidx_meta
     embedding = dict(x.get("embedding", {}))
     transform = None
     if model is not None:
-        from xlidx.mapping.reembed import reembedder
+        from xlidx.indices.reembed import reembedder
         from xlidx.pipeline.embed import load_embedder
 
         embedder = load_embedder(model, device=device)
         embedding = {**embedder.describe(), "source": model_source(embedder)}
         transform = reembedder(embedder, x)
-    vector = dict(x.get("vector", {}))
+    vector = VectorSpec.from_meta(
+        x.get("vector", {}), engine=engine, space_type=space, index_type=vector_index
+    )
     spec = _spec(
         name,
         embedding,
         text_fields=x.get("text_fields", DEFAULT_TEXT_FIELDS),
         languages=x.get("languages", ["en"]),
         translate_to=x.get("translate_to", []),
-        engine=engine or vector.get("engine", "lucene"),
-        space=space or vector.get("space_type", "cosinesimil"),
+        vector=vector,
     )
     if not as_json:
         err.print(f"… migrating {current.index} ({'re-embedding' if transform else 'copying'})")
-    report = do_migrate(client, settings, spec, transform=transform)
+    report = do_migrate(backend, spec, transform=transform)
     if as_json:
         out.print_json(json.dumps(report))
     else:
@@ -226,3 +229,72 @@ def migrate(
             f"migrated {report['documents']} documents: {report['from']} -> {report['to']}; "
             f"alias {name} now points at {report['to']} ({report['from']} kept for rollback)"
         )
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Index name (the alias).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Point NAME back at its previous version (the one `migrate` kept)."""
+    from xlidx.indices.manage import rollback as do_rollback
+
+    report = do_rollback(state(ctx).backend(), name)
+    if as_json:
+        out.print_json(json.dumps(report))
+    else:
+        out.print(f"alias {name} now points at {report['to']} (was {report['from']})")
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Index name (the alias).")],
+    keep: Annotated[
+        int,
+        typer.Option(help="Versions to keep, counting the current one (always kept)."),
+    ] = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete old versions of NAME, keeping the current one and the newest others."""
+    from xlidx.indices.manage import prune as do_prune
+
+    report = do_prune(state(ctx).backend(), name, keep)
+    if as_json:
+        out.print_json(json.dumps(report))
+    elif report["deleted"]:
+        out.print(f"deleted {', '.join(report['deleted'])}; kept {', '.join(report['kept'])}")
+    else:
+        out.print(f"nothing to prune; kept {', '.join(report['kept'])}")
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Index name (the alias).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete the alias NAME and every version behind it (asks first on a terminal)."""
+    from xlidx.indices.manage import all_versions
+    from xlidx.indices.manage import delete as do_delete
+    from xlidx.indices.spec import validate_index_name
+
+    validate_index_name(name)
+    backend = state(ctx).backend()
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(
+                f"refusing to delete {name} without a terminal to confirm: pass --yes"
+            )
+        versions = all_versions(backend, name)
+        listed = ", ".join(versions) or "no versions"
+        if not typer.confirm(f"delete {name} and {listed}?", default=False, err=True):
+            err.print("not deleted")
+            raise typer.Exit(1)
+    report = do_delete(backend, name)
+    if as_json:
+        out.print_json(json.dumps(report))
+    else:
+        out.print(f"deleted {name}: {', '.join(report['deleted'])}")

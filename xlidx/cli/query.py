@@ -156,9 +156,8 @@ def query_command(
     ] = False,
 ) -> None:
     """Hybrid cross-lingual search over an xlidx index."""
-    from xlidx.backends.opensearch import make_client
-    from xlidx.mapping.spec import validate_index_name
-    from xlidx.query.engine import Searcher
+    from xlidx.indices.spec import validate_index_name
+    from xlidx.search import Searcher
 
     if not index:
         raise ConfigError("--index NAME is required")
@@ -180,8 +179,7 @@ def query_command(
     )
     if source:
         q = q.source(*(f.strip() for f in source.split(",") if f.strip()))
-    settings = state(ctx).connection()
-    searcher = Searcher(make_client(settings), settings, index)
+    searcher = Searcher(state(ctx).backend(), index)
     result = searcher.search(q, translate=translate_query, explain=explain)
     if as_json:
         out.print_json(json.dumps(result.to_json(explain), ensure_ascii=False, default=str))

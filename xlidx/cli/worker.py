@@ -21,6 +21,7 @@ from typing import Annotated
 import typer
 
 from xlidx.cli._state import err, state
+from xlidx.config import env_embed_model
 from xlidx.errors import ConfigError
 from xlidx.jobs.settings import QUEUES
 
@@ -87,21 +88,22 @@ def worker_command(
     chosen = parse_queues(queues)
     if device not in DEVICES:
         raise ConfigError(f"unknown device {device!r}: choose among {', '.join(DEVICES)}")
-    spec = model or os.environ.get("XLIDX_EMBED_MODEL") or None
+    spec = model or env_embed_model()
     if spec and "embed" in chosen:
         from xlidx.pipeline.embed import load_embedder
 
         load_embedder(spec, device="cpu")  # cheap checks only (path, cached hub model)
     connection = state(ctx).connection()
 
-    from workers.app import app
-    from workers.app import settings as queue_settings
+    from workers.app import get_app, get_settings
     from workers.holder import configure
     from xlidx.jobs.store import JobStore
 
+    queue_settings = get_settings()
     JobStore(queue_settings.state_url).ping()
     n, prefetch = worker_defaults(chosen, os.cpu_count() or 1)
     configure(connection=connection, device=device, model=spec, queues=chosen)
+    app = get_app()
     app.conf.worker_prefetch_multiplier = prefetch
     node = name or f"xlidx-{'-'.join(chosen)}-{os.getpid()}@{socket.gethostname()}"
     err.print(

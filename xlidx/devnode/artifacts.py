@@ -1,4 +1,4 @@
-"""What the dev node is made of, and fetching it from Maven Central with checksums verified.
+"""What the dev nodes are made of, and fetching them from Maven Central with checksums verified.
 
 Maven Central has OpenSearch's ``integ-test-zip`` (a minimal distribution: core plus the
 netty transport) and the k-NN, neural-search and job-scheduler plugin zips. It has *no*
@@ -15,6 +15,12 @@ machine's Maven settings, mirrors and proxies apply), into a private local repos
 the cache, else over plain HTTPS from Maven Central. Either way the file must match the
 SHA-1 that Central publishes beside it, where it publishes one (neural-search and
 job-scheduler publish none), and the SHA-256 pinned below, always.
+
+Elasticsearch's ``integ-test-zip`` is on Maven Central too (97 MB; Central publishes its
+``.sha1``, ``.sha256``, ``.sha512``, ``.md5`` and ``.asc``; the pin below equals the published
+SHA-256). It has no bundled JDK and only four modules (``transport-netty4``, ``apm``,
+``x-pack-core``, ``x-pack-security``): no ``analysis-common`` (so no language analyzers) and
+no ``x-pack-rank-rrf`` (so no ``rrf`` retriever), and no plugins are added to it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from xlidx.errors import ArtifactError
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 OPENSEARCH_VERSION = "2.19.1"
 PLUGIN_VERSION = f"{OPENSEARCH_VERSION}.0"
+ELASTICSEARCH_VERSION = "8.19.0"
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,14 @@ DISTRIBUTION = Artifact(
     OPENSEARCH_VERSION,
     "zip",
     "af7152d8b7f6f1cee09d47276b32b70479fe6dd8cdbb61213f84eb7f8098b261",
+)
+
+ES_DISTRIBUTION = Artifact(
+    "org.elasticsearch.distribution.integ-test-zip",
+    "elasticsearch",
+    ELASTICSEARCH_VERSION,
+    "zip",
+    "14833b2d86c30656901f92049f81fb5777a8e4545413c8656cd1a21b55173033",
 )
 
 # installed in this order with `opensearch-plugin install --batch`
@@ -194,7 +209,13 @@ MODULES: tuple[Module, ...] = (
 
 
 def all_artifacts() -> list[Artifact]:
+    """Everything the OpenSearch dev node is built from (its install fingerprint)."""
     return [DISTRIBUTION, *PLUGINS, *(j for m in MODULES for j in m.jars)]
+
+
+def es_artifacts() -> list[Artifact]:
+    """Everything the Elasticsearch dev node is built from: the distribution alone."""
+    return [ES_DISTRIBUTION]
 
 
 def sha256_of(path: Path) -> str:

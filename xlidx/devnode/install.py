@@ -1,7 +1,9 @@
-"""Install the dev node: unpack the distribution, assemble modules, install plugins.
+"""Install a dev node: unpack the distribution, assemble modules, install plugins.
 
-Idempotent: a finished install leaves ``.xlidx-installed`` with the artifact pins it was
-built from, and a later call with the same pins does nothing.
+OpenSearch gets its modules assembled and its plugins installed; Elasticsearch is its
+distribution unpacked, nothing more. Idempotent: a finished install leaves
+``.xlidx-installed`` with the artifact pins it was built from, and a later call with the
+same pins does nothing.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from xlidx.devnode.artifacts import (
     MODULES,
     OPENSEARCH_VERSION,
     PLUGINS,
+    Artifact,
     Module,
     all_artifacts,
+    es_artifacts,
     fetch,
 )
+from xlidx.devnode.engines import engine_spec
 from xlidx.devnode.paths import NODE_USER, DevPaths
 from xlidx.errors import DevNodeError
 
@@ -31,22 +36,47 @@ MARKER = ".xlidx-installed"
 MIN_JAVA = 11
 
 
-def find_java_home(env: dict[str, str] | None = None) -> Path:
-    """A Java 11+ home: OPENSEARCH_JAVA_HOME, JAVA_HOME, or the ``java`` on PATH."""
+def java_major(home: Path) -> int | None:
+    """The feature version of the Java in ``home`` from its ``release`` file (8 for 1.8);
+    ``None`` when the file is missing or unreadable."""
+    try:
+        text = (home / "release").read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("JAVA_VERSION="):
+            parts = line.split("=", 1)[1].strip().strip('"').split(".")
+            head = parts[1] if parts[0] == "1" and len(parts) > 1 else parts[0]
+            digits = "".join(ch for ch in head if ch.isdigit())
+            return int(digits) if digits else None
+    return None
+
+
+def find_java_home(env: dict[str, str] | None = None, engine: str = "opensearch") -> Path:
+    """A Java home new enough for ``engine`` (11 for OpenSearch, 17 for Elasticsearch):
+    the engine's own variable (OPENSEARCH_JAVA_HOME, ES_JAVA_HOME), JAVA_HOME, or the
+    ``java`` on PATH. A home whose ``release`` file names an older Java is passed over."""
+    spec = engine_spec(engine)
     env = dict(os.environ) if env is None else env
     candidates: list[Path] = []
-    for var in ("OPENSEARCH_JAVA_HOME", "JAVA_HOME"):
+    for var in spec.java_home_vars:
         if env.get(var):
             candidates.append(Path(env[var]))
     java = shutil.which("java")
     if java:
         candidates.append(Path(java).resolve().parent.parent)
+    too_old: list[str] = []
     for home in candidates:
         if (home / "bin" / "java").is_file():
+            major = java_major(home)
+            if major is not None and major < spec.min_java:
+                too_old.append(f"{home} is Java {major}")
+                continue
             return home
+    found = f" ({'; '.join(too_old)})" if too_old else ""
     raise DevNodeError(
-        "no Java runtime found: install Java 11 or newer "
-        "(Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+        f"no Java {spec.min_java} or newer found for {spec.display}{found}: install one "
+        f"(Debian: apt-get install openjdk-17-jre-headless) or set {spec.java_home_vars[0]}"
     )
 
 
@@ -68,13 +98,18 @@ def descriptor(module: Module) -> str:
     )
 
 
-def install_fingerprint() -> str:
-    return json.dumps(sorted(a.coordinates + "@" + str(a.sha256) for a in all_artifacts()))
+def engine_artifacts(engine: str = "opensearch") -> list[Artifact]:
+    """Every artifact the ``engine`` dev node is built from."""
+    return es_artifacts() if engine_spec(engine).name == "elasticsearch" else all_artifacts()
+
+
+def install_fingerprint(engine: str = "opensearch") -> str:
+    return json.dumps(sorted(a.coordinates + "@" + str(a.sha256) for a in engine_artifacts(engine)))
 
 
 def is_installed(paths: DevPaths) -> bool:
     marker = paths.install_dir / MARKER
-    return marker.is_file() and marker.read_text() == install_fingerprint()
+    return marker.is_file() and marker.read_text() == install_fingerprint(paths.engine)
 
 
 def _unpack(zip_path: Path, dest_parent: Path) -> None:
@@ -114,7 +149,7 @@ def chown_tree(path: Path, user: str) -> None:
             os.lchown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
 
 
-def ensure_node_user() -> str:
+def ensure_node_user(engine: str = "opensearch") -> str:
     """The unprivileged user that runs the node when xlidx runs as root (created if missing)."""
     try:
         pwd.getpwnam(NODE_USER)
@@ -127,7 +162,8 @@ def ensure_node_user() -> str:
         )
         if proc.returncode != 0:
             raise DevNodeError(
-                f"OpenSearch cannot run as root and creating user {NODE_USER!r} failed: "
+                f"{engine_spec(engine).display} cannot run as root and creating user "
+                f"{NODE_USER!r} failed: "
                 f"{proc.stderr.strip()}"
             ) from None
     return NODE_USER
@@ -137,6 +173,8 @@ def install(paths: DevPaths, *, log: Callable[[str], None] = lambda _m: None) ->
     """Make sure a complete node is installed under ``paths.install_dir``; return it."""
     if is_installed(paths):
         return paths.install_dir
+    if paths.engine == "elasticsearch":
+        return _install_elasticsearch(paths, log=log)
     java_home = find_java_home()
     dist = fetch(DISTRIBUTION, paths.downloads, log=log)
     plugins = [fetch(p, paths.downloads, log=log) for p in PLUGINS]
@@ -162,6 +200,29 @@ def install(paths: DevPaths, *, log: Callable[[str], None] = lambda _m: None) ->
             log(f"installing plugin {plugin.name}")
             _run_plugin_tool(home, java_home, plugin)
         (home / MARKER).write_text(install_fingerprint())
+        shutil.rmtree(paths.install_dir, ignore_errors=True)
+        home.rename(paths.install_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return paths.install_dir
+
+
+def _install_elasticsearch(paths: DevPaths, *, log: Callable[[str], None]) -> Path:
+    """Unpack the verified integ-test-zip; it needs no plugin (and has no plugin to add)."""
+    spec = paths.spec
+    find_java_home(engine=spec.name)  # fail before a 97 MB download, not after it
+    dist = fetch(spec.distribution, paths.downloads, log=log)
+    paths.node_dir.mkdir(parents=True, exist_ok=True)
+    staging = paths.node_dir / f".staging-{spec.name}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        log(f"unpacking {dist.name}")
+        _unpack(dist, staging)
+        home = staging / spec.install_name
+        if not (home / spec.launcher).is_file():
+            raise DevNodeError(f"{dist.name} has no {spec.install_name}/{spec.launcher}")
+        (home / MARKER).write_text(install_fingerprint(spec.name))
         shutil.rmtree(paths.install_dir, ignore_errors=True)
         home.rename(paths.install_dir)
     finally:

@@ -1,8 +1,10 @@
-"""Start, stop and probe the local single-node OpenSearch.
+"""Start, stop and probe the local single-node OpenSearch or Elasticsearch.
 
-The node binds to 127.0.0.1 only, runs with security off (the integ-test distribution has no
-security plugin), keeps its data and logs under the dev directory, and records its pid in a
-pid file. ``stop`` only ever signals a pid from that file whose command line is OpenSearch's.
+Which one is ``paths.engine`` (:class:`~xlidx.devnode.paths.DevPaths`). The node binds to
+127.0.0.1 only, runs with security off (OpenSearch's integ-test distribution has no security
+plugin; Elasticsearch's has x-pack security, switched off), keeps its data and logs under
+the dev directory, and records its pid in a pid file. ``stop`` only ever signals a pid from
+that file whose command line is the engine's server (its main class).
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from xlidx.devnode.engines import SPECS, Engine
 from xlidx.devnode.install import chown_tree, ensure_node_user, find_java_home, install
 from xlidx.devnode.paths import DevPaths, is_root
 from xlidx.errors import DevNodeError
 
-DEFAULT_PORT = 9200
-DEFAULT_HEAP = "1g"
+DEFAULT_PORTS: dict[Engine, int] = {name: spec.default_port for name, spec in SPECS.items()}
+DEFAULT_HEAPS: dict[Engine, str] = {name: spec.default_heap for name, spec in SPECS.items()}
+DEFAULT_PORT = DEFAULT_PORTS["opensearch"]
+DEFAULT_HEAP = DEFAULT_HEAPS["opensearch"]
 START_TIMEOUT = 180.0
 
 
@@ -49,7 +54,26 @@ def node_settings(paths: DevPaths) -> list[str]:
         f"-Epath.logs={paths.logs_dir}",
         # a dev box's disk may be nearly full; never turn the node read-only over it
         "-Ecluster.routing.allocation.disk.threshold_enabled=false",
+        *paths.spec.extra_settings,
     ]
+
+
+def node_env(
+    paths: DevPaths, java_home: Path, heap: str, base: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment the start script runs with (pure given ``base``): ``base`` less any
+    ``XLIDX_*``, plus the engine's Java home, heap and config directory."""
+    spec = paths.spec
+    base = dict(os.environ) if base is None else base
+    env = {k: v for k, v in base.items() if not k.startswith("XLIDX_")}
+    if spec.name == "opensearch":
+        env["JAVA_HOME"] = str(java_home)
+    else:
+        env.pop("JAVA_HOME", None)  # Elasticsearch ignores it, with a warning
+    env[spec.java_home_env] = str(java_home)
+    env[spec.java_opts_env] = f"-Xms{heap} -Xmx{heap}"
+    env[spec.path_conf_env] = str(paths.install_dir / "config")
+    return env
 
 
 def read_pid(pid_file: Path) -> int | None:
@@ -125,8 +149,9 @@ def url_of(port: int) -> str:
 
 
 def running_pid(paths: DevPaths) -> int | None:
+    """The pid of the node xlidx started for ``paths`` (engine and port), if it runs."""
     pid = read_pid(paths.pid_file)
-    if pid is not None and pid_alive(pid, "org.opensearch.bootstrap.OpenSearch"):
+    if pid is not None and pid_alive(pid, paths.spec.main_class):
         return pid
     return None
 
@@ -134,11 +159,16 @@ def running_pid(paths: DevPaths) -> int | None:
 def start(
     paths: DevPaths,
     *,
-    heap: str = DEFAULT_HEAP,
+    heap: str | None = None,
     timeout: float = START_TIMEOUT,
     log: Callable[[str], None] = lambda _m: None,
 ) -> StartResult:
-    """Install if needed, start the node, and wait for yellow or green health."""
+    """Install if needed, start the node, and wait for yellow or green health.
+
+    ``heap`` defaults to the engine's (``DEFAULT_HEAPS``: 1g OpenSearch, 512m Elasticsearch).
+    """
+    spec = paths.spec
+    heap = heap or spec.default_heap
     t0 = time.monotonic()
     url = url_of(paths.port)
     pid = running_pid(paths)
@@ -146,34 +176,36 @@ def start(
         _wait_healthy(paths, pid, timeout, t0)
         return StartResult(url, pid, True, time.monotonic() - t0)
     if port_in_use(paths.port):
+        for other in SPECS:
+            other_paths = replace(paths, engine=other)
+            if other != paths.engine and running_pid(other_paths) is not None:
+                raise DevNodeError(
+                    f"port {paths.port} on 127.0.0.1 is taken by the {other_paths.spec.display} "
+                    f"dev node; stop it with `xlidx dev down --backend {other} "
+                    f"--port {paths.port}` or pick another port with --port"
+                )
         raise DevNodeError(
             f"port {paths.port} on 127.0.0.1 is taken by a process xlidx did not start; "
             "stop it or pick another port with --port"
         )
     install_dir = install(paths, log=log)
-    java_home = find_java_home()
+    java_home = find_java_home(engine=spec.name)
     for d in (paths.data_dir, paths.logs_dir):
         d.mkdir(parents=True, exist_ok=True)
     paths.pid_file.unlink(missing_ok=True)
 
     cmd = [
-        str(install_dir / "bin" / "opensearch"),
+        str(install_dir / spec.launcher),
         "-p",
         str(paths.pid_file),
         *node_settings(paths),
     ]
     if is_root():
-        user = ensure_node_user()
+        user = ensure_node_user(spec.name)
         chown_tree(paths.node_dir, user)
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *cmd]
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("XLIDX_")},
-        "OPENSEARCH_JAVA_HOME": str(java_home),
-        "JAVA_HOME": str(java_home),
-        "OPENSEARCH_JAVA_OPTS": f"-Xms{heap} -Xmx{heap}",
-        "OPENSEARCH_PATH_CONF": str(install_dir / "config"),
-    }
-    log(f"starting OpenSearch on {url} (heap {heap})")
+    env = node_env(paths, java_home, heap)
+    log(f"starting {spec.display} on {url} (heap {heap})")
     pid = spawn_detached(cmd, env=env, cwd=install_dir, output=paths.console_log)
     _wait_healthy(paths, pid, timeout, t0, watch_pid=True)
     pid = read_pid(paths.pid_file) or pid
@@ -205,17 +237,16 @@ def _wait_healthy(
     paths: DevPaths, pid: int, timeout: float, t0: float, *, watch_pid: bool = False
 ) -> None:
     url = url_of(paths.port)
+    name = paths.spec.display
     while True:
         health = http_json(f"{url}/_cluster/health")
         if health is not None and health.get("status") in ("green", "yellow"):
             return
         if watch_pid and not pid_alive(pid, ""):
-            raise DevNodeError(
-                f"OpenSearch exited during startup. Last log lines:\n{log_tail(paths)}"
-            )
+            raise DevNodeError(f"{name} exited during startup. Last log lines:\n{log_tail(paths)}")
         if time.monotonic() - t0 > timeout:
             raise DevNodeError(
-                f"OpenSearch on {url} (pid {pid}) was not healthy after {timeout:.0f}s. "
+                f"{name} on {url} (pid {pid}) was not healthy after {timeout:.0f}s. "
                 f"Last log lines:\n{log_tail(paths)}"
             )
         time.sleep(0.5)
@@ -236,8 +267,8 @@ def stop_pid(pid: int, marker: str, timeout: float = 60.0) -> bool:
 
 
 def stop(paths: DevPaths) -> bool:
-    """Stop the node xlidx started on this port. False when none was running."""
+    """Stop the node xlidx started for ``paths`` (engine and port). False when none was."""
     pid = read_pid(paths.pid_file)
-    stopped = pid is not None and stop_pid(pid, "org.opensearch.bootstrap.OpenSearch")
+    stopped = pid is not None and stop_pid(pid, paths.spec.main_class)
     paths.pid_file.unlink(missing_ok=True)
     return stopped

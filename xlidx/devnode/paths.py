@@ -6,6 +6,13 @@
   to run as root, so when xlidx runs as root the node runs as the unprivileged system user
   ``xlidx`` and this directory defaults to ``/var/lib/xlidx/dev`` (a root home directory is
   not readable by other users). Otherwise it defaults to ``$XLIDX_HOME/dev``.
+
+Both engines share these two directories without sharing a file: OpenSearch keeps the
+names it always had (``opensearch-2.19.1/``, ``data-PORT/``, ``logs-PORT/``,
+``opensearch-PORT.pid``), Elasticsearch's are all prefixed (``elasticsearch-8.19.0/``,
+``elasticsearch-data-PORT/``, ``elasticsearch-logs-PORT/``, ``elasticsearch-PORT.pid``), so
+the two can run at once on different ports, and one never opens the other's data. Redis is
+shared by both (keyed by its own port).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from xlidx.devnode.artifacts import OPENSEARCH_VERSION
+from xlidx.devnode.engines import Engine, EngineSpec, engine_spec
 
 NODE_USER = "xlidx"
 
@@ -34,14 +41,29 @@ class DevPaths:
     home: Path
     node_dir: Path
     port: int
+    engine: Engine = "opensearch"
+
+    def __post_init__(self) -> None:
+        engine_spec(self.engine)  # an unknown engine fails here, not at first use
 
     @classmethod
-    def from_env(cls, port: int, env: Mapping[str, str] | None = None) -> DevPaths:
+    def from_env(
+        cls, port: int, env: Mapping[str, str] | None = None, engine: str = "opensearch"
+    ) -> DevPaths:
         env = os.environ if env is None else env
         home = xlidx_home(env)
         default_dir = Path("/var/lib/xlidx/dev") if is_root() else home / "dev"
         node_dir = Path(env.get("XLIDX_DEV_DIR") or default_dir).expanduser()
-        return cls(home=home, node_dir=node_dir, port=port)
+        return cls(home=home, node_dir=node_dir, port=port, engine=engine_spec(engine).name)
+
+    @property
+    def spec(self) -> EngineSpec:
+        return engine_spec(self.engine)
+
+    @property
+    def _prefix(self) -> str:
+        # OpenSearch's names predate Elasticsearch support: existing installs keep their data
+        return "" if self.engine == "opensearch" else f"{self.engine}-"
 
     @property
     def downloads(self) -> Path:
@@ -49,19 +71,19 @@ class DevPaths:
 
     @property
     def install_dir(self) -> Path:
-        return self.node_dir / f"opensearch-{OPENSEARCH_VERSION}"
+        return self.node_dir / self.spec.install_name
 
     @property
     def data_dir(self) -> Path:
-        return self.node_dir / f"data-{self.port}"
+        return self.node_dir / f"{self._prefix}data-{self.port}"
 
     @property
     def logs_dir(self) -> Path:
-        return self.node_dir / f"logs-{self.port}"
+        return self.node_dir / f"{self._prefix}logs-{self.port}"
 
     @property
     def pid_file(self) -> Path:
-        return self.node_dir / f"opensearch-{self.port}.pid"
+        return self.node_dir / f"{self.engine}-{self.port}.pid"
 
     @property
     def console_log(self) -> Path:

@@ -1,4 +1,4 @@
-"""Run queries through :class:`~xlidx.query.engine.Searcher` and measure the rankings.
+"""Run queries through :class:`~xlidx.search.Searcher` and measure the rankings.
 
 For each requested mode (``hybrid``, ``bm25``, ``knn``) every query is searched once; the run
 is written as a TREC run file (optional) and scored with :mod:`xlidx.eval.metrics`:
@@ -20,16 +20,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from xlidx.backends.opensearch import call
 from xlidx.errors import ConfigError
 from xlidx.eval.data import EvalQuery, Qrels, check_qrels
 from xlidx.eval.metrics import MEASURES, aggregate, ordered, per_query, write_trec_run
-from xlidx.query.engine import QueryResult, Searcher
 from xlidx.query.plan import MODES, Query
+from xlidx.search import QueryResult, Searcher
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total); stage: "encoding" or a mode
 ENCODE_BATCH = 32
@@ -123,24 +121,15 @@ def doc_languages(searcher: Searcher, ids: Sequence[str]) -> dict[str, str]:
     index = searcher.state().index
     unique = sorted(set(ids))
     for start in range(0, len(unique), 1000):
-        body = {"ids": unique[start : start + 1000]}
-        res = call(
-            searcher.settings,
-            "read the languages of the judged documents",
-            partial(
-                searcher.client.mget,
-                index=index,
-                body=body,
-                params={"_source_includes": "xlidx.lang"},
-            ),
-        )
-        for doc in res.get("docs", []):
-            if not doc.get("found"):
-                out[str(doc["_id"])] = MISSING
+        chunk = unique[start : start + 1000]
+        found = searcher.backend.mget(index, chunk, includes=["xlidx.lang"])
+        for doc_id in chunk:
+            if doc_id not in found:
+                out[doc_id] = MISSING
                 continue
-            x = (doc.get("_source") or {}).get("xlidx") or {}
+            x = found[doc_id].get("xlidx") or {}
             lang = x.get("lang") if isinstance(x, dict) else None
-            out[str(doc["_id"])] = str(lang or UNKNOWN_LANG)
+            out[doc_id] = str(lang or UNKNOWN_LANG)
     return out
 
 

@@ -28,13 +28,12 @@ another worker, so ``hard limit + longest backoff < visibility timeout`` is enfo
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from xlidx.config import redact_url
+from xlidx.config import queue_env, redact_url
 from xlidx.errors import ConfigError
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
@@ -96,7 +95,8 @@ class QueueSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> QueueSettings:
-        env = os.environ if env is None else env
+        """Read and check the variables above (from ``env``, default the process's)."""
+        env = queue_env(env)
         broker = env.get("XLIDX_BROKER_URL", "").strip() or DEFAULT_BROKER_URL
         scheme = urlsplit(broker).scheme
         if scheme not in {"redis", "rediss", "unix", "amqp", "amqps", "pyamqp"}:

@@ -7,22 +7,20 @@ one-line :class:`~xlidx.errors.ModelError` that names the offline alternatives.
 
 from __future__ import annotations
 
-import os
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 
+from xlidx.config import hub_settings
 from xlidx.errors import ModelError
 
 HUB_PROBE_TIMEOUT_S = 3.0
-_TRUE = {"1", "on", "yes", "true"}
 
 
 def hub_offline() -> bool:
     """Whether the environment forbids the Hugging Face hub (``HF_HUB_OFFLINE`` and friends)."""
-    names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    return any(os.environ.get(n, "").strip().lower() in _TRUE for n in names)
+    return hub_settings().offline
 
 
 def hub_status(repo_id: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> int | None:
@@ -31,9 +29,10 @@ def hub_status(repo_id: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> int | None
     Asks ``HF_ENDPOINT`` (default https://huggingface.co) in a daemon thread, so that a DNS
     lookup that hangs cannot hold the caller beyond ``timeout`` either.
     """
-    if hub_offline():
+    hub = hub_settings()
+    if hub.offline:
         return None
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    endpoint = hub.endpoint
     if not endpoint.startswith(("https://", "http://")):
         return None
     url = f"{endpoint}/api/models/{urllib.parse.quote(repo_id, safe='/')}"
@@ -60,7 +59,7 @@ def check_hub_model(repo_id: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
     from huggingface_hub.errors import HFValidationError
 
-    cache_dir = os.environ.get("SENTENCE_TRANSFORMERS_HOME")
+    cache_dir = hub_settings().sentence_transformers_home
     try:
         cached = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir)
     except HFValidationError:

@@ -13,10 +13,13 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from xlidx.documents import RawItem
 from xlidx.errors import ConfigError
+
+if TYPE_CHECKING:
+    from xlidx.backends.base import Backend
 
 FORMATS = ("jsonl", "csv", "dir")
 _TEXT_SUFFIXES = (".txt", ".md")
@@ -159,16 +162,12 @@ def _read_csv_stdin() -> Iterator[RawItem]:
     yield from read_csv_stream(stream, "stdin")
 
 
-def read_index(client: Any, index: str, *, batch_size: int = 500) -> Iterator[RawItem]:
+def read_index(backend: Backend, index: str, *, batch_size: int = 500) -> Iterator[RawItem]:
     """Every document of an existing index on the cluster (scroll), as raw items.
 
     The document's ``_id`` becomes the record id unless the source has an ``id`` field.
     """
-    from opensearchpy import helpers
-
-    for hit in helpers.scan(
-        client, index=index, size=batch_size, scroll="5m", query={"query": {"match_all": {}}}
-    ):
+    for hit in backend.scan(index, size=batch_size):
         src = dict(hit.get("_source") or {})
         src.setdefault("id", hit["_id"])
         yield RawItem(f"index:{hit['_index']}/{hit['_id']}", payload=src)

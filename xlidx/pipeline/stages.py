@@ -12,10 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from opensearchpy import OpenSearch
-
-from xlidx.backends.opensearch import call
-from xlidx.config import ConnectionSettings
+from xlidx.backends.base import Backend
 from xlidx.documents import UNDETERMINED, DeadLetter, Prepared, RawItem, to_record
 from xlidx.errors import ModelError, XlidxError
 
@@ -90,24 +87,12 @@ def batches(
         yield batch
 
 
-def skip_unchanged(
-    client: OpenSearch, settings: ConnectionSettings, index: str, batch: Batch
-) -> Batch:
+def skip_unchanged(backend: Backend, index: str, batch: Batch) -> Batch:
     if not batch.prepared:
         return batch
     ids = [p.record.id for p in batch.prepared]
-    res = call(
-        settings,
-        "look up existing documents",
-        lambda: client.mget(
-            index=index, body={"ids": ids}, params={"_source_includes": "xlidx.content_hash"}
-        ),
-    )
-    known = {
-        d["_id"]: d.get("_source", {}).get("xlidx", {}).get("content_hash")
-        for d in res.get("docs", [])
-        if d.get("found")
-    }
+    found = backend.mget(index, ids, includes=["xlidx.content_hash"])
+    known = {i: (src.get("xlidx") or {}).get("content_hash") for i, src in found.items()}
     keep = [p for p in batch.prepared if known.get(p.record.id) != p.record.content_hash]
     batch.unchanged += len(batch.prepared) - len(keep)
     batch.prepared = keep

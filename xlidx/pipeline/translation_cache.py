@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from xlidx.config import xlidx_home
 from xlidx.errors import ModelError
 
 _SCHEMA = """
@@ -37,9 +38,7 @@ _BUSY_TIMEOUT_MS = 30_000
 
 def default_cache_path(env: Mapping[str, str] | None = None) -> Path:
     """``$XLIDX_HOME/cache/translations.sqlite3``; ``XLIDX_HOME`` defaults to ~/.cache/xlidx."""
-    env = os.environ if env is None else env
-    home = Path(env.get("XLIDX_HOME") or "~/.cache/xlidx").expanduser()
-    return home / "cache" / "translations.sqlite3"
+    return xlidx_home(env) / "cache" / "translations.sqlite3"
 
 
 def text_key(text: str) -> str:

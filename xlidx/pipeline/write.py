@@ -1,4 +1,4 @@
-"""Write prepared records to the index with opensearch-py's bulk helper.
+"""Write prepared records to the index with the client library's bulk helper (the backend's).
 
 * Requests are bounded by both document count and bytes (``streaming_bulk``'s own chunking);
   big batches are written by a few threads at once, like ``parallel_bulk``.
@@ -19,12 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from opensearchpy import OpenSearch, helpers
-from opensearchpy import exceptions as osx
-
-from xlidx.backends.opensearch import translate_error
-from xlidx.config import ConnectionSettings
+from xlidx.backends.base import Backend
 from xlidx.documents import DeadLetter, Prepared
+from xlidx.errors import BackendError, ConnectionFailed
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_MAX_DOCS = 500
@@ -64,10 +61,9 @@ def build_document(p: Prepared, *, model: str, now: datetime | None = None) -> d
     }
 
 
-def _is_retryable(exc: Exception) -> bool:
-    if isinstance(exc, osx.ConnectionError):  # includes timeouts; TLS errors are not transient
-        return not isinstance(exc, osx.SSLError)
-    return isinstance(exc, osx.TransportError) and exc.status_code in RETRY_STATUSES
+def _is_retryable(exc: BackendError) -> bool:
+    """Nothing answered (refused, timeout: TLS errors are not transient), or 429/502/503/504."""
+    return isinstance(exc, ConnectionFailed) or exc.status in RETRY_STATUSES
 
 
 @dataclass
@@ -87,8 +83,7 @@ class BulkWriter:
     and serializes every document once).
     """
 
-    client: OpenSearch
-    settings: ConnectionSettings
+    backend: Backend
     max_docs: int = DEFAULT_MAX_DOCS
     max_bytes: int = DEFAULT_MAX_BYTES
     max_retries: int = 6
@@ -141,22 +136,19 @@ class BulkWriter:
         attempt = 0
         while done < len(actions):
             try:
-                for ok, item in helpers.streaming_bulk(
-                    self.client,
+                for ok, item in self.backend.bulk(
                     actions[done:],
                     chunk_size=self.max_docs,
                     max_chunk_bytes=self.max_bytes,
-                    raise_on_error=False,
-                    raise_on_exception=True,
                     max_retries=self.max_retries,
-                    initial_backoff=max(1, round(self.initial_backoff)),
-                    max_backoff=max(1, round(self.max_backoff)),
+                    initial_backoff=self.initial_backoff,
+                    max_backoff=self.max_backoff,
                 ):
                     done += 1
                     self._record(ok, item, records, result)
-            except osx.TransportError as exc:
+            except BackendError as exc:
                 if not _is_retryable(exc) or attempt >= self.max_retries:
-                    raise translate_error(exc, self.settings, "write documents") from exc
+                    raise
                 delay = min(self.max_backoff, self.initial_backoff * 2**attempt)
                 self.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
                 attempt += 1

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from xlidx.documents import content_hash
-from xlidx.ingest import pipeline_fingerprint
+from xlidx.pipeline.fingerprint import pipeline_fingerprint
 from xlidx.pipeline.stages import EmbedderLike
 
 

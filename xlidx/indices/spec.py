@@ -14,8 +14,8 @@ Other fields of the input record are stored as they came (dynamic mapping).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
-import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -25,6 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from xlidx.config import env_mappings_dir
 from xlidx.errors import ConfigError, MappingError, ModelMismatch
 
 MAPPING_VERSION = 1
@@ -32,6 +33,8 @@ _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,200}$")
 _VERSIONED = re.compile(r"^(?P<alias>.+)-v(?P<version>\d+)$")
 ENGINES = ("lucene", "faiss", "nmslib")
 SPACES = ("cosinesimil", "innerproduct", "l2")
+# Elasticsearch's dense_vector index_options types (OpenSearch: hnsw only)
+INDEX_TYPES = ("hnsw", "int8_hnsw", "bbq_hnsw")
 
 
 def validate_index_name(name: str) -> str:
@@ -54,13 +57,18 @@ def parse_versioned(index: str) -> tuple[str, int] | None:
 
 @dataclass(frozen=True)
 class VectorSpec:
-    """The kNN field: engine (lucene on the dev node, faiss in production), method, space."""
+    """The kNN field: engine (lucene on the dev node, faiss in production), method, space.
+
+    ``index_type`` is Elasticsearch's ``index_options.type`` (``hnsw``, or the quantized
+    ``int8_hnsw`` / ``bbq_hnsw``); OpenSearch takes ``hnsw`` only.
+    """
 
     engine: str = "lucene"
     method: str = "hnsw"
     space_type: str = "cosinesimil"
     m: int = 16
     ef_construction: int = 128
+    index_type: str = "hnsw"
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -73,6 +81,10 @@ class VectorSpec:
             )
         if self.method != "hnsw":
             raise ConfigError(f"unsupported method {self.method!r}: only hnsw")
+        if self.index_type not in INDEX_TYPES:
+            raise ConfigError(
+                f"unknown vector index type {self.index_type!r}: expected {', '.join(INDEX_TYPES)}"
+            )
 
     def method_body(self) -> dict[str, Any]:
         return {
@@ -89,7 +101,17 @@ class VectorSpec:
             "space_type": self.space_type,
             "m": self.m,
             "ef_construction": self.ef_construction,
+            "index_type": self.index_type,
         }
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any], **overrides: Any) -> VectorSpec:
+        """The spec an index's ``_meta.xlidx.vector`` records, with ``overrides`` applied
+        (``None`` values are ignored)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in meta.items() if k in known}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -115,7 +137,7 @@ class IndexSpec:
 def mappings_dir() -> Path:
     """Where the JSON templates are: $XLIDX_MAPPINGS_DIR, the source tree, or the install."""
     candidates = [
-        os.environ.get("XLIDX_MAPPINGS_DIR"),
+        env_mappings_dir(),
         str(Path(__file__).resolve().parents[2] / "mappings"),
         str(Path(sys.prefix) / "share" / "xlidx" / "mappings"),
     ]
@@ -135,11 +157,40 @@ def load_template(version: int = MAPPING_VERSION) -> dict[str, Any]:
     return data
 
 
-def analyzer_for(lang: str, template: Mapping[str, Any] | None = None) -> str:
+def analyzer_for(
+    lang: str,
+    template: Mapping[str, Any] | None = None,
+    available: frozenset[str] | None = None,
+) -> str:
+    """The analyzer for ``lang``: its language analyzer when the cluster has it (``available``;
+    ``None`` means all), else the template's fallback (``standard``)."""
     t = template if template is not None else load_template()
     analyzers: Mapping[str, str] = t["analyzers"]
     fallback: str = t["fallback_analyzer"]
-    return analyzers.get(lang, fallback)
+    wanted = analyzers.get(lang, fallback)
+    if available is not None and wanted != fallback and wanted not in available:
+        return fallback
+    return wanted
+
+
+def wanted_analyzers(template: Mapping[str, Any] | None = None) -> frozenset[str]:
+    """Every language analyzer the template asks for (what to probe a cluster for)."""
+    t = template if template is not None else load_template()
+    return frozenset(t["analyzers"].values()) - {t["fallback_analyzer"]}
+
+
+def analyzer_fallbacks(
+    langs: Sequence[str],
+    available: frozenset[str] | None,
+    template: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
+    """``{lang: missing analyzer}`` for the languages that fall back to ``standard`` here."""
+    t = template if template is not None else load_template()
+    return {
+        lang: t["analyzers"][lang]
+        for lang in sorted(set(langs))
+        if lang in t["analyzers"] and analyzer_for(lang, t, available) != t["analyzers"][lang]
+    }
 
 
 def _fill(node: Any, values: Mapping[str, Any]) -> Any:
@@ -152,9 +203,16 @@ def _fill(node: Any, values: Mapping[str, Any]) -> Any:
     return node
 
 
-def build_meta(spec: IndexSpec, xlidx_version: str, now: datetime | None = None) -> dict[str, Any]:
+def build_meta(
+    spec: IndexSpec,
+    xlidx_version: str,
+    now: datetime | None = None,
+    *,
+    engine: str | None = None,
+    fallbacks: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     created = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
-    return {
+    meta: dict[str, Any] = {
         "xlidx": {
             "mapping_version": spec.mapping_version,
             "xlidx_version": xlidx_version,
@@ -167,17 +225,30 @@ def build_meta(spec: IndexSpec, xlidx_version: str, now: datetime | None = None)
             "vector": spec.vector.to_meta(),
         }
     }
+    if engine is not None:
+        meta["xlidx"]["backend"] = engine
+    if fallbacks:
+        # the languages whose analyzer this cluster lacks, analyzed with `standard` instead
+        meta["xlidx"]["analyzer_fallbacks"] = dict(fallbacks)
+    return meta
 
 
 def build_index_body(
-    spec: IndexSpec, *, xlidx_version: str, now: datetime | None = None
+    spec: IndexSpec,
+    *,
+    xlidx_version: str,
+    vector_field: Mapping[str, Any],
+    engine: str | None = None,
+    now: datetime | None = None,
+    analyzers: frozenset[str] | None = None,
 ) -> dict[str, Any]:
-    """The body of ``PUT <index>`` for ``spec`` (pure, given the template)."""
+    """The body of ``PUT <index>`` for ``spec`` (pure, given the template).
+
+    The engine-neutral part: a backend passes the mapping of its vector field (and adds its
+    own index settings). ``analyzers``: the language analyzers the cluster has (``None``: all).
+    """
     t = load_template(spec.mapping_version)
-    props: dict[str, Any] = _fill(
-        copy.deepcopy(t["properties"]),
-        {"dimension": spec.embedding["dimension"], "method": spec.vector.method_body()},
-    )
+    props: dict[str, Any] = _fill(copy.deepcopy(t["properties"]), {"vector": dict(vector_field)})
     langs = sorted(set(spec.languages) | set(spec.translate_to))
     for f in spec.text_fields:
         props[f] = {"type": "text", "analyzer": "standard"}
@@ -185,7 +256,8 @@ def build_index_body(
         "properties": {
             f: {
                 "properties": {
-                    lang: {"type": "text", "analyzer": analyzer_for(lang, t)} for lang in langs
+                    lang: {"type": "text", "analyzer": analyzer_for(lang, t, analyzers)}
+                    for lang in langs
                 }
             }
             for f in spec.text_fields
@@ -203,10 +275,10 @@ def build_index_body(
                 f"i18n_{lang}": {
                     "path_match": f"i18n.*.{lang}",
                     "match_mapping_type": "string",
-                    "mapping": {"type": "text", "analyzer": analyzer},
+                    "mapping": {"type": "text", "analyzer": analyzer_for(lang, t, analyzers)},
                 }
             }
-            for lang, analyzer in sorted(t["analyzers"].items())
+            for lang in sorted(t["analyzers"])
         ),
         {
             "i18n_other": {
@@ -219,7 +291,13 @@ def build_index_body(
     return {
         "settings": copy.deepcopy(t["settings"]),
         "mappings": {
-            "_meta": build_meta(spec, xlidx_version, now),
+            "_meta": build_meta(
+                spec,
+                xlidx_version,
+                now,
+                engine=engine,
+                fallbacks=analyzer_fallbacks(list(t["analyzers"]), analyzers, t),
+            ),
             "dynamic_templates": dynamic_templates,
             "properties": props,
         },

@@ -1,4 +1,4 @@
-"""The OpenSearch backend: client construction and error translation.
+"""OpenSearch client construction and error translation.
 
 ``client_kwargs`` is pure (settings in, keyword arguments out) and unit-tested; ``make_client``
 builds an ``opensearchpy.OpenSearch`` without touching the network; ``call`` runs one client
@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as osx
 
-from xlidx.config import ConnectionSettings, redact_text
+from xlidx.backends._errors import root_cause, secret_free
+from xlidx.config import ConnectionSettings
 from xlidx.errors import (
     AuthenticationFailed,
     BackendError,
@@ -68,34 +69,7 @@ def make_client(settings: ConnectionSettings) -> OpenSearch:
     try:
         return OpenSearch(**client_kwargs(settings))
     except osx.ImproperlyConfigured as exc:
-        raise BackendError(f"invalid connection settings: {_secret_free(exc, settings)}") from None
-
-
-def _secret_free(obj: object, settings: ConnectionSettings) -> str:
-    secrets = tuple(s.get() for s in (settings.password, settings.api_key) if s is not None)
-    return redact_text(str(obj), secrets)
-
-
-def _root_cause(info: Any) -> str:
-    """The most useful line from an error body or an underlying exception."""
-    if isinstance(info, dict):
-        err = info.get("error")
-        if isinstance(err, dict):
-            causes = err.get("root_cause") or [err]
-            first = causes[0] if causes else err
-            return f"{first.get('type', 'error')}: {first.get('reason', '')}".strip(": ")
-        if err is not None:
-            return str(err)
-    if isinstance(info, BaseException):
-        # urllib3 nests the interesting part several levels down
-        inner: BaseException = info
-        while inner.__cause__ is not None or getattr(inner, "reason", None) is not None:
-            nxt = inner.__cause__ or getattr(inner, "reason", None)
-            if not isinstance(nxt, BaseException) or nxt is inner:
-                break
-            inner = nxt
-        return str(inner)
-    return str(info) if info else ""
+        raise BackendError(f"invalid connection settings: {secret_free(exc, settings)}") from None
 
 
 def _is_tls_problem(exc: BaseException) -> bool:
@@ -127,13 +101,13 @@ def translate_error(exc: Exception, settings: ConnectionSettings, action: str) -
                 if settings.verify_certs
                 else "check the client certificate and key"
             )
-            detail = _secret_free(_root_cause(exc.info), settings)
+            detail = secret_free(root_cause(exc.info), settings)
             return TLSFailed(f"TLS handshake with {where} failed ({detail}); {hint}")
         if isinstance(exc, osx.ConnectionTimeout):
             return ConnectionFailed(
                 f"{where} did not answer within {settings.timeout:g}s while trying to {action}"
             )
-        detail = _secret_free(_root_cause(exc.info), settings)
+        detail = secret_free(root_cause(exc.info), settings)
         return ConnectionFailed(f"cannot connect to {where} to {action}: {detail}")
     if isinstance(exc, osx.AuthenticationException | osx.AuthorizationException):
         status = exc.status_code if isinstance(exc.status_code, int) else None
@@ -145,13 +119,13 @@ def translate_error(exc: Exception, settings: ConnectionSettings, action: str) -
         )
     if isinstance(exc, osx.TransportError):
         status = exc.status_code if isinstance(exc.status_code, int) else None
-        detail = _secret_free(_root_cause(exc.info) or exc.error, settings)
+        detail = secret_free(root_cause(exc.info) or exc.error, settings)
         return BackendError(
             f"{where} answered HTTP {status} while trying to {action}: {detail}",
             status=status,
             details=exc.info if isinstance(exc.info, dict) else None,
         )
-    return BackendError(f"{action} failed: {_secret_free(exc, settings)}")
+    return BackendError(f"{action} failed: {secret_free(exc, settings)}")
 
 
 def call(settings: ConnectionSettings, action: str, fn: Callable[[], T]) -> T:
@@ -162,18 +136,26 @@ def call(settings: ConnectionSettings, action: str, fn: Callable[[], T]) -> T:
         raise translate_error(exc, settings, action) from exc
 
 
-def describe(settings: ConnectionSettings) -> dict[str, Any]:
-    """URL, version, plugins and health of the cluster at ``settings`` (three GETs)."""
+def probe_root(settings: ConnectionSettings) -> tuple[int, dict[str, str], Any]:
+    """``GET /`` with the configured TLS and credentials: status, headers and JSON body.
+
+    Used to tell the engines apart, so an error status is an answer, not a failure.
+    """
+    import json
+
     client = make_client(settings)
-    info = call(settings, "read the cluster version", client.info)
-    plugins = call(settings, "list plugins", lambda: client.cat.plugins(format="json"))
-    health = call(settings, "read cluster health", client.cluster.health)
-    return {
-        "url": settings.display_urls,
-        "distribution": info.get("version", {}).get("distribution", "elasticsearch"),
-        "version": info.get("version", {}).get("number"),
-        "cluster_name": info.get("cluster_name"),
-        "health": health.get("status"),
-        "nodes": health.get("number_of_nodes"),
-        "plugins": sorted({p["component"] for p in plugins}),
-    }
+
+    def get() -> tuple[int, dict[str, str], Any]:
+        conn = client.transport.get_connection()
+        status, headers, raw = conn.perform_request(
+            "GET", "/", ignore=(400, 401, 403, 404, 405, 406, 500, 503)
+        )
+        if status in (401, 403):
+            raise osx.AuthenticationException(status, "authentication failed", raw)
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        return int(status), {str(k): str(v) for k, v in dict(headers).items()}, body
+
+    return call(settings, "identify the cluster", get)

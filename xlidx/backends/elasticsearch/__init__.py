@@ -1,0 +1,364 @@
+"""The Elasticsearch backend (elasticsearch-py 8, bodies through elasticsearch-dsl)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from xlidx.backends.base import Backend, BulkItem, Capabilities
+from xlidx.backends.elasticsearch import mapping, query
+from xlidx.backends.elasticsearch.client import call, make_client, translate_error
+from xlidx.config import ConnectionSettings
+from xlidx.errors import BackendError
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+    from xlidx.indices.spec import IndexSpec
+    from xlidx.plans import QueryPlan
+
+PROBE_INDEX = "xlidx-capability-probe-*"
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for p in version.split("-")[0].split("."):
+        if not p.isdigit():
+            break
+        parts.append(int(p))
+    return tuple(parts)
+
+
+def index_types_for(version: str) -> tuple[str, ...]:
+    """``dense_vector`` ``index_options`` types by version: int8 since 8.12, bbq since 8.15."""
+    v = _version_tuple(version)
+    types = ["hnsw"]
+    if v >= (8, 12):
+        types.append("int8_hnsw")
+    if v >= (8, 15):
+        types.append("bbq_hnsw")
+    return tuple(types)
+
+
+def _body(res: Any) -> Any:
+    """The plain JSON of an elasticsearch-py response."""
+    return getattr(res, "body", res)
+
+
+class ElasticsearchBackend(Backend):
+    engine = "elasticsearch"
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        super().__init__(settings)
+        self._client: Elasticsearch | None = None
+
+    @property
+    def client(self) -> Elasticsearch:
+        if self._client is None:
+            self._client = make_client(self.settings)
+        return self._client
+
+    def _call(self, action: str, fn: Any) -> Any:
+        return _body(call(self.settings, action, fn))
+
+    # -- cluster -------------------------------------------------------------------------------
+    def _nodes(self) -> dict[str, Any]:
+        # GET / answers 405 on the integ-test distribution: read versions from the nodes API
+        nodes: dict[str, Any] = self._call(
+            "read the cluster version", lambda: self.client.nodes.info(metric="plugins")
+        )
+        return nodes
+
+    def describe(self) -> dict[str, Any]:
+        nodes = self._nodes()
+        health = self._call("read cluster health", self.client.cluster.health)
+        first: dict[str, Any] = next(iter(nodes.get("nodes", {}).values()), {})
+        plugins = {p["name"] for n in nodes.get("nodes", {}).values() for p in n.get("plugins", [])}
+        return {
+            "url": self.settings.display_urls,
+            "backend": self.engine,
+            "distribution": "elasticsearch",
+            "version": first.get("version"),
+            "cluster_name": nodes.get("cluster_name") or health.get("cluster_name"),
+            "health": health.get("status"),
+            "nodes": health.get("number_of_nodes"),
+            "plugins": sorted(plugins),
+        }
+
+    def _probe_retriever(self, retriever: Mapping[str, Any]) -> bool:
+        try:
+            self._call(
+                "probe a retriever",
+                lambda: self.client.search(
+                    index=PROBE_INDEX,
+                    allow_no_indices=True,
+                    ignore_unavailable=True,
+                    size=0,
+                    retriever=dict(retriever),
+                ),
+            )
+        except BackendError as exc:
+            if exc.status in (400, 403, 404):
+                return False
+            raise
+        return True
+
+    def detect_capabilities(self) -> Capabilities:
+        nodes = self._nodes()
+        first: dict[str, Any] = next(iter(nodes.get("nodes", {}).values()), {})
+        version = str(first.get("version", ""))
+        plugins = tuple(
+            sorted(
+                {p["name"] for n in nodes.get("nodes", {}).values() for p in n.get("plugins", [])}
+            )
+        )
+        standard: dict[str, Any] = {"standard": {"query": {"match_none": {}}}}
+        retrievers = set()
+        if self._probe_retriever({"rrf": {"retrievers": [standard, standard]}}):
+            retrievers.add("rrf")
+        if self._probe_retriever(
+            {
+                "linear": {
+                    "retrievers": [
+                        {"retriever": standard, "weight": 1.0, "normalizer": "minmax"},
+                        {"retriever": standard, "weight": 1.0, "normalizer": "minmax"},
+                    ]
+                }
+            }
+        ):
+            retrievers.add("linear")
+        fusion = set()
+        if "linear" in retrievers:
+            fusion.add("minmax")
+        if "rrf" in retrievers:
+            fusion.add("rrf")
+        return Capabilities(
+            engine=self.engine,
+            version=version,
+            distribution="elasticsearch",
+            server_fusion=frozenset(fusion),
+            retrievers=frozenset(retrievers),
+            vector_index_types=index_types_for(version),
+            vector_engines=("lucene",),
+            nested_knn=_version_tuple(version) >= (8, 11),
+            plugins=plugins,
+        )
+
+    def has_analyzer(self, name: str) -> bool:
+        try:
+            self._call(
+                f"check analyzer {name}",
+                lambda: self.client.indices.analyze(analyzer=name, text="x"),
+            )
+        except BackendError as exc:
+            if exc.status == 400:
+                return False
+            raise
+        return True
+
+    # -- indices and aliases -------------------------------------------------------------------
+    def alias_targets(self, alias: str) -> dict[str, dict[str, Any]]:
+        c = self.client
+        if not self._call(f"look up alias {alias}", lambda: c.indices.exists_alias(name=alias)):
+            return {}
+        found = self._call(f"read alias {alias}", lambda: c.indices.get_alias(name=alias))
+        return {
+            index: dict(v.get("aliases", {}).get(alias, {}))
+            for index, v in found.items()
+            if alias in v.get("aliases", {})
+        }
+
+    def index_exists(self, index: str) -> bool:
+        return bool(
+            self._call(f"check index {index}", lambda: self.client.indices.exists(index=index))
+        )
+
+    def list_indices(self, pattern: str) -> list[str]:
+        found = self._call(
+            f"list indices {pattern}",
+            lambda: self.client.indices.get(
+                index=pattern, ignore_unavailable=True, allow_no_indices=True
+            ),
+        )
+        return sorted(found or {})
+
+    def cat_indices(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._call(
+            "list indices",
+            lambda: self.client.cat.indices(format="json", h="index,health,docs.count,store.size"),
+        )
+        return rows
+
+    def cat_aliases(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._call(
+            "list aliases", lambda: self.client.cat.aliases(format="json")
+        )
+        return rows
+
+    def create_index(self, index: str, body: Mapping[str, Any]) -> None:
+        self._call(
+            f"create index {index}",
+            lambda: self.client.indices.create(
+                index=index,
+                settings=body.get("settings"),
+                mappings=body.get("mappings"),
+                aliases=body.get("aliases"),
+            ),
+        )
+
+    def delete_indices(self, indices: Sequence[str]) -> None:
+        if indices:
+            names = ",".join(indices)
+            self._call(f"delete {names}", lambda: self.client.indices.delete(index=names))
+
+    def get_meta(self, index: str) -> dict[str, Any]:
+        m = self._call(
+            f"read the mapping of {index}", lambda: self.client.indices.get_mapping(index=index)
+        )
+        meta: dict[str, Any] = m[index]["mappings"].get("_meta", {})
+        return meta
+
+    def put_meta(self, index: str, meta: Mapping[str, Any]) -> None:
+        self._call(
+            f"update the _meta of {index}",
+            lambda: self.client.indices.put_mapping(index=index, meta=dict(meta)),
+        )
+
+    def update_aliases(self, actions: Sequence[Mapping[str, Any]]) -> None:
+        self._call(
+            "update aliases",
+            lambda: self.client.indices.update_aliases(actions=[dict(a) for a in actions]),
+        )
+
+    def refresh(self, index: str) -> None:
+        self._call(f"refresh {index}", lambda: self.client.indices.refresh(index=index))
+
+    # -- documents -----------------------------------------------------------------------------
+    def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
+        q = dict(query) if query is not None else None
+        res = self._call(f"count {index}", lambda: self.client.count(index=index, query=q))
+        return int(res["count"])
+
+    def mget(
+        self,
+        index: str,
+        ids: Sequence[str],
+        *,
+        includes: Sequence[str] | None = None,
+        excludes: Sequence[str] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        res = self._call(
+            "look up documents",
+            lambda: self.client.mget(
+                index=index,
+                ids=list(ids),
+                source_includes=list(includes) if includes else None,
+                source_excludes=list(excludes) if excludes else None,
+            ),
+        )
+        return {d["_id"]: d.get("_source") or {} for d in res.get("docs", []) if d.get("found")}
+
+    def search(self, index: str, body: Mapping[str, Any], action: str) -> dict[str, Any]:
+        res: dict[str, Any] = self._call(
+            action, lambda: self.client.search(index=index, body=dict(body))
+        )
+        return res
+
+    def msearch(
+        self, index: str, bodies: Sequence[Mapping[str, Any]], action: str
+    ) -> list[dict[str, Any]]:
+        lines: list[Mapping[str, Any]] = []
+        for b in bodies:
+            lines.extend([{"index": index}, b])
+        res = self._call(action, lambda: self.client.msearch(searches=lines))
+        responses: list[dict[str, Any]] = res["responses"]
+        for r in responses:
+            if "error" in r:
+                err = r["error"]
+                reason = err.get("reason", err) if isinstance(err, dict) else err
+                raise BackendError(
+                    f"{self.settings.display_urls} failed to {action}: {reason}",
+                    status=r.get("status"),
+                    details=err,
+                )
+        return responses
+
+    def scan(
+        self, index: str, query: Mapping[str, Any] | None = None, *, size: int = 500
+    ) -> Iterator[dict[str, Any]]:
+        from elasticsearch import helpers
+
+        body = {"query": dict(query) if query is not None else {"match_all": {}}}
+        hits = helpers.scan(self.client, index=index, size=size, scroll="10m", query=body)
+        try:
+            yield from hits
+        except Exception as exc:
+            raise translate_error(exc, self.settings, f"read {index}") from exc
+
+    def bulk(
+        self,
+        actions: Iterable[Mapping[str, Any]],
+        *,
+        chunk_size: int,
+        max_chunk_bytes: int,
+        max_retries: int,
+        initial_backoff: float,
+        max_backoff: float,
+    ) -> Iterator[BulkItem]:
+        from elasticsearch import helpers
+
+        try:
+            yield from helpers.streaming_bulk(
+                self.client,
+                (dict(a) for a in actions),
+                chunk_size=chunk_size,
+                max_chunk_bytes=max_chunk_bytes,
+                raise_on_error=False,
+                raise_on_exception=True,
+                max_retries=max_retries,
+                initial_backoff=initial_backoff,
+                max_backoff=max_backoff,
+            )
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise translate_error(exc, self.settings, "write documents") from exc
+
+    # -- rendering -----------------------------------------------------------------------------
+    def index_body(
+        self,
+        spec: IndexSpec,
+        *,
+        xlidx_version: str,
+        now: datetime | None = None,
+        analyzers: frozenset[str] | None = None,
+    ) -> dict[str, Any]:
+        return mapping.index_body(spec, xlidx_version=xlidx_version, now=now, analyzers=analyzers)
+
+    def bm25_body(
+        self,
+        plan: QueryPlan,
+        *,
+        size: int | None = None,
+        offset: int | None = None,
+        lean: bool = False,
+    ) -> dict[str, Any]:
+        return query.bm25_body(plan, size=size, offset=offset, lean=lean)
+
+    def knn_body(
+        self,
+        plan: QueryPlan,
+        *,
+        size: int | None = None,
+        offset: int | None = None,
+        lean: bool = False,
+    ) -> dict[str, Any]:
+        return query.knn_body(plan, size=size, offset=offset, lean=lean)
+
+    def hybrid_search(
+        self, index: str, plan: QueryPlan, weights: tuple[float, float]
+    ) -> dict[str, Any]:
+        return self.search(
+            index, query.retriever_body(plan, weights, lean=True), "run the hybrid query"
+        )

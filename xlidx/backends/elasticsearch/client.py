@@ -1,0 +1,169 @@
+"""Elasticsearch client construction and error translation (elasticsearch-py 8).
+
+``client_kwargs`` is pure (settings in, keyword arguments out) and unit-tested;
+``make_client`` builds an ``elasticsearch.Elasticsearch`` without touching the network;
+``call`` runs one client call and turns whatever elasticsearch-py raises into a
+:class:`~xlidx.errors.BackendError` subclass with a one-line, credential-free message.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from xlidx.backends._errors import root_cause, secret_free
+from xlidx.config import ConnectionSettings
+from xlidx.errors import AuthenticationFailed, BackendError, ConnectionFailed, TLSFailed
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+T = TypeVar("T")
+
+# elasticsearch-py and elastic-transport log every failed request; the CLI reports failures
+for _name in ("elasticsearch", "elastic_transport"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
+    logging.getLogger(_name).propagate = False
+
+
+def client_kwargs(settings: ConnectionSettings) -> dict[str, Any]:
+    """Keyword arguments for ``elasticsearch.Elasticsearch`` (pure)."""
+    kwargs: dict[str, Any] = {
+        "hosts": list(settings.urls),
+        "request_timeout": settings.timeout,
+        "max_retries": 0,  # retries are the caller's policy (bulk writer, workers)
+        "retry_on_timeout": False,
+        "verify_certs": settings.verify_certs,
+        "ssl_show_warn": settings.verify_certs,
+        "connections_per_node": 8,  # the bulk writer sends from several threads
+    }
+    if settings.username is not None:
+        password = settings.password.get() if settings.password else ""
+        kwargs["basic_auth"] = (settings.username, password)
+    if settings.api_key is not None:
+        kwargs["api_key"] = settings.api_key.get()
+    if settings.ca_certs is not None:
+        kwargs["ca_certs"] = str(settings.ca_certs)
+    if settings.client_cert is not None:
+        kwargs["client_cert"] = str(settings.client_cert)
+    if settings.client_key is not None:
+        kwargs["client_key"] = str(settings.client_key)
+    return kwargs
+
+
+def make_client(settings: ConnectionSettings) -> Elasticsearch:
+    """An Elasticsearch client for ``settings``. Does no I/O."""
+    from elasticsearch import Elasticsearch
+
+    for label, path in (
+        ("CA bundle", settings.ca_certs),
+        ("client certificate", settings.client_cert),
+        ("client key", settings.client_key),
+    ):
+        if path is not None and not path.is_file():
+            raise TLSFailed(f"{label} not found: {path}")
+    try:
+        return Elasticsearch(**client_kwargs(settings))
+    except (ValueError, TypeError) as exc:
+        raise BackendError(f"invalid connection settings: {secret_free(exc, settings)}") from None
+
+
+def _is_tls_problem(exc: BaseException) -> bool:
+    import elastic_transport
+
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        cur = todo.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLError | elastic_transport.TlsError):
+            return True
+        if "CERTIFICATE_VERIFY_FAILED" in str(cur) or "SSL" in type(cur).__name__:
+            return True
+        if isinstance(cur, elastic_transport.TransportError):
+            todo.extend(cur.errors)
+        if isinstance(cur, BaseException):
+            todo.extend([cur.__cause__, cur.__context__, getattr(cur, "reason", None)])
+    return False
+
+
+def _api_detail(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        return root_cause(body)
+    return str(getattr(exc, "message", "") or body or exc)
+
+
+def translate_error(exc: Exception, settings: ConnectionSettings, action: str) -> BackendError:
+    """Map an elasticsearch-py exception to xlidx's error tree (pure)."""
+    import elastic_transport
+    import elasticsearch
+
+    where = settings.display_urls
+    if isinstance(exc, elasticsearch.UnsupportedProductError):
+        return BackendError(
+            f"{where} is not Elasticsearch (it did not send X-Elastic-Product) while trying to "
+            f"{action}; set XLIDX_BACKEND=opensearch for an OpenSearch cluster"
+        )
+    if isinstance(exc, elastic_transport.ConnectionError):
+        if _is_tls_problem(exc):
+            hint = (
+                "pass the cluster's CA with --ca-certs / XLIDX_CA_CERTS"
+                if settings.verify_certs
+                else "check the client certificate and key"
+            )
+            detail = secret_free(root_cause(exc.errors[0] if exc.errors else exc), settings)
+            return TLSFailed(f"TLS handshake with {where} failed ({detail}); {hint}")
+        detail = secret_free(root_cause(exc.errors[0] if exc.errors else exc), settings)
+        return ConnectionFailed(f"cannot connect to {where} to {action}: {detail}")
+    if isinstance(exc, elastic_transport.ConnectionTimeout):
+        return ConnectionFailed(
+            f"{where} did not answer within {settings.timeout:g}s while trying to {action}"
+        )
+    if isinstance(
+        exc, elasticsearch.AuthenticationException | elasticsearch.AuthorizationException
+    ):
+        status = exc.meta.status
+        what = "rejected the credentials" if status == 401 else "denied permission"
+        return AuthenticationFailed(
+            f"{where} {what} (HTTP {status}) while trying to {action}; check "
+            "--username/--password (XLIDX_USERNAME/XLIDX_PASSWORD) or the API key",
+            status=status,
+        )
+    if isinstance(exc, elasticsearch.ApiError):
+        status = exc.meta.status if isinstance(exc.meta.status, int) else None
+        detail = secret_free(_api_detail(exc), settings)
+        return BackendError(
+            f"{where} answered HTTP {status} while trying to {action}: {detail}",
+            status=status,
+            details=exc.body if isinstance(exc.body, dict) else None,
+        )
+    if isinstance(exc, elastic_transport.SerializationError):
+        return BackendError(
+            f"{where} sent an answer xlidx cannot read while trying to {action}: "
+            f"{secret_free(exc.message, settings)}"
+        )
+    if isinstance(exc, elastic_transport.TransportError):
+        return ConnectionFailed(
+            f"cannot reach {where} to {action}: {secret_free(exc.message, settings)}"
+        )
+    return BackendError(f"{action} failed: {secret_free(exc, settings)}")
+
+
+def call(settings: ConnectionSettings, action: str, fn: Callable[[], T]) -> T:
+    """Run one client call, translating its errors. ``action`` completes 'while trying to …'."""
+    import elastic_transport
+    import elasticsearch
+
+    try:
+        return fn()
+    except (
+        elasticsearch.ApiError,
+        elasticsearch.UnsupportedProductError,
+        elastic_transport.TransportError,
+    ) as exc:
+        raise translate_error(exc, settings, action) from exc

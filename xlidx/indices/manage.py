@@ -1,0 +1,305 @@
+"""Versioned indices behind aliases: create, inspect, migrate, roll back, prune and delete.
+
+``NAME`` is always an alias; the data lives in ``NAME-v1``, ``NAME-v2``, …. ``migrate`` builds
+the next version, copies (and, for a new model, re-embeds) every document, checks the counts,
+then moves the alias in one atomic ``_aliases`` call and keeps the old version for rollback.
+``rollback`` moves the alias back to the newest older version, ``prune`` deletes old versions
+the alias does not point at, ``delete`` removes the alias and every version.
+
+Everything here talks to the cluster through a :class:`~xlidx.backends.base.Backend`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xlidx.backends.base import Backend
+from xlidx.errors import BackendError, ConfigError, MappingError
+from xlidx.indices.spec import (
+    IndexSpec,
+    parse_versioned,
+    validate_index_name,
+    versioned_name,
+    wanted_analyzers,
+)
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class IndexState:
+    alias: str
+    index: str  # the concrete NAME-vN the alias points at
+    version: int
+    meta: Mapping[str, Any]
+
+    @property
+    def xlidx_meta(self) -> Mapping[str, Any]:
+        m = self.meta.get("xlidx", {})
+        return m if isinstance(m, Mapping) else {}
+
+
+def _xlidx_version() -> str:
+    from xlidx import __version__
+
+    return __version__
+
+
+def resolve(backend: Backend, name: str) -> IndexState | None:
+    """The state of xlidx index ``name``, or ``None`` when nothing of that name exists."""
+    validate_index_name(name)
+    aliases = backend.alias_targets(name)
+    targets = list(aliases)
+    if not targets:
+        if backend.index_exists(name):
+            raise MappingError(
+                f"{name!r} is a plain index, not an xlidx alias: pick another name, or migrate "
+                "it with `xlidx ingest --from-index`"
+            )
+        return None
+    if len(targets) > 1:
+        writes = [i for i in targets if aliases[i].get("is_write_index")]
+        if len(writes) != 1:
+            raise MappingError(
+                f"alias {name!r} points at several indices: {', '.join(sorted(targets))}"
+            )
+        targets = writes
+    index = targets[0]
+    parsed = parse_versioned(index)
+    if parsed is None or parsed[0] != name:
+        raise MappingError(f"alias {name!r} points at {index!r}, which is not {name}-v<N>")
+    meta = backend.get_meta(index)
+    if "xlidx" not in meta:
+        raise MappingError(f"index {index!r} has no xlidx _meta: it was not created by xlidx")
+    return IndexState(alias=name, index=index, version=parsed[1], meta=meta)
+
+
+def all_versions(backend: Backend, name: str) -> list[str]:
+    """``NAME-v<N>`` indices, oldest first."""
+    versions = [(parse_versioned(i), i) for i in backend.list_indices(f"{name}-v*")]
+    return [i for v, i in sorted((v, i) for v, i in versions if v and v[0] == name)]
+
+
+def create_version(backend: Backend, spec: IndexSpec, version: int, *, alias: bool) -> str:
+    """Create ``NAME-v<version>`` for ``spec``; languages whose analyzer the cluster lacks
+    fall back to ``standard`` (recorded in ``_meta.xlidx.analyzer_fallbacks``)."""
+    index = versioned_name(spec.name, version)
+    available = backend.available_analyzers(wanted_analyzers())
+    body = backend.index_body(spec, xlidx_version=_xlidx_version(), analyzers=available)
+    if alias:
+        body["aliases"] = {spec.name: {"is_write_index": True}}
+    backend.create_index(index, body)
+    return index
+
+
+def ensure(backend: Backend, spec: IndexSpec) -> tuple[IndexState, bool]:
+    """The index for ``spec``: the existing one (unchanged), or a new ``NAME-v1``. Idempotent.
+
+    Returns the state and whether it was created now.
+    """
+    state = resolve(backend, spec.name)
+    if state is not None:
+        return state, False
+    existing = all_versions(backend, spec.name)
+    version = max((parse_versioned(i) or ("", 0))[1] for i in existing) + 1 if existing else 1
+    create_version(backend, spec, version, alias=True)
+    state = resolve(backend, spec.name)
+    assert state is not None
+    return state, True
+
+
+def update_meta(backend: Backend, state: IndexState, xlidx_meta: Mapping[str, Any]) -> None:
+    """Replace the ``xlidx`` part of the index's ``_meta``."""
+    backend.put_meta(state.index, {**state.meta, "xlidx": dict(xlidx_meta)})
+
+
+def status(backend: Backend, name: str) -> dict[str, Any]:
+    """Version, document count, model, languages and analyzers of xlidx index ``name``."""
+    state = resolve(backend, name)
+    if state is None:
+        raise MappingError(
+            f"no xlidx index named {name!r} (create it with `xlidx index create {name}`)"
+        )
+    count = backend.count(state.index)
+    aggs = backend.search(
+        state.index,
+        {"size": 0, "aggs": {"lang": {"terms": {"field": "xlidx.lang", "size": 100}}}},
+        f"aggregate languages of {state.index}",
+    )
+    langs = {b["key"]: b["doc_count"] for b in aggs["aggregations"]["lang"]["buckets"]}
+    x = state.xlidx_meta
+    emb = x.get("embedding", {})
+    return {
+        "name": name,
+        "index": state.index,
+        "version": state.version,
+        "versions": all_versions(backend, name),
+        "engine": x.get("backend"),
+        "documents": count,
+        "languages": langs,
+        "model": emb.get("model"),
+        "model_source": emb.get("source"),
+        "dimension": emb.get("dimension"),
+        "backend": emb.get("backend"),
+        "translate_to": x.get("translate_to", []),
+        "translation_packages": x.get("translation_packages", []),
+        "text_fields": x.get("text_fields", []),
+        "vector": x.get("vector", {}),
+        "mapping_version": x.get("mapping_version"),
+        "xlidx_version": x.get("xlidx_version"),
+        "created_at": x.get("created_at"),
+        "analyzer_fallbacks": {
+            lang: a
+            for lang, a in (x.get("analyzer_fallbacks") or {}).items()
+            if lang in set(x.get("languages", [])) | set(x.get("translate_to", [])) | set(langs)
+        },
+    }
+
+
+def migrate(
+    backend: Backend,
+    spec: IndexSpec,
+    *,
+    transform: Callable[[Sequence[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    progress: Callable[[int], None] = lambda _n: None,
+    batch_size: int = 200,
+) -> dict[str, Any]:
+    """Copy ``spec.name`` into its next version built from ``spec``, then move the alias.
+
+    ``transform`` rewrites a batch of ``_source`` documents on the way (re-embedding for a new
+    model); without it documents are copied as they are. Raises before moving the alias
+    unless every document arrived.
+    """
+    state = resolve(backend, spec.name)
+    if state is None:
+        raise MappingError(f"no xlidx index named {spec.name!r} to migrate")
+    versions = all_versions(backend, spec.name)
+    next_version = max((parse_versioned(i) or ("", 0))[1] for i in versions) + 1
+    new_index = create_version(backend, spec, next_version, alias=False)
+    source_count = backend.count(state.index)
+
+    def actions() -> Iterator[dict[str, Any]]:
+        batch: list[dict[str, Any]] = []
+        ids: list[str] = []
+
+        def flush() -> Iterator[dict[str, Any]]:
+            docs = transform(batch) if transform else batch
+            for doc_id, doc in zip(ids, docs, strict=True):
+                yield {"_op_type": "index", "_index": new_index, "_id": doc_id, "_source": doc}
+            progress(len(batch))
+
+        for hit in backend.scan(state.index):
+            batch.append(hit["_source"])
+            ids.append(hit["_id"])
+            if len(batch) >= batch_size:
+                yield from flush()
+                batch, ids = [], []
+        if batch:
+            yield from flush()
+
+    failures: list[Any] = []
+    try:
+        for ok, item in backend.bulk(
+            actions(),
+            chunk_size=batch_size,
+            max_chunk_bytes=DEFAULT_MAX_BYTES,
+            max_retries=5,
+            initial_backoff=1.0,
+            max_backoff=30.0,
+        ):
+            if not ok:
+                failures.append(item)
+    except BackendError as exc:
+        raise BackendError(
+            f"migrating {state.index} to {new_index} failed: {exc}", status=exc.status
+        ) from exc
+    backend.refresh(new_index)
+    new_count = backend.count(new_index)
+    if failures or new_count != source_count:
+        raise MappingError(
+            f"migration incomplete: {state.index} has {source_count} documents, {new_index} has "
+            f"{new_count} ({len(failures)} failed); the alias still points at {state.index}, "
+            f"and {new_index} is left for inspection"
+        )
+    move_alias(backend, spec.name, state.index, new_index)
+    return {
+        "name": spec.name,
+        "from": state.index,
+        "to": new_index,
+        "documents": new_count,
+        "kept_for_rollback": state.index,
+    }
+
+
+def move_alias(backend: Backend, alias: str, old: str, new: str) -> None:
+    """Point ``alias`` from ``old`` to ``new`` in one atomic call."""
+    backend.update_aliases(
+        [
+            {"remove": {"index": old, "alias": alias}},
+            {"add": {"index": new, "alias": alias, "is_write_index": True}},
+        ]
+    )
+
+
+def _require(backend: Backend, name: str, verb: str) -> IndexState:
+    state = resolve(backend, name)
+    if state is None:
+        raise MappingError(f"no xlidx index named {name!r} to {verb}")
+    return state
+
+
+def rollback(backend: Backend, name: str) -> dict[str, Any]:
+    """Point ``name`` at the newest version older than the current one."""
+    state = _require(backend, name, "roll back")
+    older = [
+        i for i in all_versions(backend, name) if (parse_versioned(i) or ("", 0))[1] < state.version
+    ]
+    if not older:
+        raise MappingError(
+            f"{name} has no version older than {state.index} to roll back to "
+            "(`xlidx index prune` may have deleted it)"
+        )
+    target = older[-1]
+    if "xlidx" not in backend.get_meta(target):
+        raise MappingError(f"{target!r} has no xlidx _meta: refusing to point {name} at it")
+    move_alias(backend, name, state.index, target)
+    return {"name": name, "from": state.index, "to": target}
+
+
+def prune(backend: Backend, name: str, keep: int) -> dict[str, Any]:
+    """Delete old versions, keeping the current one and the ``keep - 1`` newest others."""
+    if keep < 1:
+        raise ConfigError(
+            f"--keep must be 1 or more (the current version is always kept), got {keep}"
+        )
+    state = _require(backend, name, "prune")
+    others = [i for i in all_versions(backend, name) if i != state.index]
+    doomed = others[: max(0, len(others) - (keep - 1))]
+    backend.delete_indices(doomed)
+    return {
+        "name": name,
+        "current": state.index,
+        "deleted": doomed,
+        "kept": [i for i in [*others, state.index] if i not in doomed],
+    }
+
+
+def delete(backend: Backend, name: str) -> dict[str, Any]:
+    """Remove the alias ``name`` and every ``name-v<N>`` index."""
+    validate_index_name(name)
+    versions = all_versions(backend, name)
+    pointed = list(backend.alias_targets(name))
+    if not versions and not pointed:
+        if backend.index_exists(name):
+            raise MappingError(f"{name!r} is a plain index, not an xlidx alias: not deleting it")
+        raise MappingError(f"no xlidx index named {name!r} to delete")
+    foreign = [i for i in pointed if i not in versions]
+    if foreign:
+        raise MappingError(
+            f"alias {name!r} also points at {', '.join(foreign)}, which xlidx did not create: "
+            "not deleting"
+        )
+    backend.delete_indices(versions)  # deleting an index removes its aliases with it
+    return {"name": name, "deleted": versions}

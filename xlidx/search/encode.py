@@ -1,0 +1,94 @@
+"""Encode a query for an index: its language, its translations and its vector.
+
+Models load on first use, from what the index's ``_meta`` records, and the model is checked
+against the index before it encodes anything.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from xlidx.errors import ModelError
+from xlidx.indices.spec import check_model
+from xlidx.query.plan import Query, QueryPlan
+from xlidx.search.facts import IndexFacts
+
+
+class QueryEncoder:
+    def __init__(
+        self,
+        facts: IndexFacts,
+        *,
+        embedder: Any = None,
+        translator: Any = None,
+        device: str = "auto",
+    ) -> None:
+        self.facts = facts
+        self.device = device
+        self._embedder = embedder
+        self._translator = translator
+        self._detector: Any = None
+
+    def embedder(self) -> Any:
+        state = self.facts.state()
+        emb = state.xlidx_meta.get("embedding", {})
+        if self._embedder is None:
+            from xlidx.pipeline.embed import load_embedder
+
+            source = str(emb.get("source") or emb.get("model"))
+            self._embedder = load_embedder(source, device=self.device)
+        check_model(state.meta, self._embedder.describe(), self.facts.index)
+        return self._embedder
+
+    def detect(self, text: str) -> str:
+        if self._detector is None:
+            from xlidx.pipeline.detect import Detector
+
+            langs = self.facts.state().xlidx_meta.get("languages") or ["en"]
+            self._detector = Detector(tuple(dict.fromkeys([*langs, "en"])))
+        lang: str = self._detector.detect_many([text])[0]
+        return lang
+
+    def translate(self, text: str, src: str) -> dict[str, str]:
+        """``text`` in each of the index's languages that a package can translate into."""
+        x = self.facts.state().xlidx_meta
+        targets = [
+            lang
+            for lang in dict.fromkeys([*x.get("languages", []), *x.get("translate_to", [])])
+            if lang != src
+        ]
+        if self._translator is None:
+            from xlidx.pipeline.translate import Translator
+
+            self._translator = Translator(device=self.device)
+        out: dict[str, str] = {}
+        for tgt in targets:
+            try:
+                self._translator.route(src, tgt)
+            except ModelError:
+                continue
+            out[tgt] = self._translator.translate([text], src, tgt)[0]
+        return out
+
+    def prepare(self, query: Query, *, translate: bool = False) -> tuple[Query, dict[str, float]]:
+        """Fill in query language, translations and vector; return timings."""
+        plan = query.plan()
+        timings = {"encode_ms": 0.0, "translate_ms": 0.0}
+        text_fields = self.facts.state().xlidx_meta.get("text_fields")
+        if text_fields and plan.text_fields == QueryPlan(text="x").text_fields:
+            query = query.text_fields(*text_fields)
+        if plan.query_lang is None and plan.mode != "knn":
+            query = query.query_lang(self.detect(plan.text))
+        plan = query.plan()
+        if translate and plan.mode != "knn" and plan.query_lang not in (None, "und"):
+            t0 = time.perf_counter()
+            assert plan.query_lang is not None
+            query = query.translations(self.translate(plan.text, plan.query_lang))
+            timings["translate_ms"] = (time.perf_counter() - t0) * 1000
+        if plan.mode != "bm25" and plan.vector is None:
+            t0 = time.perf_counter()
+            vec = self.embedder().encode_query([plan.text])[0]
+            query = query.vector([float(v) for v in vec])
+            timings["encode_ms"] = (time.perf_counter() - t0) * 1000
+        return query, timings

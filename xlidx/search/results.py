@@ -1,0 +1,93 @@
+"""Hits and query results, and turning a search response into them (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    lang: str | None
+    source: dict[str, Any]
+    highlight: dict[str, list[str]] = field(default_factory=dict)
+    bm25_rank: int | None = None
+    bm25_score: float | None = None
+    knn_rank: int | None = None
+    knn_score: float | None = None
+
+    def to_json(self, explain: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "score": self.score,
+            "lang": self.lang,
+            "source": self.source,
+        }
+        if self.highlight:
+            out["highlight"] = self.highlight
+        if explain:
+            out["explain"] = {
+                "bm25": {"rank": self.bm25_rank, "score": self.bm25_score},
+                "knn": {"rank": self.knn_rank, "score": self.knn_score},
+            }
+        return out
+
+
+@dataclass
+class QueryResult:
+    mode: str
+    took_ms: float
+    hits: list[Hit]
+    query_lang: str | None = None
+    fusion: str | None = None
+    weights: tuple[float, float] | None = None
+    fused_on: str | None = None  # "server" | "client" for hybrid
+    encode_ms: float = 0.0
+    translate_ms: float = 0.0
+    translations: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self, explain: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "mode": self.mode,
+            "took_ms": round(self.took_ms, 2),
+            "hits": [h.to_json(explain) for h in self.hits],
+        }
+        if explain:
+            out["explain"] = {
+                "query_lang": self.query_lang,
+                "fusion": self.fusion,
+                "weights": list(self.weights) if self.weights else None,
+                "fused_on": self.fused_on,
+                "encode_ms": round(self.encode_ms, 2),
+                "translate_ms": round(self.translate_ms, 2),
+                "translations": self.translations,
+            }
+        return out
+
+
+def ranked(res: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """``(id, score)`` of a response's hits, in order."""
+    return [(h["_id"], float(h["_score"])) for h in res["hits"]["hits"]]
+
+
+def hits_by_id(*responses: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    out: dict[str, Mapping[str, Any]] = {}
+    for res in responses:
+        for h in res["hits"]["hits"]:
+            out.setdefault(h["_id"], h)
+    return out
+
+
+def make_hit(h: Mapping[str, Any], score: float) -> Hit:
+    src = dict(h.get("_source") or {})
+    x = src.get("xlidx") or {}
+    return Hit(
+        id=h["_id"],
+        score=score,
+        lang=x.get("lang") if isinstance(x, dict) else None,
+        source=src,
+        highlight=dict(h.get("highlight") or {}),
+    )

@@ -1,0 +1,198 @@
+"""Run a query against an xlidx index: detect, translate, encode, search, fuse.
+
+Hybrid fusion runs on the server when the cluster can (OpenSearch's ``hybrid`` query and an
+xlidx search pipeline with neural-search; Elasticsearch's ``linear``/``rrf`` retrievers),
+else on the client over the two result lists, with the same formulas. Language balance and
+``explain`` always fuse on the client. Weights: :mod:`xlidx.query.hybrid`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from xlidx.backends.base import Backend
+from xlidx.errors import BackendError, MappingError
+from xlidx.indices.manage import IndexState
+from xlidx.query.hybrid import default_weights, fuse
+from xlidx.query.plan import Query, QueryPlan
+from xlidx.search.encode import QueryEncoder
+from xlidx.search.facts import IndexFacts
+from xlidx.search.results import Hit, QueryResult, hits_by_id, make_hit, ranked
+
+log = logging.getLogger("xlidx.search")
+
+
+class Searcher:
+    """Queries one xlidx index. Models load on first use; index facts are cached."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        index: str,
+        *,
+        embedder: Any = None,
+        translator: Any = None,
+        device: str = "auto",
+    ) -> None:
+        self.backend = backend
+        self.index = index
+        self.facts = IndexFacts(backend, index)
+        self.encoder = QueryEncoder(
+            self.facts, embedder=embedder, translator=translator, device=device
+        )
+        self._server_failed = False
+
+    # -- what the encoder and the facts know ---------------------------------------------------
+    def state(self) -> IndexState:
+        return self.facts.state()
+
+    def embedder(self) -> Any:
+        return self.encoder.embedder()
+
+    def detect(self, text: str) -> str:
+        return self.encoder.detect(text)
+
+    def prepare(self, query: Query, *, translate: bool = False) -> tuple[Query, dict[str, float]]:
+        return self.encoder.prepare(query, translate=translate)
+
+    def weights(self, plan: QueryPlan) -> tuple[float, float]:
+        if plan.weights is not None:
+            return plan.weights
+        reachable = set(plan.translations)
+        if plan.query_lang and plan.query_lang != "und":
+            reachable.add(plan.query_lang)
+            return default_weights(self.facts.reach(frozenset(reachable)))
+        return default_weights(0.5)  # language unknown: keep BM25, at half weight
+
+    def server_fusion_ok(
+        self, plan: QueryPlan, weights: tuple[float, float], explain: bool
+    ) -> bool:
+        return (
+            not self._server_failed
+            and not plan.balance
+            and not explain
+            and self.backend.server_fusion_supported(plan.fusion, weights)
+        )
+
+    # -- search ------------------------------------------------------------------------------
+    def search(
+        self,
+        query: Query,
+        *,
+        translate: bool = False,
+        explain: bool = False,
+        fuse_on: str | None = None,  # "server", "client", or None = best available
+    ) -> QueryResult:
+        t0 = time.perf_counter()
+        query, timings = self.prepare(query, translate=translate)
+        plan = query.plan()
+        index = self.state().index
+        if plan.mode == "bm25":
+            res = self.backend.search(index, self.backend.bm25_body(plan), "run the BM25 query")
+            hits = [make_hit(h, float(h["_score"])) for h in res["hits"]["hits"]]
+            for r, h in enumerate(hits, start=plan.offset + 1):
+                h.bm25_rank, h.bm25_score = r, h.score
+            return self._result(plan, hits, t0, timings)
+        if plan.mode == "knn":
+            return self._result(plan, self._knn_hits(plan), t0, timings)
+
+        weights = self.weights(plan)
+        server_ok = self.server_fusion_ok(plan, weights, explain)
+        if fuse_on == "server" and not server_ok:
+            raise MappingError(
+                "server-side fusion needs a cluster that fuses (OpenSearch with neural-search, "
+                "Elasticsearch with the linear/rrf retrievers), minmax (or RRF with equal "
+                "weights), and no --balance or --explain"
+            )
+        where = fuse_on or ("server" if server_ok else "client")
+        if weights[0] == 0.0:  # BM25 gated off: the kNN ranking is the answer
+            hits = self._knn_hits(plan)
+            return self._result(plan, hits, t0, timings, weights=weights, fused_on="client")
+        if where == "server":
+            try:
+                res = self.backend.hybrid_search(index, plan, weights)
+            except BackendError as exc:
+                # a capability probe can pass where the real request fails (a licence that
+                # covers the probe's empty search only); fall back unless the user insisted
+                if fuse_on == "server" or exc.status not in (400, 403):
+                    raise
+                log.warning("server-side fusion failed (%s); fusing on the client", exc)
+                self._server_failed = True
+            else:
+                page = res["hits"]["hits"][plan.offset : plan.offset + plan.size]
+                hits = self._with_sources(plan, [make_hit(h, float(h["_score"])) for h in page])
+                return self._result(plan, hits, t0, timings, weights=weights, fused_on="server")
+
+        window = plan.window
+        responses = self.backend.msearch(
+            index,
+            [
+                self.backend.bm25_body(plan, size=window, offset=0, lean=True),
+                self.backend.knn_body(plan, size=window, offset=0, lean=True),
+            ],
+            "run the BM25 and kNN queries",
+        )
+        bm25, knn = ranked(responses[0]), ranked(responses[1])
+        by_id = hits_by_id(*responses)
+        langs = {
+            i: str((h.get("_source") or {}).get("xlidx", {}).get("lang", ""))
+            for i, h in by_id.items()
+        }
+        fused = fuse(plan, bm25, knn, weights, langs)[plan.offset : plan.offset + plan.size]
+        hits = []
+        for f in fused:
+            h = make_hit(by_id[f.id], f.score)
+            h.bm25_rank, h.knn_rank = f.ranks
+            h.bm25_score, h.knn_score = f.scores
+            hits.append(h)
+        hits = self._with_sources(plan, hits)
+        return self._result(plan, hits, t0, timings, weights=weights, fused_on="client")
+
+    def _knn_hits(self, plan: QueryPlan) -> list[Hit]:
+        body = self.backend.knn_body(plan, size=plan.offset + plan.size, offset=0)
+        res = self.backend.search(self.state().index, body, "run the kNN query")
+        hits = [make_hit(h, float(h["_score"])) for h in res["hits"]["hits"]][plan.offset :]
+        for r, h in enumerate(hits, start=plan.offset + 1):
+            h.knn_rank, h.knn_score = r, h.score
+        return hits
+
+    def _with_sources(self, plan: QueryPlan, hits: list[Hit]) -> list[Hit]:
+        """Fetch the sources of the final page (fusion candidates were fetched lean)."""
+        if plan.highlight or not hits:
+            return hits
+        src = self.backend.source_filter(plan)
+        found = self.backend.mget(
+            self.state().index,
+            [h.id for h in hits],
+            includes=src.get("includes"),
+            excludes=src["excludes"],
+        )
+        for h in hits:
+            h.source = dict(found.get(h.id, {}))
+        return hits
+
+    def _result(
+        self,
+        plan: QueryPlan,
+        hits: list[Hit],
+        t0: float,
+        timings: Mapping[str, float],
+        *,
+        weights: tuple[float, float] | None = None,
+        fused_on: str | None = None,
+    ) -> QueryResult:
+        return QueryResult(
+            mode=plan.mode,
+            took_ms=(time.perf_counter() - t0) * 1000,
+            hits=hits,
+            query_lang=plan.query_lang,
+            fusion=plan.fusion if plan.mode == "hybrid" else None,
+            weights=weights,
+            fused_on=fused_on,
+            encode_ms=timings.get("encode_ms", 0.0),
+            translate_ms=timings.get("translate_ms", 0.0),
+            translations=dict(plan.translations),
+        )
