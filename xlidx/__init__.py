@@ -35,6 +35,12 @@ _LAZY = {
     "open_source": "xlidx.pipeline.sources",
     "IndexSpec": "xlidx.indices.spec",
     "VectorSpec": "xlidx.indices.spec",
+    "Backend": "xlidx.backends",
+    "Capabilities": "xlidx.backends",
+    "open_backend": "xlidx.backends",
+    "Query": "xlidx.query.plan",
+    "Searcher": "xlidx.search",
+    "QueryResult": "xlidx.search",
 }
 
 
@@ -54,7 +60,9 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 __all__ = [
     "ArtifactError",
     "AuthenticationFailed",
+    "Backend",
     "BackendError",
+    "Capabilities",
     "ConfigError",
     "ConnectionFailed",
     "ConnectionSettings",
@@ -67,6 +75,9 @@ __all__ = [
     "MappingError",
     "ModelError",
     "ModelMismatch",
+    "Query",
+    "QueryResult",
+    "Searcher",
     "Secret",
     "TLSFailed",
     "Translator",
@@ -76,5 +87,6 @@ __all__ = [
     "ingest",
     "load_connection",
     "load_embedder",
+    "open_backend",
     "open_source",
 ]

@@ -418,3 +418,20 @@ def argos_dirs(env: Mapping[str, str] | None = None) -> ArgosDirs:
         xdg_config_home=source.get("XDG_CONFIG_HOME"),
         xdg_data_home=source.get("XDG_DATA_HOME"),
     )
+
+
+def env_dev_dir(env: Mapping[str, str] | None = None) -> str | None:
+    """``$XLIDX_DEV_DIR``, where the dev nodes are installed and keep their data; None when
+    unset or empty."""
+    return _environ(env).get("XLIDX_DEV_DIR") or None
+
+
+def env_values(names: tuple[str, ...], env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables of ``names`` that are set and not empty (e.g. ``JAVA_HOME``)."""
+    e = _environ(env)
+    return {n: e[n] for n in names if e.get(n)}
+
+
+def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A copy of the environment to start another program with (the dev nodes' scripts)."""
+    return dict(_environ(env))

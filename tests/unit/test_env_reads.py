@@ -9,11 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # Reads not yet moved into xlidx/config.py; shrink this as they move.
-PENDING = {
-    "xlidx/devnode/install.py",
-    "xlidx/devnode/node.py",
-    "xlidx/devnode/paths.py",  # XLIDX_HOME: config.xlidx_home()
-}
+PENDING: set[str] = set()
 
 
 def env_reads(tree: ast.AST) -> list[int]:

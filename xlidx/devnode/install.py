@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from xlidx.config import child_env, env_values
 from xlidx.devnode.artifacts import (
     DISTRIBUTION,
     MODULES,
@@ -57,11 +58,8 @@ def find_java_home(env: dict[str, str] | None = None, engine: str = "opensearch"
     the engine's own variable (OPENSEARCH_JAVA_HOME, ES_JAVA_HOME), JAVA_HOME, or the
     ``java`` on PATH. A home whose ``release`` file names an older Java is passed over."""
     spec = engine_spec(engine)
-    env = dict(os.environ) if env is None else env
-    candidates: list[Path] = []
-    for var in spec.java_home_vars:
-        if env.get(var):
-            candidates.append(Path(env[var]))
+    found_vars = env_values(tuple(spec.java_home_vars), env)
+    candidates: list[Path] = [Path(found_vars[v]) for v in spec.java_home_vars if v in found_vars]
     java = shutil.which("java")
     if java:
         candidates.append(Path(java).resolve().parent.parent)
@@ -127,7 +125,7 @@ def _unpack(zip_path: Path, dest_parent: Path) -> None:
 
 
 def _run_plugin_tool(install_dir: Path, java_home: Path, zip_path: Path) -> None:
-    env = {**os.environ, "OPENSEARCH_JAVA_HOME": str(java_home), "JAVA_HOME": str(java_home)}
+    env = {**child_env(), "OPENSEARCH_JAVA_HOME": str(java_home), "JAVA_HOME": str(java_home)}
     proc = subprocess.run(
         [str(install_dir / "bin" / "opensearch-plugin"), "install", "--batch", zip_path.as_uri()],
         capture_output=True,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from xlidx.config import child_env
 from xlidx.devnode.engines import SPECS, Engine
 from xlidx.devnode.install import chown_tree, ensure_node_user, find_java_home, install
 from xlidx.devnode.paths import DevPaths, is_root
@@ -64,7 +65,7 @@ def node_env(
     """The environment the start script runs with (pure given ``base``): ``base`` less any
     ``XLIDX_*``, plus the engine's Java home, heap and config directory."""
     spec = paths.spec
-    base = dict(os.environ) if base is None else base
+    base = child_env() if base is None else base
     env = {k: v for k, v in base.items() if not k.startswith("XLIDX_")}
     if spec.name == "opensearch":
         env["JAVA_HOME"] = str(java_home)

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from xlidx.config import env_dev_dir
+from xlidx.config import xlidx_home as config_home
 from xlidx.devnode.engines import Engine, EngineSpec, engine_spec
 
 NODE_USER = "xlidx"
@@ -32,8 +34,7 @@ def is_root() -> bool:
 
 
 def xlidx_home(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    return Path(env.get("XLIDX_HOME") or "~/.cache/xlidx").expanduser()
+    return config_home(env)
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,9 @@ class DevPaths:
     def from_env(
         cls, port: int, env: Mapping[str, str] | None = None, engine: str = "opensearch"
     ) -> DevPaths:
-        env = os.environ if env is None else env
         home = xlidx_home(env)
         default_dir = Path("/var/lib/xlidx/dev") if is_root() else home / "dev"
-        node_dir = Path(env.get("XLIDX_DEV_DIR") or default_dir).expanduser()
+        node_dir = Path(env_dev_dir(env) or default_dir).expanduser()
         return cls(home=home, node_dir=node_dir, port=port, engine=engine_spec(engine).name)
 
     @property

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from xlidx.backends.base import Backend, BulkItem, Capabilities
+from xlidx.backends._client import ClientBackend
+from xlidx.backends.base import Capabilities
 from xlidx.backends.opensearch import mapping, query
 from xlidx.backends.opensearch.client import call, make_client, translate_error
 from xlidx.config import ConnectionSettings
@@ -15,15 +16,16 @@ from xlidx.errors import BackendError
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
 
-    from xlidx.indices.spec import IndexSpec
     from xlidx.plans import QueryPlan
 
 NEURAL_SEARCH = "opensearch-neural-search"
 KNN_PLUGIN = "opensearch-knn"
 
 
-class OpenSearchBackend(Backend):
+class OpenSearchBackend(ClientBackend):
     engine = "opensearch"
+    mapping = mapping
+    query = query
 
     def __init__(self, settings: ConnectionSettings) -> None:
         super().__init__(settings)
@@ -38,6 +40,21 @@ class OpenSearchBackend(Backend):
 
     def _call(self, action: str, fn: Any) -> Any:
         return call(self.settings, action, fn)
+
+    def _translate(self, exc: Exception, action: str) -> BackendError:
+        return translate_error(exc, self.settings, action)
+
+    def _helpers(self) -> ModuleType:
+        from opensearchpy import helpers
+
+        return helpers
+
+    def _bulk_backoff(self, seconds: float) -> float:
+        return max(1, round(seconds))  # opensearch-py sleeps whole seconds between 429 retries
+
+    def _msearch(self, lines: list[Mapping[str, Any]], action: str) -> dict[str, Any]:
+        res: dict[str, Any] = self._call(action, lambda: self.client.msearch(body=lines))
+        return res
 
     # -- cluster -------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -86,60 +103,10 @@ class OpenSearchBackend(Backend):
         return True
 
     # -- indices and aliases -------------------------------------------------------------------
-    def alias_targets(self, alias: str) -> dict[str, dict[str, Any]]:
-        c = self.client
-        if not self._call(f"look up alias {alias}", lambda: c.indices.exists_alias(name=alias)):
-            return {}
-        found = self._call(f"read alias {alias}", lambda: c.indices.get_alias(name=alias))
-        return {
-            index: dict(v.get("aliases", {}).get(alias, {}))
-            for index, v in found.items()
-            if alias in v.get("aliases", {})
-        }
-
-    def index_exists(self, index: str) -> bool:
-        return bool(
-            self._call(f"check index {index}", lambda: self.client.indices.exists(index=index))
-        )
-
-    def list_indices(self, pattern: str) -> list[str]:
-        found = self._call(
-            f"list indices {pattern}",
-            lambda: self.client.indices.get(
-                index=pattern, ignore_unavailable=True, allow_no_indices=True
-            ),
-        )
-        return sorted(found or {})
-
-    def cat_indices(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self._call(
-            "list indices",
-            lambda: self.client.cat.indices(format="json", h="index,health,docs.count,store.size"),
-        )
-        return rows
-
-    def cat_aliases(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self._call(
-            "list aliases", lambda: self.client.cat.aliases(format="json")
-        )
-        return rows
-
     def create_index(self, index: str, body: Mapping[str, Any]) -> None:
         self._call(
             f"create index {index}", lambda: self.client.indices.create(index=index, body=body)
         )
-
-    def delete_indices(self, indices: Sequence[str]) -> None:
-        if indices:
-            names = ",".join(indices)
-            self._call(f"delete {names}", lambda: self.client.indices.delete(index=names))
-
-    def get_meta(self, index: str) -> dict[str, Any]:
-        m = self._call(
-            f"read the mapping of {index}", lambda: self.client.indices.get_mapping(index=index)
-        )
-        meta: dict[str, Any] = m[index]["mappings"].get("_meta", {})
-        return meta
 
     def put_meta(self, index: str, meta: Mapping[str, Any]) -> None:
         self._call(
@@ -152,9 +119,6 @@ class OpenSearchBackend(Backend):
             "update aliases",
             lambda: self.client.indices.update_aliases(body={"actions": list(actions)}),
         )
-
-    def refresh(self, index: str) -> None:
-        self._call(f"refresh {index}", lambda: self.client.indices.refresh(index=index))
 
     # -- documents -----------------------------------------------------------------------------
     def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
@@ -187,98 +151,7 @@ class OpenSearchBackend(Backend):
         )
         return res
 
-    def msearch(
-        self, index: str, bodies: Sequence[Mapping[str, Any]], action: str
-    ) -> list[dict[str, Any]]:
-        lines: list[Mapping[str, Any]] = []
-        for b in bodies:
-            lines.extend([{"index": index}, b])
-        res = self._call(action, lambda: self.client.msearch(body=lines))
-        responses: list[dict[str, Any]] = res["responses"]
-        for r in responses:
-            if "error" in r:
-                err = r["error"]
-                reason = err.get("reason", err) if isinstance(err, dict) else err
-                raise BackendError(
-                    f"{self.settings.display_urls} failed to {action}: {reason}",
-                    status=r.get("status"),
-                    details=err,
-                )
-        return responses
-
-    def scan(
-        self, index: str, query: Mapping[str, Any] | None = None, *, size: int = 500
-    ) -> Iterator[dict[str, Any]]:
-        from opensearchpy import helpers
-
-        body = {"query": dict(query) if query is not None else {"match_all": {}}}
-        hits = helpers.scan(self.client, index=index, size=size, scroll="10m", query=body)
-        try:
-            yield from hits
-        except Exception as exc:
-            raise translate_error(exc, self.settings, f"read {index}") from exc
-
-    def bulk(
-        self,
-        actions: Iterable[Mapping[str, Any]],
-        *,
-        chunk_size: int,
-        max_chunk_bytes: int,
-        max_retries: int,
-        initial_backoff: float,
-        max_backoff: float,
-    ) -> Iterator[BulkItem]:
-        from opensearchpy import helpers
-
-        try:
-            yield from helpers.streaming_bulk(
-                self.client,
-                actions,
-                chunk_size=chunk_size,
-                max_chunk_bytes=max_chunk_bytes,
-                raise_on_error=False,
-                raise_on_exception=True,
-                max_retries=max_retries,
-                # opensearch-py sleeps whole seconds between 429 retries
-                initial_backoff=max(1, round(initial_backoff)),
-                max_backoff=max(1, round(max_backoff)),
-            )
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise translate_error(exc, self.settings, "write documents") from exc
-
     # -- rendering -----------------------------------------------------------------------------
-    def index_body(
-        self,
-        spec: IndexSpec,
-        *,
-        xlidx_version: str,
-        now: datetime | None = None,
-        analyzers: frozenset[str] | None = None,
-    ) -> dict[str, Any]:
-        return mapping.index_body(spec, xlidx_version=xlidx_version, now=now, analyzers=analyzers)
-
-    def bm25_body(
-        self,
-        plan: QueryPlan,
-        *,
-        size: int | None = None,
-        offset: int | None = None,
-        lean: bool = False,
-    ) -> dict[str, Any]:
-        return query.bm25_body(plan, size=size, offset=offset, lean=lean)
-
-    def knn_body(
-        self,
-        plan: QueryPlan,
-        *,
-        size: int | None = None,
-        offset: int | None = None,
-        lean: bool = False,
-    ) -> dict[str, Any]:
-        return query.knn_body(plan, size=size, offset=offset, lean=lean)
-
     def hybrid_search(
         self, index: str, plan: QueryPlan, weights: tuple[float, float]
     ) -> dict[str, Any]:

@@ -1,0 +1,195 @@
+"""What the two client libraries do alike: the operations whose calls are the same in
+opensearch-py and elasticsearch-py, written once over a backend's ``client``.
+
+A backend supplies its client, its ``call`` (error translation), its helpers module (scan,
+streaming bulk) and its renderer modules; it overrides only what its library spells
+differently.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from xlidx.backends.base import Backend, BulkItem
+from xlidx.errors import BackendError
+
+if TYPE_CHECKING:
+    from xlidx.indices.spec import IndexSpec
+    from xlidx.plans import QueryPlan
+
+
+class ClientBackend(Backend):
+    mapping: ModuleType  # index_body(spec, *, xlidx_version, now, analyzers)
+    query: ModuleType  # bm25_body(plan, …), knn_body(plan, …)
+
+    @property
+    @abstractmethod
+    def client(self) -> Any: ...
+
+    @abstractmethod
+    def _call(self, action: str, fn: Any) -> Any:
+        """Run one client call; the client library's errors become ``BackendError``s."""
+
+    @abstractmethod
+    def _helpers(self) -> ModuleType:
+        """The client library's ``helpers`` module (``scan``, ``streaming_bulk``)."""
+
+    @abstractmethod
+    def _translate(self, exc: Exception, action: str) -> BackendError: ...
+
+    # -- indices and aliases -------------------------------------------------------------------
+    def alias_targets(self, alias: str) -> dict[str, dict[str, Any]]:
+        c = self.client
+        if not self._call(f"look up alias {alias}", lambda: c.indices.exists_alias(name=alias)):
+            return {}
+        found = self._call(f"read alias {alias}", lambda: c.indices.get_alias(name=alias))
+        return {
+            index: dict(v.get("aliases", {}).get(alias, {}))
+            for index, v in found.items()
+            if alias in v.get("aliases", {})
+        }
+
+    def index_exists(self, index: str) -> bool:
+        return bool(
+            self._call(f"check index {index}", lambda: self.client.indices.exists(index=index))
+        )
+
+    def list_indices(self, pattern: str) -> list[str]:
+        found = self._call(
+            f"list indices {pattern}",
+            lambda: self.client.indices.get(
+                index=pattern, ignore_unavailable=True, allow_no_indices=True
+            ),
+        )
+        return sorted(found or {})
+
+    def cat_indices(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._call(
+            "list indices",
+            lambda: self.client.cat.indices(format="json", h="index,health,docs.count,store.size"),
+        )
+        return rows
+
+    def cat_aliases(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._call(
+            "list aliases", lambda: self.client.cat.aliases(format="json")
+        )
+        return rows
+
+    def delete_indices(self, indices: Sequence[str]) -> None:
+        if indices:  # named one by one: Elasticsearch refuses wildcards in deletes
+            names = ",".join(indices)
+            self._call(f"delete {names}", lambda: self.client.indices.delete(index=names))
+
+    def get_meta(self, index: str) -> dict[str, Any]:
+        m = self._call(
+            f"read the mapping of {index}", lambda: self.client.indices.get_mapping(index=index)
+        )
+        meta: dict[str, Any] = m[index]["mappings"].get("_meta", {})
+        return meta
+
+    def refresh(self, index: str) -> None:
+        self._call(f"refresh {index}", lambda: self.client.indices.refresh(index=index))
+
+    # -- documents -----------------------------------------------------------------------------
+    @abstractmethod
+    def _msearch(self, lines: list[Mapping[str, Any]], action: str) -> dict[str, Any]: ...
+
+    def msearch(
+        self, index: str, bodies: Sequence[Mapping[str, Any]], action: str
+    ) -> list[dict[str, Any]]:
+        lines: list[Mapping[str, Any]] = []
+        for b in bodies:
+            lines.extend([{"index": index}, b])
+        responses: list[dict[str, Any]] = self._msearch(lines, action)["responses"]
+        for r in responses:
+            if "error" in r:
+                err = r["error"]
+                reason = err.get("reason", err) if isinstance(err, dict) else err
+                raise BackendError(
+                    f"{self.settings.display_urls} failed to {action}: {reason}",
+                    status=r.get("status"),
+                    details=err,
+                )
+        return responses
+
+    def scan(
+        self, index: str, query: Mapping[str, Any] | None = None, *, size: int = 500
+    ) -> Iterator[dict[str, Any]]:
+        body = {"query": dict(query) if query is not None else {"match_all": {}}}
+        hits = self._helpers().scan(self.client, index=index, size=size, scroll="10m", query=body)
+        try:
+            yield from hits
+        except Exception as exc:
+            raise self._translate(exc, f"read {index}") from exc
+
+    def _bulk_backoff(self, seconds: float) -> float:
+        """How the helper takes its backoff (opensearch-py wants whole seconds)."""
+        return seconds
+
+    def bulk(
+        self,
+        actions: Iterable[Mapping[str, Any]],
+        *,
+        chunk_size: int,
+        max_chunk_bytes: int,
+        max_retries: int,
+        initial_backoff: float,
+        max_backoff: float,
+    ) -> Iterator[BulkItem]:
+        try:
+            yield from self._helpers().streaming_bulk(
+                self.client,
+                (dict(a) for a in actions),
+                chunk_size=chunk_size,
+                max_chunk_bytes=max_chunk_bytes,
+                raise_on_error=False,
+                raise_on_exception=True,
+                max_retries=max_retries,
+                initial_backoff=self._bulk_backoff(initial_backoff),
+                max_backoff=self._bulk_backoff(max_backoff),
+            )
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, "write documents") from exc
+
+    # -- rendering -----------------------------------------------------------------------------
+    def index_body(
+        self,
+        spec: IndexSpec,
+        *,
+        xlidx_version: str,
+        now: datetime | None = None,
+        analyzers: frozenset[str] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = self.mapping.index_body(
+            spec, xlidx_version=xlidx_version, now=now, analyzers=analyzers
+        )
+        return body
+
+    def bm25_body(
+        self,
+        plan: QueryPlan,
+        *,
+        size: int | None = None,
+        offset: int | None = None,
+        lean: bool = False,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = self.query.bm25_body(plan, size=size, offset=offset, lean=lean)
+        return body
+
+    def knn_body(
+        self,
+        plan: QueryPlan,
+        *,
+        size: int | None = None,
+        offset: int | None = None,
+        lean: bool = False,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = self.query.knn_body(plan, size=size, offset=offset, lean=lean)
+        return body
