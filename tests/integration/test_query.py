@@ -93,7 +93,7 @@ def test_server_and_client_fusion_agree(
     weights: list[float],
 ) -> None:
     searcher = Searcher(open_backend(dev_node), query_index, embedder=tiny_embedder)
-    assert searcher.has_neural_search()
+    assert "minmax" in searcher.backend.capabilities().server_fusion  # neural-search
     q = Query("the cat sleeps on the sofa").k(6).fusion(fusion, weights)
     server = searcher.search(q, fuse_on="server")
     client = searcher.search(q, fuse_on="client")
