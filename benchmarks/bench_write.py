@@ -5,7 +5,8 @@ actions, in the same run.
 Documents: ``--docs`` synthetic records of 1-4 sentences with a translation and one random
 384-d vector per passage (the shape multilingual-e5-small gives), built once; no model runs.
 Each round writes them into two fresh indices of the same xlidx mapping, alternating which
-side goes first; the ratio is the median over ``--rounds``. Target: writer >= 0.95 x
+side goes first, after one untimed round of each (JIT, connections, caches); the ratio is the
+median over ``--rounds``. Target: writer >= 0.95 x
 parallel_bulk.
 
     .venv/bin/python benchmarks/bench_write.py --url http://127.0.0.1:9201 [--docs 5000]
@@ -91,6 +92,9 @@ def main() -> None:
     rates: dict[str, list[float]] = {"writer": [], "parallel_bulk": []}
     made: list[str] = []
     try:
+        for name, fn in (("writer", ours), ("parallel_bulk", theirs)):  # warm up, untimed
+            made.append(fresh(f"warmup-{name.replace('_', '')}"))
+            fn(made[-1])
         for r in range(args.rounds):
             order = [("writer", ours), ("parallel_bulk", theirs)]
             for name, fn in order if r % 2 == 0 else order[::-1]:

@@ -253,7 +253,8 @@ def resolve_connection(
         for k, v in layer.items():
             if v is None:
                 continue
-            merged[k] = _coerce(k, v, "--" + k.replace("_", "-")) if layer is flag_values else v
+            flag = "--backend" if k == "engine" else "--" + k.replace("_", "-")
+            merged[k] = _coerce(k, v, flag) if layer is flag_values else v
     return ConnectionSettings(**merged)
 
 

@@ -1,4 +1,5 @@
-"""TLS and basic auth for real: Debian's nginx, with a certificate made here, in front of the node.
+"""TLS and basic auth for real: Debian's nginx, with a certificate made here, in front of each
+engine's node (every test runs once against OpenSearch and once against Elasticsearch).
 
 Each failure a user can hit (wrong password, unknown CA, unreachable host) must give one clear
 line on stderr and exit 1; the password must never appear in any output.
@@ -30,6 +31,7 @@ class Proxy:
     url: str
     ca: Path
     workdir: Path
+    engine: str
 
 
 def _openssl(*args: str, cwd: Path) -> str:
@@ -39,7 +41,7 @@ def _openssl(*args: str, cwd: Path) -> str:
 
 @pytest.fixture(scope="module")
 def tls_proxy(
-    dev_node: ConnectionSettings, tmp_path_factory: pytest.TempPathFactory
+    engine_node: ConnectionSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Proxy]:
     nginx = require_binary("nginx", "/usr/sbin/nginx")
     require_binary("openssl")
@@ -67,7 +69,7 @@ def tls_proxy(
     (d / "htpasswd").write_text(f"{USER}:{hashed}\n")
     os.chmod(d / "htpasswd", 0o644)
     port = free_port()
-    upstream = dev_node.urls[0]
+    upstream = engine_node.urls[0]
     user_line = "user root;" if os.geteuid() == 0 else ""
     (d / "nginx.conf").write_text(
         f"""
@@ -112,7 +114,12 @@ http {{
                 err = proc.stderr.read().decode() if proc.stderr else ""
                 pytest.fail(f"nginx did not start: {err}")
             time.sleep(0.1)
-        yield Proxy(url=f"https://127.0.0.1:{port}", ca=d / "cert.pem", workdir=d)
+        yield Proxy(
+            url=f"https://127.0.0.1:{port}",
+            ca=d / "cert.pem",
+            workdir=d,
+            engine=str(engine_node.engine),
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -147,7 +154,7 @@ def test_tls_and_basic_auth_work(tls_proxy: Proxy) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert "opensearch-knn" in report["plugins"]
+    assert report["backend"] == tls_proxy.engine  # detected through the proxy
     assert report["url"] == tls_proxy.url
     _no_secret(proc)
 
@@ -167,7 +174,7 @@ def test_settings_from_environment_and_config_file(tls_proxy: Proxy, tmp_path: P
     )
     proc = run_cli("--config", str(cfg), "info")
     assert proc.returncode == 0, proc.stderr
-    assert "opensearch-knn" in proc.stdout
+    assert f"version:  {tls_proxy.engine}" in proc.stdout
     _no_secret(proc)
 
 
@@ -240,3 +247,23 @@ def test_password_in_url_is_never_shown(tls_proxy: Proxy) -> None:
     proc = run_cli("--url", url, "--ca-certs", str(tls_proxy.ca), "info")
     _one_error_line(proc)
     assert f"{PASSWORD}x" not in proc.stderr
+
+
+@pytest.mark.parametrize("case", ["ok", "wrong-password", "unknown-ca"])
+def test_the_engines_own_client_when_the_backend_is_named(tls_proxy: Proxy, case: str) -> None:
+    """With --backend the engine is not probed: the engine's own client library meets TLS and
+    basic auth, and its errors are the same one-line errors."""
+    args = ["--url", tls_proxy.url, "--backend", tls_proxy.engine, "--username", USER]
+    if case != "unknown-ca":
+        args += ["--ca-certs", str(tls_proxy.ca)]
+    password = PASSWORD + "-wrong" if case == "wrong-password" else PASSWORD
+    proc = run_cli(*args, "index", "list", "--json", env={"XLIDX_PASSWORD": password})
+    if case == "ok":
+        assert proc.returncode == 0, proc.stderr
+        assert isinstance(json.loads(proc.stdout), list)
+    elif case == "wrong-password":
+        assert "rejected the credentials (HTTP 401)" in _one_error_line(proc)
+    else:
+        line = _one_error_line(proc)
+        assert "TLS handshake with" in line and "--ca-certs" in line
+    _no_secret(proc)

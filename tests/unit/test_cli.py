@@ -67,6 +67,20 @@ def test_usage_error_exits_2() -> None:
     proc = run_cli("dev", "up", "--port", "not-a-number")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+    proc = run_cli("--backend", "solr", "info")
+    assert proc.returncode == 2 and "'solr' is not one of" in proc.stderr
+
+
+@pytest.mark.parametrize("engine", ["opensearch", "elasticsearch"])
+def test_unreachable_cluster_is_one_line_with_either_client(engine: str) -> None:
+    """With --backend no probe runs: the engine's own client meets the closed port."""
+    port = free_port()
+    proc = run_cli("--url", f"http://127.0.0.1:{port}", "--backend", engine, "index", "list")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: cannot connect to http://127.0.0.1:{port}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -77,6 +91,7 @@ def test_usage_error_exits_2() -> None:
         (["info"], {"XLIDX_VERIFY_CERTS": "perhaps"}, "XLIDX_VERIFY_CERTS must be true or false"),
         (["--config", "/nonexistent/xlidx.toml", "info"], {}, "config file not found"),
         (["--password", "canary-pw-9", "info"], {}, "a password is set but no username"),
+        (["info"], {"XLIDX_BACKEND": "solr"}, "unknown backend 'solr'"),
     ],
 )
 def test_bad_settings_give_one_line(args: list[str], env: dict[str, str], message: str) -> None:

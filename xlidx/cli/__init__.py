@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -86,6 +86,15 @@ def root(
         float | None,
         typer.Option(help="Request timeout in seconds (default 30). (env: XLIDX_TIMEOUT)"),
     ] = None,
+    backend: Annotated[
+        Literal["opensearch", "elasticsearch"] | None,
+        typer.Option(
+            "--backend",
+            help="opensearch or elasticsearch; detected from the cluster when not given. "
+            "(env: XLIDX_BACKEND)",
+            show_default=False,
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -110,6 +119,7 @@ def root(
         "client_key": client_key,
         "verify_certs": False if insecure else None,
         "timeout": timeout,
+        "engine": backend,
     }
     ctx.obj = CliState(flags=flags, config_path=config, verbose=verbose)
     if verbose:

@@ -66,6 +66,24 @@ def _is_retryable(exc: BackendError) -> bool:
     return isinstance(exc, ConnectionFailed) or exc.status in RETRY_STATUSES
 
 
+def slice_bounds(n: int, max_docs: int, concurrency: int) -> list[tuple[int, int]]:
+    """Contiguous ``(start, end)`` slices of ``n`` actions for up to ``concurrency`` threads,
+    each a whole number of ``max_docs`` requests, so that threading sends no more requests
+    than one thread would (pure)."""
+    if n <= 0:
+        return []
+    requests = -(-n // max_docs)
+    slices = max(1, min(concurrency, requests))
+    base, extra = divmod(requests, slices)
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    for i in range(slices):
+        end = min(n, start + (base + (1 if i < extra else 0)) * max_docs)
+        bounds.append((start, end))
+        start = end
+    return bounds
+
+
 @dataclass
 class WriteResult:
     indexed: int = 0
@@ -78,7 +96,8 @@ class WriteResult:
 class BulkWriter:
     """Writes index actions; one instance per run (no I/O in the constructor).
 
-    Large batches are cut into ``concurrency`` contiguous slices written in parallel threads,
+    Large batches are cut into up to ``concurrency`` contiguous slices of whole requests
+    (:func:`slice_bounds`), written in parallel threads,
     each through ``streaming_bulk`` (which bounds requests by ``max_docs`` and ``max_bytes``
     and serializes every document once).
     """
@@ -110,9 +129,7 @@ class BulkWriter:
         """Write prepared actions; per-item failures become dead letters (with their record)."""
         records = records or {}
         n = len(actions)
-        slices = max(1, min(self.concurrency, n // self.max_docs))
-        size = -(-n // slices) if n else 0
-        parts = [actions[i : i + size] for i in range(0, n, size)] if n else []
+        parts = [actions[a:b] for a, b in slice_bounds(n, self.max_docs, self.concurrency)]
         if len(parts) <= 1:
             results = [self._write_slice(parts[0] if parts else [], records)]
         else:
