@@ -294,6 +294,7 @@ def test_mapping_dense_vector_golden() -> None:
                 "similarity": "cosine",
                 "index_options": {"type": "hnsw", "m": 16, "ef_construction": 128},
             },
+            "lang": {"type": "keyword"},
             "field": {"type": "keyword"},
             "n": {"type": "integer"},
         },

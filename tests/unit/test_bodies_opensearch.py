@@ -310,6 +310,7 @@ def test_mapping_knn_vector() -> None:
                     "parameters": {"m": 16, "ef_construction": 128},
                 },
             },
+            "lang": {"type": "keyword"},
             "field": {"type": "keyword"},
             "n": {"type": "integer"},
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from datetime import datetime, timezone
@@ -53,7 +54,7 @@ def test_index_body_golden() -> None:
     m = body["mappings"]
     assert m["_meta"] == {
         "xlidx": {
-            "mapping_version": 1,
+            "mapping_version": 2,
             "xlidx_version": "9.9.9",
             "created_at": "2026-01-02T03:04:05+00:00",
             "text_fields": ["title", "body"],
@@ -70,8 +71,12 @@ def test_index_body_golden() -> None:
                 "index_type": "hnsw",
             },
             "backend": "opensearch",
+            "analyzers": m["_meta"]["xlidx"]["analyzers"],
         }
     }
+    chosen = m["_meta"]["xlidx"]["analyzers"]  # no plugin analyzers: built-in or standard
+    assert chosen["ja"] == "cjk" and chosen["el"] == "greek" and chosen["nn"] == "norwegian"
+    assert chosen["pl"] == chosen["uk"] == chosen["*"] == "standard"
     props = m["properties"]
     assert props["title"] == {"type": "text", "analyzer": "standard"}
     assert props["i18n"]["properties"]["body"]["properties"] == {
@@ -92,6 +97,7 @@ def test_index_body_golden() -> None:
                     "parameters": {"m": 24, "ef_construction": 200},
                 },
             },
+            "lang": {"type": "keyword"},
             "field": {"type": "keyword"},
             "n": {"type": "integer"},
         },
@@ -113,9 +119,11 @@ MAPPINGS_BEFORE_BACKENDS = "c8c9d1d7388dba14945b8977aaa765aeb7fdcc7ae95849271df3
 
 def test_index_body_unchanged_by_the_backend_split() -> None:
     """Byte for byte what the OpenSearch mapping was, but for the two keys `_meta` gained."""
-    body = index_body(_golden_spec(), xlidx_version="9.9.9", now=NOW)
+    spec = dataclasses.replace(_golden_spec(), mapping_version=1)
+    body = index_body(spec, xlidx_version="9.9.9", now=NOW)
     x = body["mappings"]["_meta"]["xlidx"]
     assert x.pop("backend") == "opensearch"
+    assert x.pop("analyzers")["en"] == "english"
     assert x["vector"].pop("index_type") == "hnsw"
     dumped = json.dumps(body["mappings"]).encode()
     assert len(dumped) == 6417
@@ -199,3 +207,24 @@ def test_build_document_golden() -> None:
             "passages": [{"vector": [0.1, 0.2], "n": 0}, {"vector": [0.3, 0.4], "n": 1}],
         },
     }
+
+
+def test_analyzer_choice_prefers_plugins_then_builtin_then_icu() -> None:
+    from xlidx.indices.spec import analyzer_fallbacks, analyzer_for, wanted_analyzers
+
+    builtin = {"english", "greek", "thai", "cjk", "hindi", "arabic", "turkish"}
+    with_plugins = frozenset({*builtin, "kuromoji", "nori", "icu_analyzer"})
+    assert analyzer_for("ja", available=with_plugins) == "kuromoji"
+    assert analyzer_for("ko", available=with_plugins) == "nori"
+    assert analyzer_for("zh", available=with_plugins) == "cjk"  # no smartcn: built-in
+    assert analyzer_for("el", available=with_plugins) == "greek"
+    assert analyzer_for("vi", available=with_plugins) == "icu_analyzer"  # no analyzer of its own
+    assert analyzer_for("vi", available=frozenset(builtin)) == "standard"
+    assert analyzer_for("ja", available=None) == "cjk"  # None: built-ins assumed, no plugins
+    assert analyzer_for("th", available=frozenset()) == "standard"
+    assert {"kuromoji", "nori", "smartcn", "icu_analyzer", "thai"} <= wanted_analyzers()
+    # a missing built-in is a fallback, whether icu or standard stands in
+    assert analyzer_fallbacks(["th", "en"], frozenset({"english", "icu_analyzer"})) == {
+        "th": "thai"
+    }
+    assert analyzer_fallbacks(["th", "en"], frozenset({"english", "thai"})) == {}

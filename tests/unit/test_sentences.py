@@ -1,9 +1,12 @@
-# ruff: noqa: RUF001 (CJK punctuation is the point)
+# ruff: noqa: RUF001 (CJK, Devanagari, Arabic and Greek punctuation is the point)
 """The offline sentence splitter."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import unicodedata
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +128,84 @@ def test_many_sentences_keep_order() -> None:
 def test_max_chars_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         segment("x", max_chars=0)
+
+
+LANGTEXTS = Path(__file__).resolve().parent.parent / "fixtures" / "langtexts"
+
+
+def long_text(code: str, n: int = 8) -> str:
+    paragraphs = json.loads((LANGTEXTS / f"{code}.json").read_text("utf-8"))["paragraphs"]
+    return " ".join(paragraphs[:n])
+
+
+def assert_cuts_between_words(text: str, sentences: list[str]) -> None:
+    """Every cut is at whitespace or after punctuation, never inside a word."""
+    pos = 0
+    for s in sentences:
+        start = text.index(s, pos)
+        end = start + len(s)
+        assert start == 0 or not text[start - 1].isalnum() or not s[0].isalnum(), s
+        after = text[end : end + 1]
+        assert not after or after.isspace() or not s[-1].isalnum() or not after.isalnum(), s
+        assert unicodedata.category(s[0])[0] != "M", s  # no piece starts with a vowel sign
+        pos = end
+
+
+@pytest.mark.parametrize(
+    ("code", "terminators"),
+    [("hi", "।?"), ("ar", ".؟!"), ("el", ".;!"), ("fa", ".؟!"), ("he", ".?!")],
+)
+def test_long_text_in_other_scripts_is_cut_at_its_sentence_marks(
+    code: str, terminators: str
+) -> None:
+    text = long_text(code)
+    sentences = split_sentences(text)
+    roundtrip(text)
+    assert len(sentences) >= 16  # every paragraph has two or more sentences
+    assert all(s[-1] in terminators for s in sentences), sentences
+    assert max(len(s) for s in sentences) < 200
+    assert_cuts_between_words(text, sentences)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("यह अच्छा है। वह भी।क्या?", ["यह अच्छा है।", "वह भी।", "क्या?"]),
+        ("كيف حالك؟أنا بخير. شكرا!", ["كيف حالك؟", "أنا بخير.", "شكرا!"]),
+        ("Τι ώρα είναι; Είναι δέκα.", ["Τι ώρα είναι;", "Είναι δέκα."]),
+        ("Yes; No. Fine", ["Yes; No.", "Fine"]),  # a Latin semicolon does not cut
+        ("Բարև։ Ինչպես ես։", ["Բարև։", "Ինչպես ես։"]),
+    ],
+)
+def test_other_scripts_sentence_marks(text: str, expected: list[str]) -> None:
+    assert split_sentences(text) == expected
+    roundtrip(text)
+
+
+def test_thai_is_cut_at_its_spaces() -> None:
+    text = long_text("th")
+    sentences = split_sentences(text)
+    roundtrip(text)
+    assert sentences == text.split(" ")  # the fixture's spaces all end a clause
+    assert split_sentences("วิธีทำแกงจืดง่าย ๆ อร่อยมาก") == ["วิธีทำแกงจืดง่าย ๆ", "อร่อยมาก"]
+    assert split_sentences("ราคา 100 บาท ถูกมาก") == ["ราคา 100 บาท", "ถูกมาก"]
+
+
+@pytest.mark.parametrize("code", ["hi", "ar", "th", "el"])
+def test_long_text_wrapped_small_is_cut_between_words(code: str) -> None:
+    """Down to the longest Thai clause (67 characters here): a longer one has no place to cut
+    but inside a word, which only a dictionary could find; it is cut between letters."""
+    text = long_text(code, 20)
+    sentences = split_sentences(text, max_chars=70)
+    roundtrip(text, max_chars=70)
+    assert all(0 < len(s) <= 70 for s in sentences)
+    assert_cuts_between_words(text, sentences)
+
+
+@pytest.mark.parametrize("cluster", ["क्षि", "เก", "كَتَبَ"])
+def test_hard_cuts_keep_letters_with_their_marks(cluster: str) -> None:
+    text = cluster * 300
+    sentences = split_sentences(text, max_chars=97)
+    roundtrip(text, max_chars=97)
+    assert all(0 < len(s) <= 97 for s in sentences)
+    assert all(s.startswith(cluster[0]) for s in sentences), [s[:2] for s in sentences]

@@ -26,6 +26,7 @@ from xlidx.documents import DEFAULT_TEXT_FIELDS
 from xlidx.errors import ConfigError, MappingError
 
 app = typer.Typer(help="Manage xlidx indices (versioned, behind aliases).", no_args_is_help=True)
+UND_WARN_SHARE = 0.1  # `index status` warns when this share of documents is `und`
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
@@ -156,10 +157,25 @@ def status(
         f"{vector.get('space_type')} on {report.get('engine') or 'opensearch'}"
     )
     out.print(f"translate:  {', '.join(report['translate_to']) or '-'}")
+    analyzers = report.get("analyzers") or {}
+    if analyzers:
+        out.print("analyzers:  " + ", ".join(f"{lang} {a}" for lang, a in analyzers.items()))
     fallbacks = report.get("analyzer_fallbacks") or {}
-    if fallbacks:
-        missing = ", ".join(f"{lang} ({a})" for lang, a in sorted(fallbacks.items()))
-        out.print(f"analyzers:  standard for {missing}: the cluster lacks these language analyzers")
+    by_stand_in: dict[str, list[str]] = {}
+    for lang, wanted in sorted(fallbacks.items()):
+        stand_in = analyzers.get(lang, "standard")
+        by_stand_in.setdefault(stand_in, []).append(f"{lang} ({wanted})")
+    for stand_in, missing in by_stand_in.items():
+        out.print(
+            f"            {stand_in} for {', '.join(missing)}: the cluster lacks these "
+            "language analyzers"
+        )
+    und = float(report.get("und_share") or 0.0)
+    if und >= UND_WARN_SHARE:
+        err.print(
+            f"warning: {und:.0%} of the documents have no detected language (und): they are "
+            "not translated and BM25 matches them only in their original fields"
+        )
 
 
 @app.command()

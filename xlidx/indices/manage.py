@@ -155,7 +155,16 @@ def status(backend: Backend, name: str) -> dict[str, Any]:
             for lang, a in (x.get("analyzer_fallbacks") or {}).items()
             if lang in set(x.get("languages", [])) | set(x.get("translate_to", [])) | set(langs)
         },
+        "analyzers": language_analyzers(x, [*langs, *x.get("translate_to", [])]),
+        "und_share": round(langs.get("und", 0) / count, 4) if count else 0.0,
     }
+
+
+def language_analyzers(xlidx_meta: Mapping[str, Any], langs: Sequence[str]) -> dict[str, str]:
+    """The analyzer of each of ``langs``' text fields, as the index records it (pure)."""
+    chosen = xlidx_meta.get("analyzers") or {}
+    other = chosen.get("*", "standard")
+    return {lang: str(chosen.get(lang, other)) for lang in sorted(set(langs)) if lang != "und"}
 
 
 def migrate(

@@ -28,7 +28,7 @@ from typing import Any
 from xlidx.config import env_mappings_dir
 from xlidx.errors import ConfigError, MappingError, ModelMismatch
 
-MAPPING_VERSION = 1
+MAPPING_VERSION = 2
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,200}$")
 _VERSIONED = re.compile(r"^(?P<alias>.+)-v(?P<version>\d+)$")
 ENGINES = ("lucene", "faiss", "nmslib")
@@ -162,21 +162,43 @@ def analyzer_for(
     template: Mapping[str, Any] | None = None,
     available: frozenset[str] | None = None,
 ) -> str:
-    """The analyzer for ``lang``: its language analyzer when the cluster has it (``available``;
-    ``None`` means all), else the template's fallback (``standard``)."""
+    """The analyzer for ``lang`` given the analyzers the cluster has (``available``; ``None``:
+    every built-in one, no plugin), first found of:
+
+    1. the language's plugin analyzer (``kuromoji`` for ja, ``nori`` for ko, ``smartcn`` for
+       zh, ``polish``, ``ukrainian``), when the cluster has the plugin;
+    2. its built-in language analyzer (``english``, ``greek``, ``thai``, ``cjk``, …);
+    3. ``icu_analyzer`` (analysis-icu: Unicode word segmentation and folding, for every
+       script), when the cluster has it;
+    4. ``standard``.
+    """
     t = template if template is not None else load_template()
-    analyzers: Mapping[str, str] = t["analyzers"]
     fallback: str = t["fallback_analyzer"]
-    wanted = analyzers.get(lang, fallback)
-    if available is not None and wanted != fallback and wanted not in available:
-        return fallback
-    return wanted
+    plugin = t.get("plugin_analyzers", {}).get(lang)
+    if plugin and available is not None and plugin in available:
+        return str(plugin)
+    builtin = t["analyzers"].get(lang)
+    if builtin and (available is None or builtin in available):
+        return str(builtin)
+    icu = t.get("plugin_fallback_analyzer")
+    if icu and available is not None and icu in available:
+        return str(icu)
+    return fallback
+
+
+def template_languages(template: Mapping[str, Any] | None = None) -> list[str]:
+    """Every language the template names an analyzer for."""
+    t = template if template is not None else load_template()
+    return sorted(set(t["analyzers"]) | set(t.get("plugin_analyzers", {})))
 
 
 def wanted_analyzers(template: Mapping[str, Any] | None = None) -> frozenset[str]:
-    """Every language analyzer the template asks for (what to probe a cluster for)."""
+    """Every language and plugin analyzer the template may use (what to probe a cluster for)."""
     t = template if template is not None else load_template()
-    return frozenset(t["analyzers"].values()) - {t["fallback_analyzer"]}
+    names = {*t["analyzers"].values(), *t.get("plugin_analyzers", {}).values()}
+    if t.get("plugin_fallback_analyzer"):
+        names.add(t["plugin_fallback_analyzer"])
+    return frozenset(names) - {t["fallback_analyzer"]}
 
 
 def analyzer_fallbacks(
@@ -184,12 +206,15 @@ def analyzer_fallbacks(
     available: frozenset[str] | None,
     template: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
-    """``{lang: missing analyzer}`` for the languages that fall back to ``standard`` here."""
+    """``{lang: missing analyzer}`` for the languages whose built-in language analyzer the
+    cluster lacks (they get ``icu_analyzer`` or ``standard`` instead)."""
     t = template if template is not None else load_template()
     return {
         lang: t["analyzers"][lang]
         for lang in sorted(set(langs))
-        if lang in t["analyzers"] and analyzer_for(lang, t, available) != t["analyzers"][lang]
+        if lang in t["analyzers"]
+        and analyzer_for(lang, t, available)
+        in (t["fallback_analyzer"], t.get("plugin_fallback_analyzer"))
     }
 
 
@@ -210,6 +235,7 @@ def build_meta(
     *,
     engine: str | None = None,
     fallbacks: Mapping[str, str] | None = None,
+    chosen: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     created = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     meta: dict[str, Any] = {
@@ -230,6 +256,9 @@ def build_meta(
     if fallbacks:
         # the languages whose analyzer this cluster lacks, analyzed with `standard` instead
         meta["xlidx"]["analyzer_fallbacks"] = dict(fallbacks)
+    if chosen:
+        # the analyzer of each language's i18n fields; "*": every other language
+        meta["xlidx"]["analyzers"] = dict(chosen)
     return meta
 
 
@@ -278,13 +307,13 @@ def build_index_body(
                     "mapping": {"type": "text", "analyzer": analyzer_for(lang, t, analyzers)},
                 }
             }
-            for lang in sorted(t["analyzers"])
+            for lang in template_languages(t)
         ),
         {
             "i18n_other": {
                 "path_match": "i18n.*",
                 "match_mapping_type": "string",
-                "mapping": {"type": "text", "analyzer": t["fallback_analyzer"]},
+                "mapping": {"type": "text", "analyzer": analyzer_for("*", t, analyzers)},
             }
         },
     ]
@@ -297,6 +326,10 @@ def build_index_body(
                 now,
                 engine=engine,
                 fallbacks=analyzer_fallbacks(list(t["analyzers"]), analyzers, t),
+                chosen={
+                    **{lang: analyzer_for(lang, t, analyzers) for lang in template_languages(t)},
+                    "*": analyzer_for("*", t, analyzers),
+                },
             ),
             "dynamic_templates": dynamic_templates,
             "properties": props,

@@ -9,8 +9,16 @@ download. It cuts:
 * after ``. ! ? …`` (with any closing quotes or brackets) followed by whitespace and a
   character that is not lowercase: ``"Dr. Smith"``, ``"e.g. Paris"``, ``"No. 5"``, ``"J. Doe"``
   and ``"3.14"`` do not end a sentence;
-* after the CJK terminators ``。！？``, with or without whitespace after them;
-* inside sentences longer than ``max_chars``, at the last clause mark or space that fits.
+* after the CJK terminators ``。！？``, the danda ``। ॥`` (Devanagari, Bengali), the Arabic
+  ``؟`` and Urdu ``۔``, and the stops of Armenian ``։``, Ethiopic ``።``, Myanmar ``။`` and
+  Khmer ``។``, with or without whitespace after them: none of them is ever inside a word;
+* after a Greek question mark ``;`` (a semicolon after a Greek letter) followed by whitespace;
+* at the spaces between two Thai or Lao letters: these scripts write no sentence punctuation
+  and put a space between sentences and clauses, never inside a word (a space before the
+  repetition mark ``ๆ`` does not cut);
+* inside sentences longer than ``max_chars``, at the last clause mark (``, ; : ، ؛ ·`` and the
+  CJK ones) or space that fits, and failing those between two characters, never inside a
+  letter with its combining marks (Devanagari or Thai vowel signs, Arabic harakat).
 
 :func:`segment` returns sentences *and* the separators between them, so that
 ``"".join(s.text for s in segment(text)) == text`` always holds and a translated text keeps
@@ -20,6 +28,7 @@ its original spacing and line breaks.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 MAX_CHARS = 500
@@ -44,15 +53,22 @@ NUMBER_ABBREVIATIONS = frozenset(
     {"no", "nr", "nos", "fig", "figs", "vol", "p", "pp", "ch", "art", "sec", "tab"}
 )
 
-_CJK_TERMINATORS = "。！？｡"
+# Terminators that never occur inside a word: they cut with or without whitespace after them.
+_STRONG_TERMINATORS = "。！？｡।॥؟۔։።။។"
+_GREEK = "\u0370-\u03ff\u1f00-\u1fff"
 _BOUNDARY = re.compile(
-    r"(?P<end>[.!?…‽]+|[。！？｡]+)"  # terminal punctuation
+    r"(?P<end>[.!?…‽\u037e]+|[。！？｡]+|[।॥؟۔։።။។]+"  # terminal punctuation (; is Greek's ?)
+    rf"|(?<=[{_GREEK}]);)"  # ASCII ";" after a Greek letter: the Greek question mark
     r"(?P<close>[\"'”’»)\]}」』）】〕]*)"  # closing quotes and brackets
     r"(?P<space>[^\S\n]*)"  # whitespace up to the next sentence (never a newline)
 )
 _LINE = re.compile(r"[^\n]+")
 _DOTTED = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")  # "e.g", "U.S", "z.B"
-_CLAUSE_CUT = re.compile(r"[,;:，、；：]\s*|\s+")
+_CLAUSE_CUT = re.compile(r"[,;:，、；：،؛·\u0387]\s*|\s+")
+_PREPOSED_VOWELS = "เแโใไເແໂໃໄ"  # Thai and Lao vowels written before their consonant
+# Thai and Lao letters; a space between two of them ends a sentence or clause.
+_SPACED_SCRIPT = "\u0e00-\u0eff"
+_SPACED_CUT = re.compile(rf"(?<=[{_SPACED_SCRIPT}])[^\S\n]+(?=[{_SPACED_SCRIPT}])(?![ๆฯ])")
 
 
 @dataclass(frozen=True)
@@ -87,13 +103,29 @@ def _boundaries(line: str) -> list[tuple[int, int]]:
         if start_next >= len(line):
             break
         following = line[start_next:]
-        if m.group("end")[0] not in _CJK_TERMINATORS:
+        if m.group("end")[0] not in _STRONG_TERMINATORS:
             if not m.group("space") or following[0].islower() or following[0] in ",;:":
                 continue
             if m.group("end") == "." and _is_abbreviation(line[: m.start()], following):
                 continue
         cuts.append((m.end("close"), start_next))
-    return cuts
+    cuts.extend((m.start(), m.end()) for m in _SPACED_CUT.finditer(line))
+    return sorted(cuts)
+
+
+def _cluster_start(text: str, pos: int) -> int:
+    """``pos``, moved back so as not to split a letter from its combining marks or joiners, a
+    virama from the consonant it joins (``क्ष``), nor a Thai or Lao vowel written before its
+    consonant (``เ แ โ ใ ไ``) from it."""
+    cut = pos
+    while 0 < cut < len(text) and (
+        unicodedata.category(text[cut]).startswith("M")
+        or text[cut] in "\u200c\u200d"
+        or text[cut - 1] in _PREPOSED_VOWELS
+        or unicodedata.combining(text[cut - 1]) == 9  # a virama joins the next consonant
+    ):
+        cut -= 1
+    return cut or pos
 
 
 def _wrap(sentence: str, max_chars: int) -> list[Segment]:
@@ -107,7 +139,7 @@ def _wrap(sentence: str, max_chars: int) -> list[Segment]:
             piece_end = m.start() + (0 if m.group()[0].isspace() else 1)
             if 0 < piece_end <= max_chars:
                 cut = (piece_end, m.end())
-        end, start = cut if cut else (max_chars, max_chars)
+        end, start = cut if cut else (_cluster_start(rest, max_chars),) * 2
         out.append(Segment(rest[:end], True))
         if start > end:
             out.append(Segment(rest[end:start], False))
