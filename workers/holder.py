@@ -116,7 +116,7 @@ class Holder:
         if "translate" in self.queues:
             from xlidx.pipeline.detect import DEFAULT_LANGUAGES, DEFAULT_MIN_CONFIDENCE
 
-            self.detector(DEFAULT_LANGUAGES, DEFAULT_MIN_CONFIDENCE).detect_many(["warm up"])
+            self.detector(DEFAULT_LANGUAGES, DEFAULT_MIN_CONFIDENCE).preload()
             self.translator().installed()  # scan the installed packages once
 
 

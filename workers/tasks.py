@@ -215,8 +215,11 @@ def _translate(payload: Payload) -> Payload:
     opts = JobOptions.from_dict(payload["options"])
     batch = skip_unchanged(holder.backend(), opts.index, _batch(payload))
     from xlidx.pipeline.detect import detect_stage
+    from xlidx.pipeline.segments import segment_stage
 
-    detect_stage(batch.prepared, holder.detector(opts.languages, opts.min_confidence))
+    detector = holder.detector(opts.languages, opts.min_confidence)
+    detect_stage(batch.prepared, detector)
+    segment_stage(batch.prepared, detector)
     translator = holder.translator() if opts.translate_to else None
     translate = Translate(translator, opts.translate_to)
     batch = translate(batch)
@@ -254,7 +257,7 @@ def _embed(payload: Payload) -> Payload:
 
             fail_batch(batch, "embed", exc)
             return _out(payload, batch)
-        batch = embed_stage(embedder)(batch)
+        batch = embed_stage(embedder, holder.detector(opts.languages, opts.min_confidence))(batch)
     return _out(payload, batch)
 
 

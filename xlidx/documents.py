@@ -111,6 +111,9 @@ class Prepared:
     translations: dict[str, dict[str, str]] = field(default_factory=dict)  # field -> lang -> text
     passages: list[str] = field(default_factory=list)
     vectors: list[list[float]] = field(default_factory=list)
+    # fields whose paragraphs are in several languages: field -> [(lang, text), …]
+    segments: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    passage_langs: list[str] = field(default_factory=list)  # one per vector
 
     @property
     def lang(self) -> str:

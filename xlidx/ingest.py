@@ -27,6 +27,7 @@ from xlidx.indices.spec import IndexSpec, VectorSpec, check_model, merge_package
 from xlidx.pipeline.detect import DEFAULT_LANGUAGES, DEFAULT_MIN_CONFIDENCE, Detector, detect_stage
 from xlidx.pipeline.fingerprint import model_source, pipeline_fingerprint
 from xlidx.pipeline.overlap import run_overlapped
+from xlidx.pipeline.segments import segment_stage
 from xlidx.pipeline.stages import (
     Batch,
     EmbedderLike,
@@ -121,6 +122,7 @@ def ingest(
     t0 = time.monotonic()
     sink = dead_letters or DeadLetterSink(None)
     embedding = embedder.describe()
+    detector = Detector(options.languages, min_confidence=options.min_confidence)
     spec = IndexSpec(
         name=options.index,
         embedding={**embedding, "source": model_source(embedder)},
@@ -128,13 +130,13 @@ def ingest(
         languages=options.languages,
         translate_to=options.translate_to,
         vector=options.vector,
+        detection=detector.describe(),
     )
     if options.translate_to and translator is None:
         raise ModelError("--translate-to needs a translator, but none was given")
     state, created = ensure(backend, spec)
     if not created:
         check_model(state.meta, embedding, options.index)
-    detector = Detector(options.languages, min_confidence=options.min_confidence)
     translate = Translate(translator, options.translate_to)
     writer = BulkWriter(backend)
     summary = IngestSummary(index=state.index)
@@ -148,12 +150,13 @@ def ingest(
 
     def detect_and_translate(batch: Batch) -> Batch:
         detect_stage(batch.prepared, detector)
+        segment_stage(batch.prepared, detector)
         progress("translating" if options.translate_to else "detecting", 0)
         return translate(batch)
 
     def embed(batch: Batch) -> Batch:
         progress("embedding", 0)
-        return embed_stage(embedder)(batch)
+        return embed_stage(embedder, detector)(batch)
 
     try:
         for batch in run_overlapped(

@@ -346,3 +346,93 @@ def test_queued_job_through_a_real_worker(
         assert backend.count(name) == 6
     finally:
         pool.stop_all()
+
+
+SCRIPTS = ("ar", "hi", "th", "el", "tr", "vi")
+
+
+def _langtexts(lang: str) -> list[str]:
+    path = Path(__file__).resolve().parent.parent / "fixtures" / "langtexts" / f"{lang}.json"
+    paragraphs: list[str] = json.loads(path.read_text(encoding="utf-8"))["paragraphs"]
+    return paragraphs
+
+
+def _sample(doc_id: str) -> dict[str, Any]:
+    path = Path(__file__).resolve().parents[2] / "samples" / "multilingual.jsonl"
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row: dict[str, Any] = json.loads(line)
+        if row["id"] == doc_id:
+            return row
+    raise AssertionError(doc_id)
+
+
+@pytest.fixture(scope="module")
+def scripts_index(engine_node: ConnectionSettings, usem3_embedder: Any) -> Iterator[str]:
+    """Paragraphs in Arabic, Devanagari, Thai, Greek, Turkish and Vietnamese, a sample article
+    on bees in Arabic, and a document with an English abstract over a Greek body; nothing
+    declares its language: detection over every language must get each right."""
+    n = f"xlidx-contract-s-{uuid.uuid4().hex[:8]}"
+    rows: list[dict[str, Any]] = [
+        {"id": f"{lang}-{i}", "body": text}
+        for lang in SCRIPTS
+        for i, text in enumerate(_langtexts(lang)[:3])
+    ]
+    rows.append({k: v for k, v in _sample("ar-nahl").items() if k != "lang"})
+    en, el = _langtexts("en")[1], _langtexts("el")
+    rows.append(
+        {"id": "mixed", "title": "Abstract", "body": f"Abstract\n\n{en}\n\n{el[4]}\n\n{el[5]}"}
+    )
+    summary = ingest(
+        [RawItem(f"s:{i}", payload=r) for i, r in enumerate(rows)],
+        backend=open_backend(engine_node),
+        options=IngestOptions(index=n),  # every language, the default
+        embedder=usem3_embedder,
+    )
+    assert summary.indexed == len(rows)
+    yield n
+    drop_index(engine_node, n)
+
+
+def test_every_script_is_detected_and_analyzed(
+    engine_node: ConnectionSettings, scripts_index: str
+) -> None:
+    from xlidx.indices.spec import analyzer_for, wanted_analyzers
+
+    backend = open_backend(engine_node)
+    ids = [f"{lang}-{i}" for lang in SCRIPTS for i in range(3)]
+    found = backend.mget(scripts_index, [*ids, "ar-nahl", "mixed"], includes=["xlidx"])
+    assert {i: found[i]["xlidx"]["lang"] for i in ids} == {i: i.split("-")[0] for i in ids}
+    assert found["ar-nahl"]["xlidx"]["lang"] == "ar"
+
+    # each language's text field got its analyzer, or the documented stand-in
+    available = backend.available_analyzers(wanted_analyzers())
+    mapping = backend.client.indices.get_mapping(index=f"{scripts_index}-v1")
+    fields = mapping[f"{scripts_index}-v1"]["mappings"]["properties"]["i18n"]["properties"]
+    for lang in SCRIPTS:
+        analyzer = fields["body"]["properties"][lang].get("analyzer", "standard")
+        assert analyzer == analyzer_for(lang, available=available), lang
+    if "greek" in available:  # the OpenSearch dev node and full distributions
+        assert fields["body"]["properties"]["el"]["analyzer"] == "greek"
+        assert fields["body"]["properties"]["ar"]["analyzer"] == "arabic"
+
+    # the English abstract over a Greek body: each part in its own language's field
+    mixed = backend.mget(scripts_index, ["mixed"], includes=["i18n", "xlidx.langs"])["mixed"]
+    assert set(mixed["i18n"]["body"]) == {"en", "el"}
+    assert mixed["i18n"]["body"]["en"].startswith("Abstract")
+    assert {"en", "el"} <= set(mixed["xlidx"]["langs"])
+
+    status = backend.search(
+        scripts_index, {"size": 0, "query": {"term": {"xlidx.lang": "und"}}}, "count und"
+    )
+    assert status["hits"]["hits"] == []
+
+
+def test_one_query_across_scripts(
+    engine_node: ConnectionSettings, scripts_index: str, usem3_embedder: Any
+) -> None:
+    searcher = Searcher(open_backend(engine_node), scripts_index, embedder=usem3_embedder)
+    knn = searcher.search(Query("how do bees make honey").mode("knn").k(3))
+    assert knn.hits[0].id == "ar-nahl"  # English in, the Arabic article on bees out
+    greek = _langtexts("el")[0].split()[2]  # a Greek word of the first Greek paragraph
+    bm25 = searcher.search(Query(greek).mode("bm25").k(3))
+    assert bm25.query_lang == "el" and bm25.hits and bm25.hits[0].id.startswith("el-")

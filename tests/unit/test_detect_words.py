@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 (non-Latin text is the point)
 """Language detection without language models: words, language sets, priors, Han rules."""
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ def test_index_body_golden() -> None:
             "created_at": "2026-01-02T03:04:05+00:00",
             "text_fields": ["title", "body"],
             "languages": ["en", "fr"],
+            "detection": {},
             "translate_to": ["ja"],
             "translation_packages": [],
             "embedding": EMB,
@@ -124,6 +125,7 @@ def test_index_body_unchanged_by_the_backend_split() -> None:
     x = body["mappings"]["_meta"]["xlidx"]
     assert x.pop("backend") == "opensearch"
     assert x.pop("analyzers")["en"] == "english"
+    assert x.pop("detection") == {}
     assert x["vector"].pop("index_type") == "hnsw"
     dumped = json.dumps(body["mappings"]).encode()
     assert len(dumped) == 6417
@@ -204,7 +206,10 @@ def test_build_document_golden() -> None:
             "model": "tiny",
             "passage_count": 2,
             "indexed_at": "2026-01-02T03:04:05+00:00",
-            "passages": [{"vector": [0.1, 0.2], "n": 0}, {"vector": [0.3, 0.4], "n": 1}],
+            "passages": [
+                {"vector": [0.1, 0.2], "n": 0, "lang": "fr"},
+                {"vector": [0.3, 0.4], "n": 1, "lang": "fr"},
+            ],
         },
     }
 

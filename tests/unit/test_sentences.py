@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 (CJK, Devanagari, Arabic and Greek punctuation is the point)
 """The offline sentence splitter."""
 
 from __future__ import annotations

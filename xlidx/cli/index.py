@@ -100,15 +100,13 @@ def create(
     """Create NAME-v1 behind the alias NAME (does nothing if NAME exists)."""
     from xlidx.indices.manage import ensure
     from xlidx.indices.spec import VectorSpec, check_model, validate_index_name
-    from xlidx.pipeline.detect import DEFAULT_LANGUAGES, parse_languages
+    from xlidx.pipeline.detect import parse_languages
     from xlidx.pipeline.embed import load_embedder
     from xlidx.pipeline.fingerprint import model_source
 
     validate_index_name(name)
     targets = parse_languages(split_csv(translate_to)) if translate_to else ()
-    langs = tuple(
-        dict.fromkeys((*parse_languages(split_csv(languages) or DEFAULT_LANGUAGES), *targets))
-    )
+    langs = parse_languages(split_csv(languages))  # () = every language lingua knows
     vector = VectorSpec(engine=engine, space_type=space, index_type=vector_index)
     backend = state(ctx).backend()
     embedder = load_embedder(resolve_model(model, None), device=device)
@@ -231,7 +229,7 @@ def migrate(
         name,
         embedding,
         text_fields=x.get("text_fields", DEFAULT_TEXT_FIELDS),
-        languages=x.get("languages", ["en"]),
+        languages=x.get("languages", []),
         translate_to=x.get("translate_to", []),
         vector=vector,
     )

@@ -70,8 +70,8 @@ TranslateOpt = Annotated[
 LanguagesOpt = Annotated[
     str | None,
     typer.Option(
-        help="Languages to detect among, comma-separated ISO 639-1 codes. "
-        "Default: en,fr,de,es,it,pt,nl,ru,zh,ja plus the --translate-to ones.",
+        help="Languages to detect among, comma-separated ISO 639-1 codes, or all. "
+        "Default: all (every one of lingua's 75 languages).",
         show_default=False,
     ),
 ]
@@ -162,7 +162,7 @@ def ingest_command(
     from xlidx.indices.manage import resolve
     from xlidx.indices.spec import VectorSpec, validate_index_name
     from xlidx.ingest import DeadLetterSink, IngestOptions, ingest
-    from xlidx.pipeline.detect import DEFAULT_LANGUAGES, parse_languages
+    from xlidx.pipeline.detect import parse_languages
     from xlidx.pipeline.sources import open_source, read_index
 
     if not index:
@@ -171,8 +171,9 @@ def ingest_command(
     if (path is None) == (from_index is None):
         raise ConfigError("give exactly one input: a PATH (or - for stdin), or --from-index INDEX")
     targets = parse_languages(split_csv(translate_to)) if translate_to else ()
-    langs = parse_languages(split_csv(languages) or (*DEFAULT_LANGUAGES, *targets))
-    langs = tuple(dict.fromkeys((*langs, *targets)))
+    if translate_to and not targets:
+        raise ConfigError("--translate-to takes language codes, not 'all'")
+    langs = parse_languages(split_csv(languages))  # () = every language lingua knows
     fields = split_csv(text_fields)
     if not fields:
         raise ConfigError("--text-fields is empty")

@@ -50,6 +50,7 @@ def _embedding(
     from workers.submit import describe_model
     from xlidx.indices.manage import ensure
     from xlidx.indices.spec import IndexSpec, check_model
+    from xlidx.pipeline.detect import Detector
 
     recorded = dict(existing.xlidx_meta.get("embedding", {})) if existing else {}
     # the in-process order (--model, $XLIDX_EMBED_MODEL, the index's model), then, in place
@@ -71,6 +72,9 @@ def _embedding(
                 languages=req.options.languages,
                 translate_to=req.options.translate_to,
                 vector=req.options.vector,
+                detection=Detector(
+                    req.options.languages, min_confidence=req.options.min_confidence
+                ).describe(),
             ),
         )
     return described, source

@@ -121,7 +121,8 @@ class IndexSpec:
     name: str
     embedding: Mapping[str, Any]  # Embedder.describe(): model, dimension, similarity, prompts…
     text_fields: tuple[str, ...] = ("title", "body", "text")
-    languages: tuple[str, ...] = ("en",)
+    languages: tuple[str, ...] = ()  # detection restricted to these; () = every language
+    detection: Mapping[str, Any] = field(default_factory=dict)  # Detector.describe()
     translate_to: tuple[str, ...] = ()
     translation_packages: tuple[Mapping[str, Any], ...] = ()
     vector: VectorSpec = field(default_factory=VectorSpec)
@@ -245,6 +246,7 @@ def build_meta(
             "created_at": created,
             "text_fields": list(spec.text_fields),
             "languages": list(spec.languages),
+            "detection": dict(spec.detection),
             "translate_to": list(spec.translate_to),
             "translation_packages": [dict(p) for p in spec.translation_packages],
             "embedding": dict(spec.embedding),

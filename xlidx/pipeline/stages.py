@@ -15,6 +15,8 @@ from typing import Any, Protocol
 from xlidx.backends.base import Backend
 from xlidx.documents import UNDETERMINED, DeadLetter, Prepared, RawItem, to_record
 from xlidx.errors import ModelError, XlidxError
+from xlidx.pipeline.detect import Detector, detect_passages
+from xlidx.pipeline.segments import field_units
 
 
 class EmbedderLike(Protocol):
@@ -126,21 +128,30 @@ class Translate:
         if not self.targets or self.translator is None or not batch.prepared:
             return batch
         requests: list[tuple[str, str, str]] = []
-        slots: list[tuple[Prepared, str, str]] = []
+        slots: list[tuple[int, str, str, int]] = []
+        # a field is translated unit by unit (its language segments, else the whole text), and
+        # its units reassembled in order: kept where already in the target language
+        pieces: dict[tuple[int, str, str], tuple[Prepared, list[str]]] = {}
         for p in batch.prepared:
             missing: set[str] = set()
-            for f, text in p.record.texts.items():
-                src = p.field_langs.get(f, UNDETERMINED)
-                if src == UNDETERMINED:
-                    continue
+            for f in p.record.texts:
+                units = field_units(p, f)
                 for tgt in self.targets:
-                    if tgt == src:
+                    keep = (tgt, UNDETERMINED)
+                    if all(lang in keep for lang, _ in units):
                         continue
-                    if self._can(src, tgt):
-                        requests.append((text, src, tgt))
-                        slots.append((p, f, tgt))
-                    else:
-                        missing.add(f"{src}->{tgt}")
+                    lacking = {f"{lang}->{tgt}" for lang, _ in units if lang not in keep}
+                    lacking = {pair for pair in lacking if not self._can(*pair.split("->"))}
+                    if lacking:
+                        missing |= lacking
+                        continue
+                    parts: list[str] = []
+                    for lang, text in units:
+                        if lang not in keep:
+                            requests.append((text, lang, tgt))
+                            slots.append((id(p), f, tgt, len(parts)))
+                        parts.append(text)
+                    pieces[(id(p), f, tgt)] = (p, parts)
             for pair in missing:
                 self.untranslated[pair] += 1
         if not requests:
@@ -150,12 +161,20 @@ class Translate:
         except XlidxError as exc:
             fail_batch(batch, "translate", exc)
             return batch
-        for (p, f, tgt), text in zip(slots, out, strict=True):
-            p.translations.setdefault(f, {})[tgt] = text
+        for (pid, f, tgt, i), text in zip(slots, out, strict=True):
+            pieces[(pid, f, tgt)][1][i] = text
+        for (_pid, f, tgt), (p, parts) in pieces.items():
+            p.translations.setdefault(f, {})[tgt] = "\n\n".join(parts)
         return batch
 
 
-def embed_stage(embedder: EmbedderLike) -> Callable[[Batch], Batch]:
+def embed_stage(
+    embedder: EmbedderLike, detector: Detector | None = None
+) -> Callable[[Batch], Batch]:
+    """Split each record into passages and embed them. A record with language segments gets
+    each passage's language from ``detector`` (:func:`detect_passages`); every other passage
+    is in its document's language."""
+
     def stage(batch: Batch) -> Batch:
         if not batch.prepared:
             return batch
@@ -174,6 +193,13 @@ def embed_stage(embedder: EmbedderLike) -> Callable[[Batch], Batch]:
             return batch
         for p, v in zip(owners, vectors, strict=True):
             p.vectors.append([float(x) for x in v])
+        for p in batch.prepared:
+            mixed = p.segments and detector is not None and len(p.passages) > 1
+            p.passage_langs = (
+                detect_passages(p.passages, p.lang, detector)
+                if mixed and detector is not None
+                else [p.lang] * len(p.passages)
+            )
         return batch
 
     return stage

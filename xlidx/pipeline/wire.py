@@ -60,6 +60,8 @@ def encode_prepared(p: Prepared) -> dict[str, Any]:
         "field_langs": dict(p.field_langs),
         "translations": {f: dict(t) for f, t in p.translations.items()},
         "vectors": encode_vectors(p.vectors),
+        "segments": {f: [list(s) for s in segs] for f, segs in p.segments.items()},
+        "passage_langs": list(p.passage_langs),
     }
 
 
@@ -69,4 +71,9 @@ def decode_prepared(d: Mapping[str, Any]) -> Prepared:
         field_langs=dict(d.get("field_langs") or {}),
         translations={f: dict(t) for f, t in (d.get("translations") or {}).items()},
         vectors=decode_vectors(d.get("vectors")),
+        segments={
+            f: [(str(lang), str(text)) for lang, text in segs]
+            for f, segs in (d.get("segments") or {}).items()
+        },
+        passage_langs=[str(x) for x in d.get("passage_langs") or []],
     )

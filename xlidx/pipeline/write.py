@@ -20,8 +20,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from xlidx.backends.base import Backend
-from xlidx.documents import DeadLetter, Prepared
+from xlidx.documents import UNDETERMINED, DeadLetter, Prepared
 from xlidx.errors import BackendError, ConnectionFailed
+from xlidx.pipeline.segments import field_units
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_MAX_DOCS = 500
@@ -32,14 +33,22 @@ def build_document(p: Prepared, *, model: str, now: datetime | None = None) -> d
     """The ``_source`` of one prepared record (pure)."""
     rec = p.record
     i18n: dict[str, dict[str, str]] = {}
-    for f, text in rec.texts.items():
-        lang = p.field_langs.get(f, "und")
-        per_lang = dict(p.translations.get(f, {}))
-        if lang != "und":
-            per_lang[lang] = text
+    for f in rec.texts:
+        per_lang = dict(p.translations.get(f, {}))  # a field's text in each target language
+        originals: dict[str, list[str]] = {}
+        for lang, text in field_units(p, f):  # the original, by language segment
+            if lang != UNDETERMINED:
+                originals.setdefault(lang, []).append(text)
+        for lang, texts in originals.items():
+            # where a target language is also a segment's, the translation holds the whole
+            # field in it (that segment included); else the segments of the language
+            per_lang.setdefault(lang, "\n\n".join(texts))
         if per_lang:
             i18n[f] = per_lang
     langs = sorted({lang for d in i18n.values() for lang in d})
+    langs_of_passages = [
+        p.passage_langs[n] if n < len(p.passage_langs) else p.lang for n in range(len(p.vectors))
+    ]
     translated = sorted({lang for d in p.translations.values() for lang in d})
     return {
         **rec.extra,
@@ -56,7 +65,9 @@ def build_document(p: Prepared, *, model: str, now: datetime | None = None) -> d
             "model": model,
             "passage_count": len(p.vectors),
             "indexed_at": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
-            "passages": [{"vector": v, "n": n} for n, v in enumerate(p.vectors)],
+            "passages": [
+                {"vector": v, "n": n, "lang": langs_of_passages[n]} for n, v in enumerate(p.vectors)
+            ],
         },
     }
 

@@ -42,21 +42,22 @@ class QueryEncoder:
         return self._embedder
 
     def detect(self, text: str) -> str:
-        if self._detector is None:
-            from xlidx.pipeline.detect import Detector
+        """The query's language: the one detection path for BM25 field choice and the vector
+        side alike (:func:`~xlidx.pipeline.detect.detect_query`), among the languages the
+        index detects, with the index's own language distribution as the prior."""
+        from xlidx.pipeline.detect import Detector, detect_query
 
-            langs = self.facts.state().xlidx_meta.get("languages") or ["en"]
-            self._detector = Detector(tuple(dict.fromkeys([*langs, "en"])))
-        lang: str = self._detector.detect_many([text])[0]
-        return lang
+        if self._detector is None:
+            x = self.facts.state().xlidx_meta
+            self._detector = Detector(tuple(x.get("languages") or ()))
+        return detect_query(text, index_languages=self.facts.languages(), detector=self._detector)
 
     def translate(self, text: str, src: str) -> dict[str, str]:
-        """``text`` in each of the index's languages that a package can translate into."""
+        """``text`` in each language the index holds that a package can translate into."""
         x = self.facts.state().xlidx_meta
+        held = sorted(self.facts.languages(), key=lambda lang: -self.facts.languages()[lang])
         targets = [
-            lang
-            for lang in dict.fromkeys([*x.get("languages", []), *x.get("translate_to", [])])
-            if lang != src
+            lang for lang in dict.fromkeys([*held, *x.get("translate_to", [])]) if lang != src
         ]
         if self._translator is None:
             from xlidx.pipeline.translate import Translator

@@ -15,6 +15,7 @@ class IndexFacts:
         self._state: IndexState | None = None
         self._reach: dict[frozenset[str], float] = {}
         self._total: int | None = None
+        self._languages: dict[str, int] | None = None
 
     def state(self) -> IndexState:
         if self._state is None:
@@ -23,6 +24,22 @@ class IndexFacts:
                 raise MappingError(f"no xlidx index named {self.index!r}")
             self._state = st
         return self._state
+
+    def languages(self) -> dict[str, int]:
+        """Documents per language that BM25 can match (``xlidx.langs``: originals, passages
+        and translations), ``und`` left out: the prior of query-language detection and the
+        languages a query is translated into."""
+        if self._languages is None:
+            res = self.backend.search(
+                self.state().index,
+                {"size": 0, "aggs": {"langs": {"terms": {"field": "xlidx.langs", "size": 500}}}},
+                "count documents per language",
+            )
+            buckets = res.get("aggregations", {}).get("langs", {}).get("buckets", [])
+            self._languages = {
+                str(b["key"]): int(b["doc_count"]) for b in buckets if b["key"] != "und"
+            }
+        return self._languages
 
     def reach(self, langs: frozenset[str]) -> float:
         """Share of documents with text in one of ``langs`` (what BM25 can match)."""
