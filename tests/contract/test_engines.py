@@ -436,3 +436,44 @@ def test_one_query_across_scripts(
     greek = _langtexts("el")[0].split()[2]  # a Greek word of the first Greek paragraph
     bm25 = searcher.search(Query(greek).mode("bm25").k(3))
     assert bm25.query_lang == "el" and bm25.hits and bm25.hits[0].id.startswith("el-")
+
+
+def test_migrate_redetect_relabels_an_old_index(
+    engine_node: ConnectionSettings, tiny_st_model: Path, name: str, tmp_path: Path
+) -> None:
+    """An index built with the old ten-language detection mislabels Turkish, Greek and Arabic;
+    `migrate --redetect` relabels them and rebuilds their language fields."""
+    env = _env(engine_node, tmp_path)
+    rows = [
+        {"id": f"{lang}-{i}", "body": text}
+        for lang in ("tr", "el", "ar", "en")
+        for i, text in enumerate(_langtexts(lang)[:2])
+    ]
+    src = _jsonl(tmp_path / "docs.jsonl", rows)
+    old_ten = "en,fr,de,es,it,pt,nl,ru,zh,ja"
+    ok = run_cli(
+        "ingest", str(src), "--index", name, "--model", str(tiny_st_model),
+        "--languages", old_ten, env=env,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    before = _json(run_cli("index", "status", name, "--json", env=env))
+    assert before["languages"].get("tr", 0) == 0  # Turkish was not among the ten
+    status = run_cli("index", "status", name, env=env)
+    assert "warning:" in status.stderr and "(und)" in status.stderr
+
+    proc = run_cli("index", "migrate", name, "--redetect", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    report = _json(proc)
+    assert report["to"] == f"{name}-v2" and report["documents"] == 8
+    assert report["redetect"]["languages_after"] == {"tr": 2, "el": 2, "ar": 2, "en": 2}
+    assert report["redetect"]["relabelled"] == 6
+
+    after = _json(run_cli("index", "status", name, "--json", env=env))
+    assert after["languages"] == {"tr": 2, "el": 2, "ar": 2, "en": 2}
+    assert after["und_share"] == 0.0
+    backend = open_backend(engine_node)
+    doc = backend.mget(name, ["tr-0"], includes=["i18n", "xlidx"])["tr-0"]
+    assert set(doc["i18n"]["body"]) == {"tr"}
+    assert doc["xlidx"]["langs"] == ["tr"] and doc["xlidx"]["field_langs"] == {"body": "tr"}
+    assert len(doc["xlidx"]["passages"]) >= 1  # vectors kept, not re-embedded
+    assert backend.get_meta(f"{name}-v2")["xlidx"]["detection"]["languages"] == ["all"]

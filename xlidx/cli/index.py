@@ -67,6 +67,7 @@ def _spec(
     languages: Sequence[str],
     translate_to: Sequence[str],
     vector: Any,
+    **more: Any,
 ) -> Any:
     from xlidx.indices.spec import IndexSpec
 
@@ -77,6 +78,7 @@ def _spec(
         languages=tuple(languages),
         translate_to=tuple(translate_to),
         vector=vector,
+        **more,
     )
 
 
@@ -197,9 +199,20 @@ def migrate(
             show_default=False,
         ),
     ] = None,
+    redetect: Annotated[
+        bool,
+        typer.Option(
+            "--redetect",
+            help="Detect every document's language again (every language, or --languages) "
+            "and rebuild its language fields; vectors are kept, and translations are made "
+            "again where a language changed.",
+        ),
+    ] = False,
+    languages: LanguagesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build the next version (new mapping and/or model), copy or re-embed, move the alias.
+    """Build the next version (new mapping, model or language labels), copy, re-embed or
+    relabel, move the alias.
 
     The old version is kept for rollback; the alias moves only when every document arrived.
     """
@@ -214,14 +227,42 @@ def migrate(
         raise MappingError(f"no xlidx index named {name!r} to migrate")
     x = current.xlidx_meta
     embedding = dict(x.get("embedding", {}))
-    transform = None
+    if languages is not None and not redetect:
+        raise ConfigError("--languages applies with --redetect")
+    steps: list[Any] = []
+    detect_langs = tuple(x.get("languages", []))
+    detection = dict(x.get("detection") or {})
+    relabel = None
+    if redetect:
+        from xlidx.indices.redetect import RedetectReport, redetector
+        from xlidx.pipeline.detect import Detector, parse_languages
+
+        # every language unless --languages says otherwise: the index's old restriction is
+        # usually what mislabelled it
+        detect_langs = parse_languages(split_csv(languages)) if languages is not None else ()
+        detector = Detector(detect_langs)
+        detection = detector.describe()
+        translator = None
+        if x.get("translate_to"):
+            from xlidx.pipeline.translate import Translator
+            from xlidx.pipeline.translation_cache import TranslationCache
+
+            translator = Translator(device=device, cache=TranslationCache())
+        relabel = RedetectReport()
+        steps.append(redetector(x, detector, translator, relabel))
     if model is not None:
         from xlidx.indices.reembed import reembedder
         from xlidx.pipeline.embed import load_embedder
 
         embedder = load_embedder(model, device=device)
         embedding = {**embedder.describe(), "source": model_source(embedder)}
-        transform = reembedder(embedder, x)
+        steps.append(reembedder(embedder, x))
+
+    def transform(docs: Any) -> Any:
+        for step in steps:
+            docs = step(docs)
+        return docs
+
     vector = VectorSpec.from_meta(
         x.get("vector", {}), engine=engine, space_type=space, index_type=vector_index
     )
@@ -229,19 +270,32 @@ def migrate(
         name,
         embedding,
         text_fields=x.get("text_fields", DEFAULT_TEXT_FIELDS),
-        languages=x.get("languages", []),
+        languages=detect_langs,
         translate_to=x.get("translate_to", []),
         vector=vector,
+        detection=detection,
+        translation_packages=tuple(x.get("translation_packages", [])),
     )
     if not as_json:
-        err.print(f"… migrating {current.index} ({'re-embedding' if transform else 'copying'})")
-    report = do_migrate(backend, spec, transform=transform)
+        doing = [w for w, on in (("relabelling", redetect), ("re-embedding", model)) if on]
+        err.print(f"… migrating {current.index} ({', '.join(doing) or 'copying'})")
+    report = do_migrate(backend, spec, transform=transform if steps else None)
+    if relabel is not None:
+        report["redetect"] = relabel.to_json()
     if as_json:
         out.print_json(json.dumps(report))
-    else:
+        return
+    out.print(
+        f"migrated {report['documents']} documents: {report['from']} -> {report['to']}; "
+        f"alias {name} now points at {report['to']} ({report['from']} kept for rollback)"
+    )
+    if relabel is not None:
+        r = relabel
+        after = ", ".join(f"{k} {v}" for k, v in r.languages_after.most_common())
         out.print(
-            f"migrated {report['documents']} documents: {report['from']} -> {report['to']}; "
-            f"alias {name} now points at {report['to']} ({report['from']} kept for rollback)"
+            f"relabelled {r.relabelled} of {r.documents} documents; languages now: {after}; "
+            f"translated again: {r.retranslated} field(s), translations dropped (no package): "
+            f"{r.translations_dropped}"
         )
 
 

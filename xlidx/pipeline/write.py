@@ -57,6 +57,7 @@ def build_document(p: Prepared, *, model: str, now: datetime | None = None) -> d
         "xlidx": {
             "id": rec.id,
             "lang": p.lang,
+            "lang_declared": bool(rec.lang),  # kept by `xlidx index migrate --redetect`
             "langs": langs,
             "field_langs": dict(p.field_langs),
             "translated_to": translated,

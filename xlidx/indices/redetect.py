@@ -1,0 +1,123 @@
+"""Relabel the languages of stored documents for ``xlidx index migrate --redetect``.
+
+Each document's original text fields are detected again (every language by default, or the
+``--languages`` given), its language segments found again, and its language fields
+(``i18n.<field>.<lang>``, ``xlidx.lang``, ``xlidx.langs``, ``xlidx.field_langs``, the
+passages' ``lang``) rebuilt. The vectors are kept: they were computed from the text, not from
+the labels. Translations are kept where a field's language did not change; where it did,
+they were made from the wrong source language, so they are made again with the installed
+packages (a translator) or, without one, dropped and counted. A document whose record
+declared its language (``xlidx.lang_declared``) keeps it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from xlidx.documents import UNDETERMINED, Prepared, Record
+from xlidx.pipeline.detect import Detector, detect_stage
+from xlidx.pipeline.segments import segment_stage
+from xlidx.pipeline.stages import Batch, Translate, TranslatorLike
+from xlidx.pipeline.write import build_document
+
+
+@dataclass
+class RedetectReport:
+    documents: int = 0
+    relabelled: int = 0  # documents whose language (or a field's, or a segment's) changed
+    languages_before: Counter[str] = field(default_factory=Counter)
+    languages_after: Counter[str] = field(default_factory=Counter)
+    retranslated: int = 0  # fields translated again from their new language
+    translations_dropped: int = 0  # fields whose translations had to go (no package)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "documents": self.documents,
+            "relabelled": self.relabelled,
+            "languages_before": dict(self.languages_before.most_common()),
+            "languages_after": dict(self.languages_after.most_common()),
+            "retranslated": self.retranslated,
+            "translations_dropped": self.translations_dropped,
+        }
+
+
+def _prepared(doc: Mapping[str, Any], text_fields: Sequence[str]) -> Prepared:
+    x = doc.get("xlidx") or {}
+    texts = {f: doc[f] for f in text_fields if isinstance(doc.get(f), str) and doc[f].strip()}
+    extra = {k: v for k, v in doc.items() if k not in (*texts, "i18n", "xlidx", "id")}
+    record = Record(
+        id=str(x.get("id") or doc.get("id")),
+        texts=texts,
+        extra=extra,
+        lang=x.get("lang") if x.get("lang_declared") else None,
+        origin=f"index:{x.get('id')}",
+        content_hash=str(x.get("content_hash", "")),
+        content_id=str(x.get("content_id", "")),
+    )
+    p = Prepared(record)
+    p.vectors = [list(v["vector"]) for v in x.get("passages") or []]
+    return p
+
+
+def redetector(
+    meta: Mapping[str, Any],
+    detector: Detector,
+    translator: TranslatorLike | None,
+    report: RedetectReport,
+) -> Callable[[Sequence[dict[str, Any]]], list[dict[str, Any]]]:
+    text_fields = tuple(meta.get("text_fields", ()))
+    targets = tuple(meta.get("translate_to", ()))
+    translate = Translate(translator, targets)
+
+    def transform(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        batch = [_prepared(doc, text_fields) for doc in docs]
+        detect_stage(batch, detector)
+        segment_stage(batch, detector)
+        redo: list[Prepared] = []
+        for doc, p in zip(docs, batch, strict=True):
+            x = doc.get("xlidx") or {}
+            report.documents += 1
+            report.languages_before[str(x.get("lang", UNDETERMINED))] += 1
+            report.languages_after[p.lang] += 1
+            changed = False
+            kept: dict[str, dict[str, str]] = {}
+            old_langs = x.get("field_langs") or {}
+            for f in p.record.texts:
+                # a field in one language that kept it keeps its translations; a field that
+                # changed language, or mixes languages, is translated again
+                if old_langs.get(f) == p.field_langs.get(f) and f not in p.segments:
+                    old = (doc.get("i18n") or {}).get(f) or {}
+                    kept[f] = {lang: t for lang, t in old.items() if lang != p.field_langs[f]}
+                else:
+                    changed = True
+            p.translations = kept
+            p.passage_langs = [p.lang] * len(p.vectors)  # passage texts are not stored
+            if changed or p.lang != x.get("lang"):
+                report.relabelled += 1
+            if changed and targets:
+                redo.append(p)
+        if redo:
+            had = {id(p): set(p.translations) for p in redo}
+            translate(Batch(prepared=redo))
+            for p in redo:
+                for f in p.record.texts:
+                    if f in had[id(p)]:
+                        continue
+                    if p.translations.get(f):
+                        report.retranslated += 1
+                    else:
+                        report.translations_dropped += 1
+        out: list[dict[str, Any]] = []
+        for doc, p in zip(docs, batch, strict=True):
+            x = doc.get("xlidx") or {}
+            new = build_document(p, model=str(x.get("model", "")))
+            for keep in ("content_hash", "content_id", "indexed_at"):
+                if keep in x:
+                    new["xlidx"][keep] = x[keep]
+            out.append(new)
+        return out
+
+    return transform
