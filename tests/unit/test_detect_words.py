@@ -5,16 +5,15 @@ from __future__ import annotations
 import pytest
 
 from xlidx.errors import ConfigError
-from xlidx.pipeline import detect
+from xlidx.pipeline import detect, langwords
 from xlidx.pipeline.detect import (
     ALL_LANGUAGES,
     DEFAULT_LANGUAGES,
-    evidence,
     languages_label,
     parse_languages,
     resolve_languages,
-    text_words,
 )
+from xlidx.pipeline.langwords import evidence, text_words
 
 
 def test_all_languages_are_linguas() -> None:
@@ -123,14 +122,14 @@ def test_evidence_counts_cjk_as_words() -> None:
     ],
 )
 def test_han_language(text: str, prior: tuple[float, float], expected: tuple[str, str]) -> None:
-    assert detect._han_language(text_words(text), *prior) == expected
+    assert langwords.han_language(text_words(text), *prior) == expected
 
 
 def test_han_only() -> None:
-    assert detect._han_only(text_words("博物館 開館時間"))
-    assert not detect._han_only(text_words("東京タワー"))
-    assert not detect._han_only(text_words("서울 東京"))
-    assert not detect._han_only(text_words("hello world"))
+    assert langwords.han_only(text_words("博物館 開館時間"))
+    assert not langwords.han_only(text_words("東京タワー"))
+    assert not langwords.han_only(text_words("서울 東京"))
+    assert not langwords.han_only(text_words("hello world"))
 
 
 def test_log_prior() -> None:

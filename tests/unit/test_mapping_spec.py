@@ -198,6 +198,7 @@ def test_build_document_golden() -> None:
         "xlidx": {
             "id": "d1",
             "lang": "fr",  # the longest field's language
+            "lang_declared": False,
             "langs": ["en", "fr"],
             "field_langs": {"title": "und", "body": "fr"},
             "translated_to": ["en"],

@@ -15,7 +15,8 @@ import re
 from collections.abc import Sequence
 
 from xlidx.documents import UNDETERMINED, Prepared
-from xlidx.pipeline.detect import Detector, detect_passages, evidence, text_words
+from xlidx.pipeline.detect import Detector, detect_passages
+from xlidx.pipeline.langwords import evidence, text_words
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 

@@ -47,10 +47,26 @@ class QueryEncoder:
         index detects, with the index's own language distribution as the prior."""
         from xlidx.pipeline.detect import Detector, detect_query
 
-        if self._detector is None:
-            x = self.facts.state().xlidx_meta
-            self._detector = Detector(tuple(x.get("languages") or ()))
+        if self._detector is None:  # candidates: see query_candidates
+            self._detector = Detector(self.query_candidates())
         return detect_query(text, index_languages=self.facts.languages(), detector=self._detector)
+
+    def query_candidates(self) -> tuple[str, ...]:
+        """The languages a query is told apart among: those the index holds or translates
+        into, and English (the pivot of translation), within the index's detection set.
+
+        Loading lingua's models for all 75 languages takes 5-9 s and 1 GB, once per process;
+        a query in a language the index neither holds nor translates into has no fields of
+        its own to match, and is labelled with the closest language the index has.
+        """
+        from xlidx.pipeline.detect import ALL_LANGUAGES
+
+        x = self.facts.state().xlidx_meta
+        configured = tuple(x.get("languages") or ())
+        held = {*self.facts.languages(), *x.get("translate_to", []), "en"} & set(ALL_LANGUAGES)
+        if configured:
+            held &= {*configured, "en"}
+        return tuple(sorted(held)) if len(held) >= 2 else configured
 
     def translate(self, text: str, src: str) -> dict[str, str]:
         """``text`` in each language the index holds that a package can translate into."""
