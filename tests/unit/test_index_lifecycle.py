@@ -206,9 +206,26 @@ def test_rollback_without_an_older_version() -> None:
 
 def test_rollback_refuses_an_older_index_xlidx_did_not_make() -> None:
     b = FakeBackend({"docs-v1": {"other": {}}, "docs-v2": XLIDX_META}).point("docs", "docs-v2")
-    with pytest.raises(MappingError, match="'docs-v1' has no xlidx _meta"):
+    with pytest.raises(MappingError, match="has no version older than docs-v2"):
         rollback(b, "docs")
     assert b.calls == [] and b.alias_targets("docs") == {"docs-v2": {"is_write_index": True}}
+
+
+def test_rollback_goes_back_to_the_recorded_previous_version() -> None:
+    """A migrate that failed left docs-v2 half copied; the next one, v3, records v1 as what it
+    replaced, and rollback goes there, never to the half copy."""
+    current = {"xlidx": {**XLIDX_META["xlidx"], "previous": "docs-v1"}}
+    b = FakeBackend({"docs-v1": XLIDX_META, "docs-v2": XLIDX_META, "docs-v3": current})
+    rollback(b.point("docs", "docs-v3"), "docs")
+    assert list(b.alias_targets("docs")) == ["docs-v1"]
+
+
+def test_prune_and_delete_leave_look_alike_indices_alone() -> None:
+    b = FakeBackend({"docs-v1": XLIDX_META, "docs-v2": {"other": {}}, "docs-v3": XLIDX_META})
+    b.point("docs", "docs-v3")
+    assert prune(b, "docs", keep=1)["deleted"] == ["docs-v1"]
+    assert delete(b, "docs")["deleted"] == ["docs-v3"]
+    assert "docs-v2" in b.indices
 
 
 def test_rollback_needs_an_xlidx_index() -> None:

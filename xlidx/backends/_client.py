@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from xlidx.backends.base import Backend, BulkItem
-from xlidx.errors import BackendError
+from xlidx.errors import BackendError, XlidxError
 
 if TYPE_CHECKING:
     from xlidx.indices.spec import IndexSpec
@@ -96,6 +96,12 @@ class ClientBackend(Backend):
         self._call(f"refresh {index}", lambda: self.client.indices.refresh(index=index))
 
     # -- documents -----------------------------------------------------------------------------
+    def search(self, index: str, body: Mapping[str, Any], action: str) -> dict[str, Any]:
+        res: dict[str, Any] = self._call(
+            action, lambda: self.client.search(index=index, body=dict(body))
+        )
+        return res
+
     @abstractmethod
     def _msearch(self, lines: list[Mapping[str, Any]], action: str) -> dict[str, Any]: ...
 
@@ -153,8 +159,8 @@ class ClientBackend(Backend):
                 initial_backoff=self._bulk_backoff(initial_backoff),
                 max_backoff=self._bulk_backoff(max_backoff),
             )
-        except BackendError:
-            raise
+        except XlidxError:
+            raise  # a BackendError already, or an error of whatever made the actions
         except Exception as exc:
             raise self._translate(exc, "write documents") from exc
 

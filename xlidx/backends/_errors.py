@@ -1,10 +1,33 @@
-"""Pieces of error translation that every backend shares (pure)."""
+"""What every backend's client module shares: TLS files, and pieces of error translation."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from xlidx.config import ConnectionSettings, redact_text
+from xlidx.errors import TLSFailed
+
+
+def tls_files(settings: ConnectionSettings) -> dict[str, str]:
+    """``ca_certs``, ``client_cert``, ``client_key`` as both client libraries take them."""
+    files = {
+        "ca_certs": settings.ca_certs,
+        "client_cert": settings.client_cert,
+        "client_key": settings.client_key,
+    }
+    return {k: str(v) for k, v in files.items() if v is not None}
+
+
+def check_tls_files(settings: ConnectionSettings) -> None:
+    """A configured CA bundle, certificate or key that is not a file is a clear error now,
+    not a handshake failure later."""
+    for label, path in (
+        ("CA bundle", settings.ca_certs),
+        ("client certificate", settings.client_cert),
+        ("client key", settings.client_key),
+    ):
+        if path is not None and not path.is_file():
+            raise TLSFailed(f"{label} not found: {path}")
 
 
 def secret_free(obj: object, settings: ConnectionSettings) -> str:

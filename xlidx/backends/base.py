@@ -13,6 +13,7 @@ golden body tests.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from xlidx.backends import _dsl
 from xlidx.config import ConnectionSettings
+from xlidx.errors import AuthenticationFailed
+
+log = logging.getLogger("xlidx.backends")
 
 if TYPE_CHECKING:
     from xlidx.indices.spec import IndexSpec
@@ -37,7 +41,6 @@ class Capabilities:
       request itself (OpenSearch: neural-search's search pipelines; Elasticsearch: the
       ``linear`` and ``rrf`` retrievers).
     * ``retrievers``: Elasticsearch retrievers that answered a probe (``rrf``, ``linear``).
-    * ``analyzers``: the language analyzers the cluster has, of those xlidx asks for.
     * ``vector_index_types``: what ``--vector-index`` accepts here (Elasticsearch
       ``index_options`` types; OpenSearch: ``hnsw``).
     * ``vector_engines``: OpenSearch k-NN engines (``lucene``, ``faiss``, ``nmslib``);
@@ -49,7 +52,6 @@ class Capabilities:
     distribution: str
     server_fusion: frozenset[str] = frozenset()
     retrievers: frozenset[str] = frozenset()
-    analyzers: frozenset[str] = frozenset()
     vector_index_types: tuple[str, ...] = ("hnsw",)
     vector_engines: tuple[str, ...] = ("lucene",)
     nested_knn: bool = True
@@ -62,7 +64,6 @@ class Capabilities:
             "distribution": self.distribution,
             "server_fusion": sorted(self.server_fusion),
             "retrievers": sorted(self.retrievers),
-            "analyzers": sorted(self.analyzers),
             "vector_index_types": list(self.vector_index_types),
             "vector_engines": list(self.vector_engines),
             "nested_knn": self.nested_knn,
@@ -97,11 +98,17 @@ class Backend(ABC):
     def has_analyzer(self, name: str) -> bool:
         """Whether the cluster knows the built-in analyzer ``name`` (asked once, then cached)."""
 
-    def available_analyzers(self, names: Iterable[str]) -> frozenset[str]:
+    def available_analyzers(self, names: Iterable[str]) -> frozenset[str] | None:
+        """Which of ``names`` the cluster has; ``None`` when it will not say (a user without
+        the right to call ``_analyze``): then the built-in analyzers are assumed."""
         out = set()
         for name in sorted(set(names)):
             if name not in self._analyzers:
-                self._analyzers[name] = self.has_analyzer(name)
+                try:
+                    self._analyzers[name] = self.has_analyzer(name)
+                except AuthenticationFailed:
+                    log.warning("not allowed to ask which analyzers exist; assuming built-ins")
+                    return None
             if self._analyzers[name]:
                 out.add(name)
         return frozenset(out)

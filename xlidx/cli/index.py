@@ -136,7 +136,7 @@ def status(
     name: Annotated[str, typer.Argument(help="Index name (the alias).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Version, document count, model and languages of an xlidx index."""
+    """Version, documents, model, languages and their analyzers of an xlidx index."""
     from xlidx.indices.manage import status as index_status
 
     report = index_status(state(ctx).backend(), name)
@@ -208,11 +208,17 @@ def migrate(
             "again where a language changed.",
         ),
     ] = False,
-    languages: LanguagesOpt = None,
+    languages: Annotated[
+        str | None,
+        typer.Option(
+            help="With --redetect: the languages to detect among (ISO 639-1 codes, or all). "
+            "Default: all.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build the next version (new mapping, model or language labels), copy, re-embed or
-    relabel, move the alias.
+    """Build the next version (new mapping, model or language labels), then move the alias.
 
     The old version is kept for rollback; the alias moves only when every document arrived.
     """

@@ -71,7 +71,8 @@ LanguagesOpt = Annotated[
     str | None,
     typer.Option(
         help="Languages to detect among, comma-separated ISO 639-1 codes, or all. "
-        "Default: all (every one of lingua's 75 languages).",
+        "Default: what an existing index was built with, else all (every one of lingua's 75 "
+        "languages).",
         show_default=False,
     ),
 ]
@@ -188,6 +189,10 @@ def ingest_command(
 
     backend = state(ctx).backend()
     existing = resolve(backend, index)  # fails fast when the cluster is down
+    if languages is None and existing is not None:
+        # an existing index keeps the detection it was built with (`index migrate
+        # --redetect` changes it)
+        langs = tuple(existing.xlidx_meta.get("languages") or ())
     items: Iterator[RawItem]
     if from_index is not None:
         items = read_index(backend, from_index)

@@ -232,6 +232,11 @@ def migrate(
             f"{new_count} ({len(failures)} failed); the alias still points at {state.index}, "
             f"and {new_index} is left for inspection"
         )
+    # the version this one replaced: what `rollback` goes back to (never a half-copied one)
+    new_meta = backend.get_meta(new_index)
+    backend.put_meta(
+        new_index, {**new_meta, "xlidx": {**new_meta["xlidx"], "previous": state.index}}
+    )
     move_alias(backend, spec.name, state.index, new_index)
     return {
         "name": spec.name,
@@ -259,20 +264,27 @@ def _require(backend: Backend, name: str, verb: str) -> IndexState:
     return state
 
 
+def managed_versions(backend: Backend, name: str) -> list[str]:
+    """``NAME-v<N>`` indices that xlidx created (their mapping has xlidx ``_meta``)."""
+    return [i for i in all_versions(backend, name) if "xlidx" in backend.get_meta(i)]
+
+
 def rollback(backend: Backend, name: str) -> dict[str, Any]:
-    """Point ``name`` at the newest version older than the current one."""
+    """Point ``name`` back at the version the current one replaced (recorded by ``migrate``;
+    for versions migrated before that was recorded, the newest older version)."""
     state = _require(backend, name, "roll back")
-    older = [
-        i for i in all_versions(backend, name) if (parse_versioned(i) or ("", 0))[1] < state.version
-    ]
-    if not older:
+    versions = managed_versions(backend, name)
+    previous = state.xlidx_meta.get("previous")
+    if previous:
+        target = previous if previous in versions else None
+    else:
+        older = [i for i in versions if (parse_versioned(i) or ("", 0))[1] < state.version]
+        target = older[-1] if older else None
+    if target is None:
         raise MappingError(
             f"{name} has no version older than {state.index} to roll back to "
             "(`xlidx index prune` may have deleted it)"
         )
-    target = older[-1]
-    if "xlidx" not in backend.get_meta(target):
-        raise MappingError(f"{target!r} has no xlidx _meta: refusing to point {name} at it")
     move_alias(backend, name, state.index, target)
     return {"name": name, "from": state.index, "to": target}
 
@@ -284,7 +296,7 @@ def prune(backend: Backend, name: str, keep: int) -> dict[str, Any]:
             f"--keep must be 1 or more (the current version is always kept), got {keep}"
         )
     state = _require(backend, name, "prune")
-    others = [i for i in all_versions(backend, name) if i != state.index]
+    others = [i for i in managed_versions(backend, name) if i != state.index]
     doomed = others[: max(0, len(others) - (keep - 1))]
     backend.delete_indices(doomed)
     return {
@@ -296,9 +308,9 @@ def prune(backend: Backend, name: str, keep: int) -> dict[str, Any]:
 
 
 def delete(backend: Backend, name: str) -> dict[str, Any]:
-    """Remove the alias ``name`` and every ``name-v<N>`` index."""
+    """Remove the alias ``name`` and every ``name-v<N>`` index xlidx created."""
     validate_index_name(name)
-    versions = all_versions(backend, name)
+    versions = managed_versions(backend, name)
     pointed = list(backend.alias_targets(name))
     if not versions and not pointed:
         if backend.index_exists(name):

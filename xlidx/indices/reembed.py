@@ -40,7 +40,10 @@ def reembedder(
         out: list[dict[str, Any]] = []
         for doc, vecs in zip(docs, per_doc, strict=True):
             x = dict(doc.get("xlidx", {}))
-            x["passages"] = [{"vector": v, "n": n} for n, v in enumerate(vecs)]
+            # new passages: each in the document's language (passage texts are not stored,
+            # so a mixed document's passages cannot be told apart again here)
+            lang = x.get("lang", "und")
+            x["passages"] = [{"vector": v, "n": n, "lang": lang} for n, v in enumerate(vecs)]
             x["passage_count"] = len(vecs)
             x["model"] = embedder.name
             if x.get("content_id"):

@@ -35,8 +35,26 @@ def _wide(ch: str) -> bool:
     return "\u3040" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" or "\uf900" <= ch <= "\ufaff"
 
 
+def _unspaced(ch: str) -> bool:
+    """A letter of a script written without spaces between words (CJK, Thai, Lao, Khmer,
+    Myanmar): a whitespace chunk of it is a clause or a whole paragraph, not one token."""
+    return (
+        _wide(ch)
+        or "\u0e00" <= ch <= "\u0eff"
+        or "\u1000" <= ch <= "\u109f"
+        or ("\u1780" <= ch <= "\u17ff")
+    )
+
+
 def _is_code(chunk: str) -> bool:
-    """A URL, address, file name, identifier or expression rather than prose."""
+    """A URL, address, file name, identifier or expression rather than prose.
+
+    A chunk holding letters of an unspaced script is judged by its prose, never as code: a
+    bracket, ``%`` or ``2.0`` inside a Chinese or Thai sentence only separates its words.
+    """
+    if any(_unspaced(ch) for ch in chunk):
+        low = chunk.lower()
+        return low.startswith(_URL_PREFIXES) or "://" in low
     low = chunk.lower()
     if low.startswith(_URL_PREFIXES) or "://" in low or not _CODE_CHARS.isdisjoint(chunk):
         return True

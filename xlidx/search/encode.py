@@ -53,7 +53,7 @@ class QueryEncoder:
 
     def query_candidates(self) -> tuple[str, ...]:
         """The languages a query is told apart among: those the index holds or translates
-        into, and English (the pivot of translation), within the index's detection set.
+        into, and English (the pivot of translation), decided from the index's own data.
 
         Loading lingua's models for all 75 languages takes 5-9 s and 1 GB, once per process;
         a query in a language the index neither holds nor translates into has no fields of
@@ -62,11 +62,8 @@ class QueryEncoder:
         from xlidx.pipeline.detect import ALL_LANGUAGES
 
         x = self.facts.state().xlidx_meta
-        configured = tuple(x.get("languages") or ())
         held = {*self.facts.languages(), *x.get("translate_to", []), "en"} & set(ALL_LANGUAGES)
-        if configured:
-            held &= {*configured, "en"}
-        return tuple(sorted(held)) if len(held) >= 2 else configured
+        return tuple(sorted(held))
 
     def translate(self, text: str, src: str) -> dict[str, str]:
         """``text`` in each language the index holds that a package can translate into."""

@@ -120,7 +120,8 @@ class Searcher:
                 if fuse_on == "server" or exc.status not in (400, 403):
                     raise
                 log.warning("server-side fusion failed (%s); fusing on the client", exc)
-                self._server_failed = True
+                # a licence refusal holds for every query; a 400 may be this query's own
+                self._server_failed = exc.status == 403
             else:
                 page = res["hits"]["hits"][plan.offset : plan.offset + plan.size]
                 hits = self._with_sources(plan, [make_hit(h, float(h["_score"])) for h in page])

@@ -13,7 +13,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from xlidx.backends._errors import root_cause, secret_free
+from xlidx.backends._errors import check_tls_files, root_cause, secret_free, tls_files
 from xlidx.config import ConnectionSettings
 from xlidx.errors import AuthenticationFailed, BackendError, ConnectionFailed, TLSFailed
 
@@ -44,12 +44,7 @@ def client_kwargs(settings: ConnectionSettings) -> dict[str, Any]:
         kwargs["basic_auth"] = (settings.username, password)
     if settings.api_key is not None:
         kwargs["api_key"] = settings.api_key.get()
-    if settings.ca_certs is not None:
-        kwargs["ca_certs"] = str(settings.ca_certs)
-    if settings.client_cert is not None:
-        kwargs["client_cert"] = str(settings.client_cert)
-    if settings.client_key is not None:
-        kwargs["client_key"] = str(settings.client_key)
+    kwargs.update(tls_files(settings))
     return kwargs
 
 
@@ -57,13 +52,7 @@ def make_client(settings: ConnectionSettings) -> Elasticsearch:
     """An Elasticsearch client for ``settings``. Does no I/O."""
     from elasticsearch import Elasticsearch
 
-    for label, path in (
-        ("CA bundle", settings.ca_certs),
-        ("client certificate", settings.client_cert),
-        ("client key", settings.client_key),
-    ):
-        if path is not None and not path.is_file():
-            raise TLSFailed(f"{label} not found: {path}")
+    check_tls_files(settings)
     try:
         return Elasticsearch(**client_kwargs(settings))
     except (ValueError, TypeError) as exc:

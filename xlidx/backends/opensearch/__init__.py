@@ -145,12 +145,6 @@ class OpenSearchBackend(ClientBackend):
         )
         return {d["_id"]: d.get("_source") or {} for d in res.get("docs", []) if d.get("found")}
 
-    def search(self, index: str, body: Mapping[str, Any], action: str) -> dict[str, Any]:
-        res: dict[str, Any] = self._call(
-            action, lambda: self.client.search(index=index, body=dict(body))
-        )
-        return res
-
     # -- rendering -----------------------------------------------------------------------------
     def hybrid_search(
         self, index: str, plan: QueryPlan, weights: tuple[float, float]

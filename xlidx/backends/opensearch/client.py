@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as osx
 
-from xlidx.backends._errors import root_cause, secret_free
+from xlidx.backends._errors import check_tls_files, root_cause, secret_free, tls_files
 from xlidx.config import ConnectionSettings
 from xlidx.errors import (
     AuthenticationFailed,
@@ -48,24 +48,13 @@ def client_kwargs(settings: ConnectionSettings) -> dict[str, Any]:
         kwargs["http_auth"] = (settings.username, password)
     if settings.api_key is not None:
         kwargs["headers"] = {"Authorization": f"ApiKey {settings.api_key.get()}"}
-    if settings.ca_certs is not None:
-        kwargs["ca_certs"] = str(settings.ca_certs)
-    if settings.client_cert is not None:
-        kwargs["client_cert"] = str(settings.client_cert)
-    if settings.client_key is not None:
-        kwargs["client_key"] = str(settings.client_key)
+    kwargs.update(tls_files(settings))
     return kwargs
 
 
 def make_client(settings: ConnectionSettings) -> OpenSearch:
     """An OpenSearch client for ``settings``. Does no I/O."""
-    for label, path in (
-        ("CA bundle", settings.ca_certs),
-        ("client certificate", settings.client_cert),
-        ("client key", settings.client_key),
-    ):
-        if path is not None and not path.is_file():
-            raise TLSFailed(f"{label} not found: {path}")
+    check_tls_files(settings)
     try:
         return OpenSearch(**client_kwargs(settings))
     except osx.ImproperlyConfigured as exc:
@@ -150,7 +139,8 @@ def probe_root(settings: ConnectionSettings) -> tuple[int, dict[str, str], Any]:
         status, headers, raw = conn.perform_request(
             "GET", "/", ignore=(400, 401, 403, 404, 405, 406, 500, 503)
         )
-        if status in (401, 403):
+        lowered = {str(k).lower(): str(v) for k, v in dict(headers).items()}
+        if status in (401, 403) and lowered.get("x-elastic-product") != "Elasticsearch":
             raise osx.AuthenticationException(status, "authentication failed", raw)
         try:
             body = json.loads(raw) if raw else None
