@@ -109,11 +109,14 @@ ENGINES = ("opensearch", "elasticsearch")
 
 
 @pytest.fixture(scope="session", params=ENGINES)
-def engine_node(request: pytest.FixtureRequest) -> ConnectionSettings:
-    """Each real engine in turn: a test that takes this fixture runs once per engine."""
-    fixture = "dev_node" if request.param == "opensearch" else "es_node"
-    settings: ConnectionSettings = request.getfixturevalue(fixture)
-    return settings
+def engine_node(
+    request: pytest.FixtureRequest, dev_node: ConnectionSettings, es_node: ConnectionSettings
+) -> ConnectionSettings:
+    """Each real engine in turn: a test that takes this fixture runs once per engine.
+
+    Both nodes are plain dependencies: a node requested with ``getfixturevalue`` here would
+    be torn down with this fixture's first parameter, in the middle of the session."""
+    return dev_node if request.param == "opensearch" else es_node
 
 
 def drop_index(settings: ConnectionSettings, name: str) -> None:
