@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from xlidx.config import ConnectionSettings, redact_text
@@ -55,3 +57,27 @@ def root_cause(info: Any) -> str:
             inner = nxt
         return str(inner)
     return str(info) if info else ""
+
+
+def is_tls_problem(
+    exc: BaseException,
+    tls_types: tuple[type[BaseException], ...],
+    nested: Callable[[Any], Iterable[Any]],
+) -> bool:
+    """Whether ``exc``, or anything it wraps, is a TLS failure. ``tls_types``: the client
+    library's TLS exceptions; ``nested``: what else one of its exceptions wraps."""
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        cur = todo.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, (ssl.SSLError, *tls_types)):
+            return True
+        if "CERTIFICATE_VERIFY_FAILED" in str(cur) or "SSL" in type(cur).__name__:
+            return True
+        todo.extend(nested(cur))
+        if isinstance(cur, BaseException):
+            todo.extend([cur.__cause__, cur.__context__, getattr(cur, "reason", None)])
+    return False

@@ -9,11 +9,16 @@
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from xlidx.backends._errors import check_tls_files, root_cause, secret_free, tls_files
+from xlidx.backends._errors import (
+    check_tls_files,
+    is_tls_problem,
+    root_cause,
+    secret_free,
+    tls_files,
+)
 from xlidx.config import ConnectionSettings
 from xlidx.errors import AuthenticationFailed, BackendError, ConnectionFailed, TLSFailed
 
@@ -62,22 +67,10 @@ def make_client(settings: ConnectionSettings) -> Elasticsearch:
 def _is_tls_problem(exc: BaseException) -> bool:
     import elastic_transport
 
-    seen: set[int] = set()
-    todo: list[Any] = [exc]
-    while todo:
-        cur = todo.pop()
-        if cur is None or id(cur) in seen:
-            continue
-        seen.add(id(cur))
-        if isinstance(cur, ssl.SSLError | elastic_transport.TlsError):
-            return True
-        if "CERTIFICATE_VERIFY_FAILED" in str(cur) or "SSL" in type(cur).__name__:
-            return True
-        if isinstance(cur, elastic_transport.TransportError):
-            todo.extend(cur.errors)
-        if isinstance(cur, BaseException):
-            todo.extend([cur.__cause__, cur.__context__, getattr(cur, "reason", None)])
-    return False
+    def nested(cur: Any) -> list[Any]:
+        return list(cur.errors) if isinstance(cur, elastic_transport.TransportError) else []
+
+    return is_tls_problem(exc, (elastic_transport.TlsError,), nested)
 
 
 def _api_detail(exc: Any) -> str:

@@ -9,14 +9,19 @@ subclass with a one-line, credential-free message.
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as osx
 
-from xlidx.backends._errors import check_tls_files, root_cause, secret_free, tls_files
+from xlidx.backends._errors import (
+    check_tls_files,
+    is_tls_problem,
+    root_cause,
+    secret_free,
+    tls_files,
+)
 from xlidx.config import ConnectionSettings
 from xlidx.errors import (
     AuthenticationFailed,
@@ -62,22 +67,10 @@ def make_client(settings: ConnectionSettings) -> OpenSearch:
 
 
 def _is_tls_problem(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    todo: list[Any] = [exc]
-    while todo:
-        cur = todo.pop()
-        if cur is None or id(cur) in seen:
-            continue
-        seen.add(id(cur))
-        if isinstance(cur, ssl.SSLError | osx.SSLError):
-            return True
-        if "CERTIFICATE_VERIFY_FAILED" in str(cur) or "SSL" in type(cur).__name__:
-            return True
-        if isinstance(cur, osx.TransportError):
-            todo.append(cur.info)
-        if isinstance(cur, BaseException):
-            todo.extend([cur.__cause__, cur.__context__, getattr(cur, "reason", None)])
-    return False
+    def nested(cur: Any) -> list[Any]:
+        return [cur.info] if isinstance(cur, osx.TransportError) else []
+
+    return is_tls_problem(exc, (osx.SSLError,), nested)
 
 
 def translate_error(exc: Exception, settings: ConnectionSettings, action: str) -> BackendError:
