@@ -270,9 +270,13 @@ def _write(payload: Payload) -> Payload:
     letters = _letters(payload)
     languages: Counter[str] = Counter()
     if batch.prepared:
+        from xlidx.pipeline.patience import Patience
         from xlidx.pipeline.write import BulkWriter
 
-        writer = BulkWriter(holder.backend(), max_retries=2, max_backoff=5.0, concurrency=1)
+        # a few quick tries here; then the task is retried through the broker (see ``run``)
+        writer = BulkWriter(
+            holder.backend(), patience=Patience(attempts=2, max_wait=5.0), concurrency=1
+        )
         res = writer.write(opts.index, batch.prepared, model=str(opts.embedding.get("model")))
         if res.transient:
             raise BackendError(

@@ -7,6 +7,7 @@ Connection settings are resolved in three layers, later ones winning:
 2. the environment: ``XLIDX_URL`` (comma-separated for several nodes), ``XLIDX_USERNAME``,
    ``XLIDX_PASSWORD``, ``XLIDX_API_KEY``, ``XLIDX_CA_CERTS``, ``XLIDX_CLIENT_CERT``,
    ``XLIDX_CLIENT_KEY``, ``XLIDX_VERIFY_CERTS`` (true/false), ``XLIDX_TIMEOUT`` (seconds),
+   ``XLIDX_RETRY_FOR`` (how long a batch job waits out an unavailable cluster: ``90s``, ``10m``),
    ``XLIDX_BACKEND`` (``opensearch`` or ``elasticsearch``; detected from the cluster when unset);
 3. command-line flags.
 
@@ -34,6 +35,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 DEFAULT_URL = "http://127.0.0.1:9200"
 ENGINES = ("opensearch", "elasticsearch")
 DEFAULT_CONFIG_PATH = Path("~/.config/xlidx/config.toml")
+DEFAULT_RETRY_FOR = 600.0  # 10 minutes: longer than a rolling restart of a node
 
 
 class Secret:
@@ -72,6 +74,7 @@ class ConnectionSettings:
     client_key: Path | None = None
     verify_certs: bool = True
     timeout: float = 30.0
+    retry_for: float = DEFAULT_RETRY_FOR  # seconds a batch job waits out an unavailable cluster
     engine: str | None = None  # "opensearch" | "elasticsearch"; None = detect from the cluster
 
     def __post_init__(self) -> None:
@@ -91,6 +94,8 @@ class ConnectionSettings:
                 raise ConfigError(f"invalid port in cluster URL {redact_url(url)!r}") from None
         if self.timeout <= 0:
             raise ConfigError(f"timeout must be positive, got {self.timeout}")
+        if self.retry_for < 0:
+            raise ConfigError(f"retry_for must be 0 or more seconds, got {self.retry_for}")
         if self.password is not None and self.username is None:
             raise ConfigError("a password is set but no username (XLIDX_USERNAME / --username)")
         if self.client_key is not None and self.client_cert is None:
@@ -146,6 +151,34 @@ def _parse_timeout(name: str, value: Any) -> float:
         raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(name: str, value: Any) -> float:
+    """Seconds from ``90``, ``90s``, ``1.5m``, ``10min``, ``2h`` or ``500ms`` (pure)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if m is None:
+            raise ConfigError(f"{name} must be a duration such as 90s, 10m or 1h, got {value!r}")
+        seconds = float(m.group(1)) * _UNIT_SECONDS[(m.group(2) or "s").lower()]
+    if seconds < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {value!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``600`` → ``10m``, ``90`` → ``1m30s``, ``2.5`` → ``2.5s`` (pure)."""
+    if seconds < 60:
+        return f"{seconds:g}s"
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{rest}s" if rest else "")
+
+
 def _parse_urls(name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         items = [v.strip() for v in value.split(",")]
@@ -169,6 +202,7 @@ _KEYS = (
     "client_key",
     "verify_certs",
     "timeout",
+    "retry_for",
     "engine",
 )
 
@@ -182,6 +216,7 @@ ENV_NAMES: Mapping[str, str] = {
     "client_key": "XLIDX_CLIENT_KEY",
     "verify_certs": "XLIDX_VERIFY_CERTS",
     "timeout": "XLIDX_TIMEOUT",
+    "retry_for": "XLIDX_RETRY_FOR",
     "engine": "XLIDX_BACKEND",
 }
 
@@ -194,6 +229,8 @@ def _coerce(key: str, value: Any, name: str) -> Any:
         return _parse_bool(name, value)
     if key == "timeout":
         return _parse_timeout(name, value)
+    if key == "retry_for":
+        return parse_duration(name, value)
     if key in ("password", "api_key"):
         return Secret(str(value))
     if key in ("ca_certs", "client_cert", "client_key"):

@@ -36,6 +36,8 @@ class RawItem:
     payload: Any = None
     error: str | None = None
     raw: str | None = None  # the unparsed text, kept for dead letters
+    end: int | None = None  # a file source's byte offset after this item (for checkpoints)
+    line: int = 0  # the file's last line of this item (for checkpoints)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ The tree::
     │   ├── ConnectionFailed       nothing answered at the URL (refused, DNS, timeout)
     │   ├── TLSFailed              the TLS handshake failed (unknown CA, bad certificate)
     │   └── AuthenticationFailed   the cluster refused the credentials (HTTP 401/403)
-    └── QueueError                 the broker or the job store (Redis) could not be reached,
-                                   or a queued job cannot be followed
+    ├── QueueError                 the broker or the job store (Redis) could not be reached,
+    │                              or a queued job cannot be followed
+    └── Interrupted                a signal (SIGINT, SIGTERM) stopped a run; carries what was
+                                   done (``summary``); exit code 128 + the signal's number
 
 Messages are one line, meant for a person, and never contain credentials. The CLI prints
 ``error: <message>`` and exits with :attr:`XlidxError.exit_code`.
@@ -77,8 +79,12 @@ class BackendError(XlidxError):
 
     @property
     def transient(self) -> bool:
-        """Worth retrying later: nothing answered, or the cluster was busy or failing (429, 5xx)."""
-        return self.status is not None and (self.status == 429 or 500 <= self.status <= 599)
+        """Worth retrying later: nothing answered, the cluster was busy or failing (429, 5xx),
+        or a block that lifts by itself (the disk flood stage's read-only-allow-delete, which
+        OpenSearch answers with 403)."""
+        if self.status is not None and (self.status == 429 or 500 <= self.status <= 599):
+            return True
+        return self.status == 403 and "allow delete" in str(self.details or self.message)
 
 
 class ConnectionFailed(BackendError):
@@ -99,3 +105,19 @@ class AuthenticationFailed(BackendError):
 
 class QueueError(XlidxError):
     """The broker or the job store could not be reached, or a job cannot be followed."""
+
+
+class Interrupted(XlidxError):
+    """A run stopped on a signal after finishing (or abandoning) the work in flight.
+
+    ``summary`` is what the run did until then (for ``xlidx.ingest.ingest``, its
+    ``IngestSummary`` with ``interrupted`` set); ``signal_number`` is the signal that stopped
+    it (``signal.SIGINT`` for Ctrl-C or a ``KeyboardInterrupt``). The exit code follows the
+    shell's convention: 130 for SIGINT, 143 for SIGTERM.
+    """
+
+    def __init__(self, message: str, *, signal_number: int, summary: Any = None) -> None:
+        super().__init__(message)
+        self.signal_number = signal_number
+        self.summary = summary
+        self.exit_code = 128 + signal_number

@@ -7,26 +7,38 @@ workers can call the same functions.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
 from xlidx.backends.base import Backend
+from xlidx.config import DEFAULT_RETRY_FOR
 from xlidx.documents import (
     DEFAULT_MAX_DOC_BYTES,
     DEFAULT_TEXT_FIELDS,
     DeadLetter,
     RawItem,
 )
-from xlidx.errors import ModelError
+from xlidx.errors import BackendError, Interrupted, ModelError
 from xlidx.indices.manage import IndexState, ensure, update_meta
 from xlidx.indices.spec import IndexSpec, VectorSpec, check_model, merge_packages
+from xlidx.pipeline.checkpoint import (
+    Checkpoint,
+    Position,
+    PrefixDigest,
+    Saved,
+    checkpoint_key,
+)
 from xlidx.pipeline.detect import DEFAULT_LANGUAGES, DEFAULT_MIN_CONFIDENCE, Detector, detect_stage
 from xlidx.pipeline.fingerprint import model_source, pipeline_fingerprint
 from xlidx.pipeline.overlap import run_overlapped
+from xlidx.pipeline.patience import Patience, WaitReport
 from xlidx.pipeline.segments import segment_stage
 from xlidx.pipeline.stages import (
     Batch,
@@ -51,6 +63,23 @@ class IngestOptions:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     vector: VectorSpec = field(default_factory=VectorSpec)
     refresh: bool = True
+    retry_for: float = DEFAULT_RETRY_FOR  # seconds of an unavailable cluster to wait out
+    checkpoints: Path | None = None  # where a FileSource's checkpoints live; None: none
+    from_start: bool = False  # ignore a checkpoint: read the whole source again
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A JSONL or CSV file, read with byte offsets so that ingest can checkpoint it and a
+    rerun can resume (see :mod:`xlidx.pipeline.checkpoint`)."""
+
+    path: Path
+    fmt: str  # "jsonl" | "csv"
+
+    def read(self, start: Position | None = None) -> Iterator[RawItem]:
+        from xlidx.pipeline.sources import read_csv, read_jsonl
+
+        return read_jsonl(self.path, start) if self.fmt == "jsonl" else read_csv(self.path, start)
 
 
 @dataclass
@@ -64,6 +93,10 @@ class IngestSummary:
     languages: Counter[str] = field(default_factory=Counter)
     untranslated: Counter[str] = field(default_factory=Counter)  # "ja->en" -> documents
     dead_letter_file: str | None = None
+    interrupted: bool = False
+    resumed_after: int | None = None  # records of the source a checkpoint let this run skip
+    resumed_line: int | None = None  # the source line the run resumed after
+    checkpoint_note: str | None = None  # why a checkpoint was not used
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +109,10 @@ class IngestSummary:
             "languages": dict(self.languages),
             "untranslated": dict(self.untranslated),
             "dead_letter_file": self.dead_letter_file,
+            "interrupted": self.interrupted,
+            "resumed_after": self.resumed_after,
+            "resumed_line": self.resumed_line,
+            "checkpoint_note": self.checkpoint_note,
         }
 
 
@@ -105,11 +142,80 @@ class DeadLetterSink:
             self._fh = None
 
 
+class StopRequest:
+    """Asks a running ingest to stop: reading ends, the batches already being processed are
+    finished and written, the rest is abandoned (a rerun picks it up). Set it from a signal
+    handler; ``signal_number`` says which signal asked."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal_number: int = signal.SIGINT
+
+    def set(self, signal_number: int = signal.SIGINT) -> None:
+        if not self._event.is_set():
+            self.signal_number = signal_number
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
 Progress = Callable[[str, int], None]
 
 
+@dataclass
+class _Run:
+    items: Iterator[RawItem]
+    ids: Checkpoint
+    digest: PrefixDigest | None = None  # set when the source is checkpointed
+    resumed: Saved | None = None
+
+
+def _open_run(
+    items: Iterable[RawItem] | FileSource,
+    options: IngestOptions,
+    backend: Backend,
+    state: IndexState,
+    fingerprint: str,
+    summary: IngestSummary,
+) -> _Run:
+    """The items to read, from a checkpoint's position when it still holds."""
+    if not isinstance(items, FileSource):
+        return _Run(iter(items), Checkpoint.temporary_file())
+    if options.checkpoints is None:
+        return _Run(items.read(), Checkpoint.temporary_file())
+    key = checkpoint_key(
+        source=items.path,
+        fmt=items.fmt,
+        cluster=backend.settings.display_urls,
+        index=options.index,
+        fingerprint=fingerprint,
+    )
+    ckpt = Checkpoint(options.checkpoints / f"{key}.sqlite")
+    digest = PrefixDigest(items.path)
+    saved = ckpt.load()
+    created_at = str(state.xlidx_meta.get("created_at", ""))
+    if saved is not None and not options.from_start:
+        if saved.index != state.index or saved.index_created != created_at:
+            summary.checkpoint_note = (
+                f"the checkpoint was made for another version of {options.index} "
+                f"({saved.index}); read the whole input"
+            )
+        elif not digest.matches(saved.offset, saved.digest):
+            summary.checkpoint_note = (
+                f"{items.path.name} changed before line {saved.line}, where the last run "
+                "stopped; read the whole input (unchanged records are skipped)"
+            )
+        else:
+            ckpt.resume_at(saved)
+            summary.resumed_after, summary.resumed_line = saved.records, saved.line
+            return _Run(items.read(saved.position), ckpt, digest, saved)
+    ckpt.reset()
+    return _Run(items.read(), ckpt, PrefixDigest(items.path))
+
+
 def ingest(
-    items: Iterable[RawItem],
+    items: Iterable[RawItem] | FileSource,
     *,
     backend: Backend,
     options: IngestOptions,
@@ -117,9 +223,19 @@ def ingest(
     translator: TranslatorLike | None = None,
     dead_letters: DeadLetterSink | None = None,
     progress: Progress = lambda _stage, _n: None,
+    on_wait: WaitReport | None = None,
+    stop: StopRequest | None = None,
 ) -> IngestSummary:
-    """Index ``items`` into the xlidx index ``options.index`` (created when missing)."""
+    """Index ``items`` into the xlidx index ``options.index`` (created when missing).
+
+    A :class:`FileSource` with ``options.checkpoints`` set is checkpointed after every
+    written batch, and a rerun resumes after the checkpoint. Transient cluster failures are
+    waited out for up to ``options.retry_for`` seconds in a row (``on_wait`` hears about
+    it). When ``stop`` is set, or on ``KeyboardInterrupt``, the run ends early and raises
+    :class:`~xlidx.errors.Interrupted` carrying its summary (``interrupted`` set).
+    """
     t0 = time.monotonic()
+    stop = stop or StopRequest()
     sink = dead_letters or DeadLetterSink(None)
     embedding = embedder.describe()
     detector = Detector(options.languages, min_confidence=options.min_confidence)
@@ -137,16 +253,37 @@ def ingest(
     state, created = ensure(backend, spec)
     if not created:
         check_model(state.meta, embedding, options.index)
+    patience = Patience(budget=options.retry_for, on_wait=on_wait)
     translate = Translate(translator, options.translate_to)
-    writer = BulkWriter(backend)
+    writer = BulkWriter(backend, patience=patience)
     summary = IngestSummary(index=state.index)
     fingerprint = pipeline_fingerprint(
         embedding, translate_to=options.translate_to, text_fields=options.text_fields
     )
+    run = _open_run(items, options, backend, state, fingerprint, summary)
+    resumed_records = run.resumed.records if run.resumed else 0
+    created_at = str(state.xlidx_meta.get("created_at", ""))
+
+    def until_stopped(source: Iterator[RawItem]) -> Iterator[RawItem]:
+        for item in source:
+            if stop.is_set():
+                return
+            yield item
+
+    def stage(fn: Callable[[Batch], Batch]) -> Callable[[Batch], Batch]:
+        def run_stage(batch: Batch) -> Batch:
+            if batch.abandoned or stop.is_set():
+                batch.abandoned = True  # never started: a rerun reads it again
+                return batch
+            return fn(batch)
+
+        return run_stage
 
     def check(batch: Batch) -> Batch:
         progress("checking", 0)
-        return skip_unchanged(backend, state.index, batch)
+        return patience.call(
+            "look up documents", lambda: skip_unchanged(backend, state.index, batch)
+        )
 
     def detect_and_translate(batch: Batch) -> Batch:
         detect_stage(batch.prepared, detector)
@@ -161,16 +298,17 @@ def ingest(
     try:
         for batch in run_overlapped(
             batches(
-                items,
+                until_stopped(run.items),
                 text_fields=options.text_fields,
                 max_doc_bytes=options.max_doc_bytes,
                 batch_size=options.batch_size,
                 fingerprint=fingerprint,
+                ids=run.ids,
             ),
-            [check, detect_and_translate, embed],
+            [stage(check), stage(detect_and_translate), stage(embed)],
         ):
-            summary.read += batch.read
-            summary.unchanged += batch.unchanged
+            if batch.abandoned:
+                continue
             if batch.prepared:
                 progress("writing", 0)
                 res = writer.write(state.index, batch.prepared, model=embedder.name)
@@ -182,16 +320,52 @@ def ingest(
                 )
             for letter in batch.dead:
                 sink.add(letter)
+            summary.read += batch.read
+            summary.unchanged += batch.unchanged
             summary.dead_lettered += len(batch.dead)
+            if run.digest is not None and batch.end is not None:
+                run.ids.save(
+                    Saved(
+                        offset=batch.end.offset,
+                        line=batch.end.line,
+                        records=resumed_records + summary.read,
+                        digest=run.digest.advance(batch.end.offset),
+                        index=state.index,
+                        index_created=created_at,
+                        updated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    )
+                )
             progress("done", batch.read)
+    except KeyboardInterrupt:
+        stop.set(signal.SIGINT)
+        summary.interrupted = True
     finally:
+        run.ids.close()
         sink.close()
         summary.untranslated = translate.untranslated
         summary.seconds = time.monotonic() - t0
         summary.dead_letter_file = str(sink.path) if sink.path and sink.count else None
-    if options.refresh and (summary.indexed or created):
-        backend.refresh(state.index)
-    record_translation(backend, state, translator, options.translate_to)
+    if stop.is_set():
+        summary.interrupted = True
+    # a stopped run tries the last calls once: waiting out an outage is not what was asked
+    finish = Patience(budget=0) if summary.interrupted else patience
+    try:
+        if options.refresh and (summary.indexed or created):
+            finish.call("refresh the index", lambda: backend.refresh(state.index))
+        finish.call(
+            "record the translation packages",
+            lambda: record_translation(backend, state, translator, options.translate_to),
+        )
+    except BackendError:
+        if not summary.interrupted:
+            raise
+    if summary.interrupted:
+        name = signal.Signals(stop.signal_number).name
+        raise Interrupted(
+            f"interrupted by {name} after {summary.read} record(s)",
+            signal_number=stop.signal_number,
+            summary=summary,
+        )
     return summary
 
 

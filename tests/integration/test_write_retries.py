@@ -22,6 +22,7 @@ from xlidx.backends.opensearch.client import make_client
 from xlidx.config import ConnectionSettings
 from xlidx.documents import Prepared, RawItem, Record, to_record
 from xlidx.errors import BackendError
+from xlidx.pipeline.patience import Patience
 from xlidx.pipeline.write import BulkWriter
 
 pytestmark = pytest.mark.integration
@@ -111,8 +112,7 @@ def test_transient_failures_are_retried_without_duplicates(
         OpenSearchBackend(settings),
         max_docs=4,
         concurrency=1,
-        initial_backoff=0.01,
-        sleep=lambda _s: None,
+        patience=Patience(attempts=6, initial=0.01, sleep=lambda _s: None),
     )
     result = writer.write(index, _batch(10), model="none")
     assert result.indexed == 10 and result.dead == []
@@ -128,7 +128,8 @@ def test_persistent_failure_is_a_clear_error(
     settings, faults, index = proxied
     faults.plan = [503] * 10
     writer = BulkWriter(
-        OpenSearchBackend(settings), max_retries=2, initial_backoff=0.01, sleep=lambda _s: None
+        OpenSearchBackend(settings),
+        patience=Patience(attempts=2, initial=0.01, sleep=lambda _s: None),
     )
     with pytest.raises(BackendError, match="HTTP 503 while trying to write documents"):
         writer.write(index, _batch(3), model="none")

