@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -447,7 +447,7 @@ def _unacked_on(redis_server: RedisServer, queue: str) -> list[str]:
     """Delivery tags of messages of ``queue`` the Redis transport holds as unacknowledged."""
     import redis
 
-    held = redis.Redis(port=redis_server.port).hgetall("unacked")
+    held = cast(dict[bytes, bytes], redis.Redis(port=redis_server.port).hgetall("unacked"))
     return [tag.decode() for tag, raw in held.items() if json.loads(raw)[2] == queue]
 
 
@@ -515,47 +515,3 @@ def test_sigterm_mid_batch_warm_shutdown_loses_nothing(
     # the batch finished at shutdown was not put back on the queue: it never ran again
     received, embedded = _embed_log(successor.text())
     assert in_flight not in received and batch not in embedded, successor.text()
-
-
-def test_zz_tmp_sigterm_cold(
-    workers: Workers, queue_env: dict[str, str], redis_server: RedisServer,
-    dev_node: ConnectionSettings, index_name: str, tmp_path: Path,
-) -> None:  # fmt: skip
-    import redis as r
-    embed = workers.one_per_queue()["embed"]
-    assert embed.proc is not None
-    (pool,) = _children(embed.proc.pid)
-    n = 300
-    src = corpus(tmp_path / "docs.jsonl", n)
-    env = {**queue_env, "XLIDX_RECOVER_AFTER": "3600"}
-    finished = _ingest_waiting(src, index_name, env)
-    _when_batches_done(queue_env, 3)
-    while True:
-        os.kill(pool, signal.SIGSTOP)
-        received, embedded = _embed_log(embed.text())
-        if len(received) > len(embedded):
-            break
-        os.kill(pool, signal.SIGCONT)
-        time.sleep(0.01)
-    in_flight = received[-1]
-    os.kill(embed.proc.pid, signal.SIGTERM)
-    time.sleep(1)
-    os.kill(embed.proc.pid, signal.SIGTERM)
-    time.sleep(1)
-    print("ALIVE after 2nd TERM", embed.proc.poll())
-    os.kill(embed.proc.pid, signal.SIGQUIT)
-    time.sleep(1)
-    os.kill(pool, signal.SIGCONT)
-    code = embed.proc.wait(timeout=60)
-    print("CODE", code, "IN_FLIGHT", in_flight)
-    print("UNACKED", _unacked_on(redis_server, "embed"))
-    lst = r.Redis(port=redis_server.port).lrange("embed", 0, -1)
-    print("QUEUED", len(lst), [json.loads(m)["headers"]["id"] for m in lst][-3:], [json.loads(m)["headers"]["id"] for m in lst][:3])
-    print("LOG1\n" + embed.text()[-3000:])
-    successor = workers.xlidx("embed")
-    proc = finished(300)
-    print("RC", proc.returncode, proc.stdout[-500:], proc.stderr[-500:])
-    print("LOG2\n" + "\n".join(l for l in successor.text().splitlines() if in_flight in l or "embed:" in l)[:3000])
-    ids = ids_in(dev_node, index_name)
-    print("IDS", len(ids), len(set(ids)))
-    assert False

@@ -92,6 +92,16 @@ def test_unreachable_cluster_is_one_line_with_either_client(engine: str) -> None
         (["--config", "/nonexistent/xlidx.toml", "info"], {}, "config file not found"),
         (["--password", "canary-pw-9", "info"], {}, "a password is set but no username"),
         (["info"], {"XLIDX_BACKEND": "solr"}, "unknown backend 'solr'"),
+        (
+            ["ingest", "-", "--index", "docs", "--retry-for", "a while"],
+            {},
+            "--retry-for must be a duration such as 90s, 10m or 1h, got 'a while'",
+        ),
+        (
+            ["ingest", "-", "--index", "docs"],
+            {"XLIDX_RETRY_FOR": "forever"},
+            "XLIDX_RETRY_FOR must be a duration",
+        ),
     ],
 )
 def test_bad_settings_give_one_line(args: list[str], env: dict[str, str], message: str) -> None:

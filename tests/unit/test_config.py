@@ -67,6 +67,8 @@ def test_env_parsing() -> None:
     [
         ({"XLIDX_VERIFY_CERTS": "maybe"}, "must be true or false"),
         ({"XLIDX_TIMEOUT": "soon"}, "must be a number"),
+        ({"XLIDX_RETRY_FOR": "soon"}, "XLIDX_RETRY_FOR must be a duration such as 90s"),
+        ({"XLIDX_RETRY_FOR": "-1m"}, "XLIDX_RETRY_FOR must be a duration"),
         ({"XLIDX_URL": " , "}, "is empty"),
     ],
 )
@@ -114,8 +116,12 @@ def test_config_file(tmp_path: Path) -> None:
     cfg.write_text(
         '[connection]\nurl = ["https://n1:9200", "https://n2:9200"]\n'
         'username = "admin"\npassword = "pw"\nverify_certs = false\ntimeout = 3\n'
+        'retry_for = "2m"\n'
     )
     s = load_connection({}, config_path=cfg, env={})
+    assert s.retry_for == 120.0
+    assert load_connection({}, config_path=cfg, env={"XLIDX_RETRY_FOR": "1h"}).retry_for == 3600
+    assert load_connection({}, env={}).retry_for == 600.0  # the default: 10 minutes
     assert s.urls == ("https://n1:9200", "https://n2:9200")
     assert s.username == "admin" and s.password == Secret("pw")
     assert s.verify_certs is False and s.timeout == 3.0

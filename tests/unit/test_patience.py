@@ -67,7 +67,7 @@ def test_budget_spent_raises_the_last_error_saying_how_long(clock: Clock) -> Non
 def test_attempts_bound_the_retries_of_a_worker(clock: Clock) -> None:
     patience = Patience(attempts=2, sleep=clock.sleep)
     calls, fn = failing(10, ConnectionFailed("cannot connect"))
-    with pytest.raises(ConnectionFailed, match="^cannot connect$"):
+    with pytest.raises(ConnectionFailed, match=r"^cannot connect$"):
         patience.call("write", fn)  # type: ignore[arg-type]
     assert len(calls) == 3
 
@@ -116,7 +116,7 @@ def test_durations(text: object, seconds: float) -> None:
 
 @pytest.mark.parametrize("bad", ["", "ten minutes", "-5s", "5d", "1e3", True])
 def test_bad_durations_are_one_line_errors(bad: object) -> None:
-    with pytest.raises(ConfigError, match="^--retry-for must be"):
+    with pytest.raises(ConfigError, match=r"^--retry-for must be"):
         parse_duration("--retry-for", bad)
 
 
