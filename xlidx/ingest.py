@@ -178,8 +178,11 @@ def _open_run(
     state: IndexState,
     fingerprint: str,
     summary: IngestSummary,
+    *,
+    created: bool,
 ) -> _Run:
-    """The items to read, from a checkpoint's position when it still holds."""
+    """The items to read, from a checkpoint's position when it still holds (never into an
+    index this run created: whatever a checkpoint says was written there is gone)."""
     if not isinstance(items, FileSource):
         return _Run(iter(items), Checkpoint.temporary_file())
     if options.checkpoints is None:
@@ -195,7 +198,7 @@ def _open_run(
     digest = PrefixDigest(items.path)
     saved = ckpt.load()
     created_at = str(state.xlidx_meta.get("created_at", ""))
-    if saved is not None and not options.from_start:
+    if saved is not None and not options.from_start and not created:
         if saved.index != state.index or saved.index_created != created_at:
             summary.checkpoint_note = (
                 f"the checkpoint was made for another version of {options.index} "
@@ -260,7 +263,7 @@ def ingest(
     fingerprint = pipeline_fingerprint(
         embedding, translate_to=options.translate_to, text_fields=options.text_fields
     )
-    run = _open_run(items, options, backend, state, fingerprint, summary)
+    run = _open_run(items, options, backend, state, fingerprint, summary, created=created)
     resumed_records = run.resumed.records if run.resumed else 0
     created_at = str(state.xlidx_meta.get("created_at", ""))
 

@@ -167,7 +167,8 @@ def ingest_command(
             "--retry-for",
             help="How long to wait out a cluster that cannot take requests (refused "
             "connections, 429/502/503/504, cluster blocks), e.g. 90s, 10m, 1h; 0 fails at "
-            "once. Default: $XLIDX_RETRY_FOR, else 10m.",
+            "once. Default: $XLIDX_RETRY_FOR, else 10m. (Queue workers retry by "
+            "XLIDX_TASK_MAX_RETRIES instead.)",
             show_default=False,
         ),
     ] = None,
