@@ -96,11 +96,12 @@ class HashEmbedder:
 def make_source(path: Path, n: int, body_bytes: int, start: int = 0) -> None:
     with path.open("a", encoding="utf-8") as fh:
         for i in range(start, start + n):
-            words: list[str] = []
-            k = i
+            words: list[str] = [str(i)]  # every record distinct (duplicate vectors slow HNSW)
+            seed = hashlib.blake2b(str(i).encode(), digest_size=16).digest()
+            k = 0
             while sum(len(w) + 1 for w in words) < body_bytes:
-                words.append(WORDS[k % len(WORDS)])
-                k = k * 31 + 7
+                words.append(WORDS[seed[k % len(seed)] % len(WORDS)])
+                k += 1
             fh.write(json.dumps({"id": f"r{i}", "body": " ".join(words)}, ensure_ascii=False))
             fh.write("\n")
 
@@ -162,6 +163,11 @@ def main() -> None:
     parser.add_argument("--body-bytes", type=int, default=60)
     parser.add_argument("--new", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="Only the first ingest and its memory samples (for sources of several GB).",
+    )
     args = parser.parse_args()
 
     from xlidx.backends import open_backend
@@ -184,6 +190,16 @@ def main() -> None:
     results: dict[str, Any] = {"records": args.records, "source_mb": round(size_mb, 1)}
     try:
         results["first"] = timed_run(src, options, backend, total=args.records, sample=True)
+        if args.memory_only:
+            f = results["first"]
+            rss = [mb for _n, mb in f["rss_mb"]]
+            print(json.dumps(results, indent=1))
+            print(
+                f"| {args.records:,} records ({size_mb:,.0f} MB) | {f['seconds']:.0f} s "
+                f"({args.records / f['seconds']:,.0f} docs/s) | RSS at 10%..100%: "
+                f"{min(rss):.0f}-{max(rss):.0f} MB, peak {f['peak_rss_mb']} MB |"
+            )
+            return
         make_source(src, args.new, args.body_bytes, start=args.records)
         results["resume"] = timed_run(src, options, backend, total=args.new, sample=False)
         make_source(src, args.new, args.body_bytes, start=args.records + args.new)

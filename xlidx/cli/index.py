@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -216,17 +217,54 @@ def migrate(
             show_default=False,
         ),
     ] = None,
+    gate: Annotated[
+        Path | None,
+        typer.Option(
+            "--gate",
+            help="Queries (TSV or JSONL, as for `xlidx eval`): evaluate both versions with them "
+            "and move the alias only if the new one is no worse than --max-drop.",
+            show_default=False,
+        ),
+    ] = None,
+    qrels: Annotated[
+        Path | None,
+        typer.Option("--qrels", help="With --gate: TREC qrels.", show_default=False),
+    ] = None,
+    metric: Annotated[str, typer.Option(help="With --gate: the measure that decides.")] = (
+        "nDCG@10"
+    ),
+    max_drop: Annotated[
+        float,
+        typer.Option(
+            "--max-drop", help="With --gate: the largest accepted drop of --metric.", min=0
+        ),
+    ] = 0.01,
+    gate_mode: Annotated[
+        str, typer.Option("--gate-mode", help="With --gate: hybrid, bm25 or knn.")
+    ] = "hybrid",
+    report_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="With --gate: the HTML report of both versions "
+            "(default ./xlidx-gate-NEW-VERSION.html).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the next version (new mapping, model or language labels), then move the alias.
 
-    The old version is kept for rollback; the alias moves only when every document arrived.
+    The old version is kept for rollback; the alias moves only when every document arrived,
+    and, with --gate, only when the new version is no worse on your judgments (exit 3 and the
+    alias untouched otherwise; the new version is kept for inspection).
     """
     from xlidx.indices.manage import migrate as do_migrate
     from xlidx.indices.manage import resolve
     from xlidx.indices.spec import VectorSpec
     from xlidx.pipeline.fingerprint import model_source
 
+    gate_spec = _gate_spec(gate, qrels, metric, max_drop, gate_mode, device, report_path)
     backend = state(ctx).backend()
     current = resolve(backend, name)
     if current is None:
@@ -285,12 +323,60 @@ def migrate(
     if not as_json:
         doing = [w for w, on in (("relabelling", redetect), ("re-embedding", model)) if on]
         err.print(f"… migrating {current.index} ({', '.join(doing) or 'copying'})")
-    report = do_migrate(backend, spec, transform=transform if steps else None)
+    gated: dict[str, Any] = {}
+
+    def decide(old: str, new: str) -> bool:
+        from xlidx.eval.gate import run_gate
+        from xlidx.eval.reporting import report_data, write_report
+
+        if not as_json:
+            err.print(f"… evaluating {old} and {new} on {len(gate_spec.queries)} queries")
+        result, reports = run_gate(backend, gate_spec, old, new)
+        data = report_data(
+            f"xlidx migrate gate: {name}",
+            reports,
+            gate_spec.queries,
+            gate_spec.qrels,
+            settings={
+                "index": name, "old version": old, "new version": new,
+                "old model": x.get("embedding", {}).get("model"),
+                "new model": embedding.get("model"), "mode": gate_spec.mode,
+                "metric": gate_spec.metric, "max drop": gate_spec.max_drop,
+                "decision": "moved the alias" if result.passed else "refused",
+                "reason": result.reason(),
+            },
+            labels=[f"{gate_spec.mode} · {old}", f"{gate_spec.mode} · {new}"],
+            comparison=result.comparison,
+            main_metric=gate_spec.metric,
+        )  # fmt: skip
+        path = write_report(report_path or Path(f"xlidx-gate-{new}.html"), data)
+        gated.update(result.to_json(), report=str(path))
+        return result.passed
+
+    report = do_migrate(
+        backend,
+        spec,
+        transform=transform if steps else None,
+        decide=decide if gate_spec is not None else None,
+    )
     if relabel is not None:
         report["redetect"] = relabel.to_json()
+    if gated:
+        report["gate"] = gated
     if as_json:
         out.print_json(json.dumps(report))
+    if gated and not report["moved"]:
+        from xlidx.eval.gate import GateRefused
+
+        raise GateRefused(
+            f"migration refused by the gate: {gated['reason']}; the alias {name} still points "
+            f"at {report['from']}, {report['to']} is kept for inspection; report: "
+            f"{gated['report']}"
+        )
+    if as_json:
         return
+    if gated:
+        out.print(f"gate passed: {gated['reason']}; report: {gated['report']}")
     out.print(
         f"migrated {report['documents']} documents: {report['from']} -> {report['to']}; "
         f"alias {name} now points at {report['to']} ({report['from']} kept for rollback)"
@@ -372,3 +458,35 @@ def delete(
         out.print_json(json.dumps(report))
     else:
         out.print(f"deleted {name}: {', '.join(report['deleted'])}")
+
+
+def _gate_spec(
+    gate: Path | None,
+    qrels: Path | None,
+    metric: str,
+    max_drop: float,
+    mode: str,
+    device: str,
+    report: Path | None,
+) -> Any:
+    """The checked gate settings (read before anything is migrated), or None without --gate."""
+    if gate is None:
+        if qrels is not None or report is not None:
+            raise ConfigError("--qrels and --report apply with --gate QUERIES")
+        return None
+    if qrels is None:
+        raise ConfigError("--gate needs --qrels FILE (the relevance judgments)")
+    from xlidx.eval.data import check_qrels, read_qrels, read_queries
+    from xlidx.eval.gate import GateSpec, measures_for
+    from xlidx.query.plan import MODES
+
+    if mode not in MODES:
+        raise ConfigError(f"unknown --gate-mode {mode!r}: expected {', '.join(MODES)}")
+    measures_for(metric)
+    queries = read_queries(gate)
+    judgments = read_qrels(qrels)
+    check_qrels(queries, judgments)
+    return GateSpec(
+        queries=queries, qrels=judgments, metric=metric, max_drop=max_drop, mode=mode,
+        device=device,
+    )  # fmt: skip

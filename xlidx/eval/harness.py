@@ -62,6 +62,10 @@ class ModeReport:
     latency_ms: dict[str, float] = field(default_factory=dict)
     fusion: dict[str, Any] | None = None
     run_file: str | None = None
+    per_query: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+    hit_langs: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    doc_langs: dict[str, str] = field(default_factory=dict, repr=False)  # judged docs
+    query_langs: dict[str, str] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -280,6 +284,10 @@ def run_eval(
             queries=len(queries),
             evaluated=len(values),
             run=run,
+            per_query=values,
+            hit_langs=hit_langs,
+            doc_langs=doc_langs,
+            query_langs=query_langs,
             latency_ms={
                 "p50": round(_percentile(took, 50), 2),
                 "p95": round(_percentile(took, 95), 2),
@@ -301,3 +309,58 @@ def run_eval(
             report.run_file = str(write_trec_run(path, run, options.tag))
         reports.append(report)
     return reports
+
+
+@dataclass(frozen=True)
+class WorstQuery:
+    """A query that ranked badly: its hits (relevant ones marked) and what it missed."""
+
+    qid: str
+    text: str
+    lang: str
+    score: float
+    hits: list[tuple[str, str, float, bool]]  # (doc id, doc language, score, relevant)
+    missed: list[tuple[str, str]]  # relevant documents not among ``hits``: (id, language)
+
+
+def worst_queries(
+    report: ModeReport,
+    queries: Sequence[EvalQuery],
+    qrels: Qrels,
+    *,
+    measure: str = "nDCG@10",
+    n: int = 10,
+    depth: int = 10,
+) -> list[WorstQuery]:
+    """The ``n`` judged queries with the lowest ``measure`` in ``report`` (ties: query order),
+    each with its top ``depth`` hits and the relevant documents it did not rank there."""
+    by_id = {q.qid: q for q in queries}
+    order = {q.qid: i for i, q in enumerate(queries)}
+    scored = [(v.get(measure, 0.0), order.get(qid, 0), qid) for qid, v in report.per_query.items()]
+    out: list[WorstQuery] = []
+    for score, _i, qid in sorted(scored)[:n]:
+        judged = qrels.judgments.get(qid, {})
+        hits = report.run.get(qid, [])[:depth]
+        langs = report.hit_langs.get(qid, [])
+        shown = [
+            (doc, langs[i] if i < len(langs) else UNKNOWN_LANG, s, judged.get(doc, 0) > 0)
+            for i, (doc, s) in enumerate(hits)
+        ]
+        seen = {doc for doc, _s in hits}
+        missed = [
+            (doc, report.doc_langs.get(doc, UNKNOWN_LANG))
+            for doc, rel in sorted(judged.items())
+            if rel > 0 and doc not in seen
+        ]
+        q = by_id.get(qid)
+        out.append(
+            WorstQuery(
+                qid=qid,
+                text=q.text if q else "",
+                lang=report.query_langs.get(qid) or (q.lang if q and q.lang else UNKNOWN_LANG),
+                score=score,
+                hits=shown,
+                missed=missed,
+            )
+        )
+    return out

@@ -76,6 +76,17 @@ def resolve(backend: Backend, name: str) -> IndexState | None:
     return IndexState(alias=name, index=index, version=parsed[1], meta=meta)
 
 
+def version_state(backend: Backend, index: str) -> IndexState:
+    """The state of one concrete version ``NAME-v<N>`` (whether the alias points at it or not)."""
+    parsed = parse_versioned(index)
+    if parsed is None:
+        raise MappingError(f"{index!r} is not an xlidx index version (NAME-v<N>)")
+    meta = backend.get_meta(index)
+    if "xlidx" not in meta:
+        raise MappingError(f"index {index!r} has no xlidx _meta: it was not created by xlidx")
+    return IndexState(alias=parsed[0], index=index, version=parsed[1], meta=meta)
+
+
 def all_versions(backend: Backend, name: str) -> list[str]:
     """``NAME-v<N>`` indices, oldest first."""
     versions = [(parse_versioned(i), i) for i in backend.list_indices(f"{name}-v*")]
@@ -174,12 +185,14 @@ def migrate(
     transform: Callable[[Sequence[dict[str, Any]]], list[dict[str, Any]]] | None = None,
     progress: Callable[[int], None] = lambda _n: None,
     batch_size: int = 200,
+    decide: Callable[[str, str], bool] | None = None,
 ) -> dict[str, Any]:
     """Copy ``spec.name`` into its next version built from ``spec``, then move the alias.
 
     ``transform`` rewrites a batch of ``_source`` documents on the way (re-embedding for a new
     model); without it documents are copied as they are. Raises before moving the alias
-    unless every document arrived.
+    unless every document arrived. ``decide(old, new)`` (a gate) is asked last: when it says
+    no, the alias stays and the new version is kept for inspection (``moved`` is false).
     """
     state = resolve(backend, spec.name)
     if state is None:
@@ -237,13 +250,16 @@ def migrate(
     backend.put_meta(
         new_index, {**new_meta, "xlidx": {**new_meta["xlidx"], "previous": state.index}}
     )
-    move_alias(backend, spec.name, state.index, new_index)
+    moved = decide is None or decide(state.index, new_index)
+    if moved:
+        move_alias(backend, spec.name, state.index, new_index)
     return {
         "name": spec.name,
         "from": state.index,
         "to": new_index,
         "documents": new_count,
         "kept_for_rollback": state.index,
+        "moved": moved,
     }
 
 

@@ -9,10 +9,10 @@ from xlidx.indices.manage import IndexState, resolve
 
 
 class IndexFacts:
-    def __init__(self, backend: Backend, index: str) -> None:
+    def __init__(self, backend: Backend, index: str, state: IndexState | None = None) -> None:
         self.backend = backend
         self.index = index
-        self._state: IndexState | None = None
+        self._state: IndexState | None = state  # given: a concrete version, not the alias's
         self._reach: dict[frozenset[str], float] = {}
         self._total: int | None = None
         self._languages: dict[str, int] | None = None

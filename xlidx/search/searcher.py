@@ -36,10 +36,13 @@ class Searcher:
         embedder: Any = None,
         translator: Any = None,
         device: str = "auto",
+        state: IndexState | None = None,
     ) -> None:
+        """``state`` pins one version (``indices.manage.version_state``) instead of the one
+        the alias ``index`` points at."""
         self.backend = backend
         self.index = index
-        self.facts = IndexFacts(backend, index)
+        self.facts = IndexFacts(backend, index, state)
         self.encoder = QueryEncoder(
             self.facts, embedder=embedder, translator=translator, device=device
         )
