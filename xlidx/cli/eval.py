@@ -17,6 +17,11 @@ the relevant documents. ``--json`` prints a JSON list with one object per mode, 
                  "fused_on": ["client"]}},          # hybrid only
      …]
 
+With ``--compare A,B`` the JSON becomes ``{"reports": [...], "comparison": {"a", "b",
+"test", "alpha", "queries", "metrics": {measure: {"a", "b", "diff", "p_value",
+"significant"}}}}``. ``--report FILE.html`` writes the self-contained HTML report
+(:mod:`xlidx.eval.report`).
+
 Exit codes: 0 done; 1 an error (one line on stderr: unreadable or malformed queries/qrels,
 unknown index, cluster unreachable); 2 a bad flag.
 """

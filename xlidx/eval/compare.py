@@ -72,9 +72,10 @@ _MEASURE = re.compile(r"(?P<family>[A-Za-z]+)(?:@(?P<k>[0-9]+))?")
 def to_ranx(measure: str) -> str:
     """ranx's name for an ir-measures-style measure: nDCG, RR, R@k, P@k, AP, Success@k.
 
-    ir-measures' aliases MRR, Recall and MAP are accepted too. ``"nDCG@10"`` -> ``"ndcg@10"``, ``"RR@10"`` -> ``"mrr@10"``, ``"R@100"`` ->
-    ``"recall@100"``, ``"AP"`` -> ``"map"``. The family name is matched case-insensitively;
-    measures with parameters (``RR(rel=2)@10``) are not supported.
+    ir-measures' aliases MRR, Recall and MAP are accepted too; the family name is matched
+    case-insensitively. ``"nDCG@10"`` -> ``"ndcg@10"``, ``"RR@10"`` -> ``"mrr@10"``,
+    ``"R@100"`` -> ``"recall@100"``, ``"AP"`` -> ``"map"``, ``"Success@5"`` -> ``"hit_rate@5"``.
+    Measures with parameters (``RR(rel=2)@10``) are not supported.
     """
     if measure in RANX_NAMES:
         return RANX_NAMES[measure]

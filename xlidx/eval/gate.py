@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from xlidx.errors import XlidxError
+from xlidx.errors import ConfigError, XlidxError
 
 EXIT_REFUSED = 3
 
@@ -107,9 +107,13 @@ def run_gate(
         searcher = Searcher(backend, st.alias, state=st, device=spec.device)
         reports.append(run_eval(searcher, spec.queries, spec.qrels, options)[0])
     old, new = reports
-    comparison = compare_runs(
-        old.run, new.run, spec.qrels.judgments, labels=(old_index, new_index), measures=measures
-    )
+    try:
+        comparison: dict[str, Any] | None = compare_runs(
+            old.run, new.run, spec.qrels.judgments, labels=(old_index, new_index),
+            measures=measures,
+        )  # fmt: skip
+    except ConfigError:  # a version with no hit for any judged query: the threshold decides
+        comparison = None
     result = GateResult(
         metric=spec.metric,
         max_drop=spec.max_drop,
