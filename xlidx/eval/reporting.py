@@ -55,8 +55,9 @@ def write_report(path: str | Path, data: ReportData) -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(render_report(data), encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write the report to {target}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot write the report to {target}: {detail}") from None
     return target
 
 

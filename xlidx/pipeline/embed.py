@@ -18,6 +18,7 @@ need them, so ``xlidx --help`` stays fast.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -339,11 +340,18 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
-            # xlidx shows its own progress: keep stderr clean
+            # xlidx shows its own progress: keep stderr clean; and it picks the prompts itself,
+            # so the loader's notes about a default prompt are noise to a user
             hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-            model = SentenceTransformer(
-                self.source, device=device, local_files_only=self._local_files_only
-            )
+            st_log = logging.getLogger("sentence_transformers")
+            level = st_log.level
+            st_log.setLevel(logging.ERROR)
+            try:
+                model = SentenceTransformer(
+                    self.source, device=device, local_files_only=self._local_files_only
+                )
+            finally:
+                st_log.setLevel(level)
         except Exception as exc:
             raise ModelError(
                 f"cannot load embedding model {self._name!r}: {_first_line(exc)}"
