@@ -522,7 +522,8 @@ def test_migrate_gate_refuses_a_real_regression_then_lets_it_through(
     assert backend.index_exists(f"{index_name}-v2")  # kept for inspection
     assert page.is_file() and 'data-chart="comparison"' in page.read_text()
 
-    passed = run_cli(*gate, "--max-drop", "1", env=env, timeout=900)
+    passed = run_cli(*gate, "--max-drop", "1", "--report", str(tmp_path / "g2.html"), env=env,
+                     timeout=900)  # fmt: skip
     assert passed.returncode == 0, passed.stderr
     moved = json.loads(passed.stdout)
     assert moved["moved"] is True and moved["gate"]["passed"] is True
