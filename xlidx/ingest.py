@@ -143,9 +143,9 @@ class DeadLetterSink:
 
 
 class StopRequest:
-    """Asks a running ingest to stop: reading ends, the batches already being processed are
-    finished and written, the rest is abandoned (a rerun picks it up). Set it from a signal
-    handler; ``signal_number`` says which signal asked."""
+    """Asks a running ingest to stop: reading ends, the batch being embedded and those already
+    embedded are written, and the batches still waiting for a stage are abandoned (a rerun
+    picks them up). Set it from a signal handler; ``signal_number`` says which signal asked."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
