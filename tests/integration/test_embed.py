@@ -130,6 +130,11 @@ def test_text_over_the_limit_is_refused_not_truncated(tiny_embedder: Embedder) -
         tiny_embedder.encode_document([EN, LONG_TEXT])
 
 
+def test_a_long_query_is_encoded_from_its_first_tokens(tiny_embedder: Embedder) -> None:
+    """A query has one vector whatever its length: never an error in the middle of a search."""
+    assert_unit_rows(tiny_embedder.encode_query([EN, LONG_TEXT]), 2, 32)
+
+
 def test_a_broken_model_directory_fails_on_first_use(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
     emb = load_embedder(str(tmp_path), device="cpu")  # no I/O until first use

