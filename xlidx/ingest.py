@@ -161,6 +161,7 @@ class StopRequest:
 
 
 Progress = Callable[[str, int], None]
+SOURCE_STAGES = frozenset({"read", "validate"})  # dead letters that a rerun would repeat
 
 
 @dataclass
@@ -266,6 +267,7 @@ def ingest(
     run = _open_run(items, options, backend, state, fingerprint, summary, created=created)
     resumed_records = run.resumed.records if run.resumed else 0
     created_at = str(state.xlidx_meta.get("created_at", ""))
+    held = False
 
     def until_stopped(source: Iterator[RawItem]) -> Iterator[RawItem]:
         for item in source:
@@ -326,7 +328,11 @@ def ingest(
             summary.read += batch.read
             summary.unchanged += batch.unchanged
             summary.dead_lettered += len(batch.dead)
-            if run.digest is not None and batch.end is not None:
+            # a record that failed for a reason a rerun may cure (translation, embedding, the
+            # cluster refusing it) holds the checkpoint where it is, so the rerun tries it
+            # again; records bad in themselves (unreadable, no text, a repeated id) do not
+            held = held or any(d.stage not in SOURCE_STAGES for d in batch.dead)
+            if run.digest is not None and batch.end is not None and not held:
                 run.ids.save(
                     Saved(
                         offset=batch.end.offset,

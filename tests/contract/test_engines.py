@@ -122,7 +122,11 @@ def test_ingest_reingest_and_dead_letters(
 
     again = run_cli("ingest", str(good), "--index", name, *model, "--json", env=env)
     assert again.returncode == 0, again.stderr
-    assert _json(again)["unchanged"] == 6
+    assert (_json(again)["resumed_after"], _json(again)["read"]) == (6, 0)  # the checkpoint
+    full = run_cli("ingest", str(good), "--index", name, *model, "--from-start", "--json",
+                   env=env)  # fmt: skip
+    assert full.returncode == 0, full.stderr
+    assert (_json(full)["read"], _json(full)["unchanged"]) == (6, 6)
 
     letters = tmp_path / "dead.jsonl"
     mixed = run_cli(
@@ -136,6 +140,10 @@ def test_ingest_reingest_and_dead_letters(
     assert {d["stage"] for d in dead} == {"read", "validate", "write"}
     write_letter = next(d for d in dead if d["stage"] == "write")
     assert write_letter["id"] == "conflict" and "rejected by the cluster" in write_letter["reason"]
+    # the cluster's refusal holds the checkpoint: the same command tries that record again
+    retry = run_cli("ingest", str(bad), "--index", name, *model, "--json", "--dead-letter",
+                    str(tmp_path / "dead2.jsonl"), env=env)  # fmt: skip
+    assert (_json(retry)["resumed_after"], _json(retry)["read"]) == (None, 5)
 
     status = run_cli("index", "status", name, "--json", env=env)
     assert status.returncode == 0, status.stderr

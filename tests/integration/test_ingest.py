@@ -151,8 +151,15 @@ def test_ingest_good_and_bad_records(
         "--json",
         env=env,
     )
-    s2 = _summary(again)
-    assert (s2["indexed"], s2["unchanged"], s2["dead_lettered"]) == (0, 4, 8)
+    s2 = _summary(again)  # the checkpoint: nothing is read again, bad records included
+    assert (s2["read"], s2["resumed_after"], s2["dead_lettered"]) == (0, 12, 0)
+    whole = run_cli(
+        "ingest", str(src), "--index", index_name, "--model", str(tiny_st_model),
+        "--translate-to", "en", "--dead-letter", str(tmp_path / "dead3.jsonl"), "--from-start",
+        "--json", env=env,
+    )  # fmt: skip
+    s3 = _summary(whole)
+    assert (s3["indexed"], s3["unchanged"], s3["dead_lettered"]) == (0, 4, 8)
 
 
 def test_status_create_and_migrate(
