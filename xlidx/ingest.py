@@ -38,7 +38,7 @@ from xlidx.pipeline.checkpoint import (
 from xlidx.pipeline.detect import DEFAULT_LANGUAGES, DEFAULT_MIN_CONFIDENCE, Detector, detect_stage
 from xlidx.pipeline.fingerprint import model_source, pipeline_fingerprint
 from xlidx.pipeline.overlap import run_overlapped
-from xlidx.pipeline.patience import Patience, WaitReport
+from xlidx.pipeline.patience import Patience, StopWaiting, WaitReport
 from xlidx.pipeline.segments import segment_stage
 from xlidx.pipeline.stages import (
     Batch,
@@ -161,7 +161,7 @@ class StopRequest:
 
 
 Progress = Callable[[str, int], None]
-SOURCE_STAGES = frozenset({"read", "validate"})  # dead letters that a rerun would repeat
+RETRIED_STAGES = frozenset({"translate", "embed"})  # dead letters a rerun may cure
 
 
 @dataclass
@@ -194,6 +194,7 @@ def _open_run(
         cluster=backend.settings.display_urls,
         index=options.index,
         fingerprint=fingerprint,
+        max_doc_bytes=options.max_doc_bytes,
     )
     ckpt = Checkpoint(options.checkpoints / f"{key}.sqlite")
     digest = PrefixDigest(items.path)
@@ -257,7 +258,7 @@ def ingest(
     state, created = ensure(backend, spec)
     if not created:
         check_model(state.meta, embedding, options.index)
-    patience = Patience(budget=options.retry_for, on_wait=on_wait)
+    patience = Patience(budget=options.retry_for, on_wait=on_wait, should_stop=stop.is_set)
     translate = Translate(translator, options.translate_to)
     writer = BulkWriter(backend, patience=patience)
     summary = IngestSummary(index=state.index)
@@ -268,12 +269,16 @@ def ingest(
     resumed_records = run.resumed.records if run.resumed else 0
     created_at = str(state.xlidx_meta.get("created_at", ""))
     held = False
+    read_all = False  # the source was read to its end
+    abandoned = 0
 
     def until_stopped(source: Iterator[RawItem]) -> Iterator[RawItem]:
+        nonlocal read_all
         for item in source:
             if stop.is_set():
                 return
             yield item
+        read_all = True
 
     def stage(fn: Callable[[Batch], Batch]) -> Callable[[Batch], Batch]:
         def run_stage(batch: Batch) -> Batch:
@@ -313,10 +318,12 @@ def ingest(
             [stage(check), stage(detect_and_translate), stage(embed)],
         ):
             if batch.abandoned:
+                abandoned += 1
                 continue
             if batch.prepared:
                 progress("writing", 0)
                 res = writer.write(state.index, batch.prepared, model=embedder.name)
+                held = held or res.transient > 0
                 summary.indexed += res.indexed
                 batch.dead.extend(res.dead)
                 written = {d.id for d in res.dead}
@@ -329,9 +336,10 @@ def ingest(
             summary.unchanged += batch.unchanged
             summary.dead_lettered += len(batch.dead)
             # a record that failed for a reason a rerun may cure (translation, embedding, the
-            # cluster refusing it) holds the checkpoint where it is, so the rerun tries it
-            # again; records bad in themselves (unreadable, no text, a repeated id) do not
-            held = held or any(d.stage not in SOURCE_STAGES for d in batch.dead)
+            # cluster turning it away with 429/5xx) holds the checkpoint where it is, so the
+            # rerun tries it again; records bad in themselves (unreadable, no text, a repeated
+            # id, refused by the mapping) do not
+            held = held or any(d.stage in RETRIED_STAGES for d in batch.dead)
             if run.digest is not None and batch.end is not None and not held:
                 run.ids.save(
                     Saved(
@@ -345,19 +353,23 @@ def ingest(
                     )
                 )
             progress("done", batch.read)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StopWaiting):
         stop.set(signal.SIGINT)
         summary.interrupted = True
+    except BackendError:
+        if not stop.is_set():
+            raise
+        summary.interrupted = True  # the cluster failed while the run was stopping
     finally:
         run.ids.close()
         sink.close()
         summary.untranslated = translate.untranslated
         summary.seconds = time.monotonic() - t0
         summary.dead_letter_file = str(sink.path) if sink.path and sink.count else None
-    if stop.is_set():
-        summary.interrupted = True
+    if stop.is_set() and (abandoned or not read_all):
+        summary.interrupted = True  # (a stop after the last batch changes nothing)
     # a stopped run tries the last calls once: waiting out an outage is not what was asked
-    finish = Patience(budget=0) if summary.interrupted else patience
+    finish = Patience(budget=0) if stop.is_set() else patience
     try:
         if options.refresh and (summary.indexed or created):
             finish.call("refresh the index", lambda: backend.refresh(state.index))
@@ -365,8 +377,9 @@ def ingest(
             "record the translation packages",
             lambda: record_translation(backend, state, translator, options.translate_to),
         )
-    except BackendError:
-        if not summary.interrupted:
+    except (BackendError, StopWaiting):
+        # every batch is written; a refresh happens by itself within a second anyway
+        if not stop.is_set():
             raise
     if summary.interrupted:
         name = signal.Signals(stop.signal_number).name

@@ -167,3 +167,58 @@ def test_read_index_without_patience_fails_at_once() -> None:
     backend = FlakyScan(20, 8, ConnectionFailed("cannot connect"))
     with pytest.raises(ConnectionFailed):
         list(read_index(backend, "src", retry_for=0))  # type: ignore[arg-type]
+
+
+def test_an_unterminated_last_line_is_never_checkpointed_past(tmp_path: Path) -> None:
+    src = tmp_path / "d.jsonl"
+    src.write_bytes(b'{"id": "a", "body": "x"}\n{"id": "b", "body": "half wri')
+    items = list(read_jsonl(src))
+    assert items[0].end == 25 and items[1].end is None  # b may still be being written
+    out = list(batches(read_jsonl(src), text_fields=("body",), max_doc_bytes=100, batch_size=10,
+                       fingerprint="f"))  # fmt: skip
+    assert out[-1].end == Position(25, 1)
+    csv_src = tmp_path / "d.csv"
+    csv_src.write_bytes(b"id,body\na,x\nb,half")
+    rows = list(read_csv(csv_src))
+    assert [r.end for r in rows] == [12, None]
+
+
+def test_one_run_per_checkpoint_and_clear_errors(tmp_path: Path) -> None:
+    from xlidx.errors import ConfigError
+
+    path = tmp_path / "c.sqlite"
+    first = Checkpoint(path)
+    with pytest.raises(ConfigError, match="another xlidx ingest of this file into this index"):
+        Checkpoint(path)
+    first.close()
+    Checkpoint(path).close()  # free again once the first one closed
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match=r"^cannot use the checkpoint .*XLIDX_HOME"):
+        Checkpoint(blocker / "c.sqlite")
+    broken = tmp_path / "broken.sqlite"
+    broken.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ConfigError, match="cannot use the checkpoint"):
+        Checkpoint(broken)
+
+
+def test_the_size_limit_is_part_of_the_checkpoint_key(tmp_path: Path) -> None:
+    base = {"source": tmp_path / "a.jsonl", "fmt": "jsonl", "cluster": "c", "index": "i",
+            "fingerprint": "f"}  # fmt: skip
+    assert checkpoint_key(**base, max_doc_bytes=1000) != checkpoint_key(  # type: ignore[arg-type]
+        **base,
+        max_doc_bytes=2000,  # type: ignore[arg-type]
+    )
+
+
+def test_read_index_keeps_same_ids_of_different_indices() -> None:
+    class TwoIndices:
+        def scan(self, index: str, size: int = 500) -> Iterator[Mapping[str, Any]]:
+            for name in ("a-v1", "b-v1"):
+                yield {"_index": name, "_id": "d1", "_source": {"body": name}}
+
+        def count(self, index: str) -> int:
+            return 2
+
+    items = list(read_index(TwoIndices(), "a-v1,b-v1"))  # type: ignore[arg-type]
+    assert [i.origin for i in items] == ["index:a-v1/d1", "index:b-v1/d1"]

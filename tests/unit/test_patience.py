@@ -133,3 +133,39 @@ def test_never_busy_waits_with_a_fake_sleep() -> None:
     calls, fn = failing(3, ConnectionFailed("down"))
     Patience(budget=600, sleep=slept.append, on_wait=lambda _s: next(counter)).call("x", fn)  # type: ignore[arg-type]
     assert calls and all(0 < s <= 1.0 for s in slept)
+
+
+def test_a_stop_ends_the_wait_at_once(clock: Clock) -> None:
+    from xlidx.pipeline.patience import StopWaiting
+
+    stopping = {"now": False}
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        stopping["now"] = True  # the signal comes during the first wait
+
+    calls, fn = failing(10_000, ConnectionFailed("down"))
+    patience = Patience(budget=600, sleep=sleep, should_stop=lambda: stopping["now"])
+    with pytest.raises(StopWaiting):
+        patience.call("write", fn)  # type: ignore[arg-type]
+    assert len(calls) == 1 and clock.now - 1000.0 <= 1.0
+
+
+def test_documents_turned_away_until_the_budget_is_spent_become_dead_letters(
+    clock: Clock,
+) -> None:
+    """Per-document 429s past the time budget: dead letters, never an exception."""
+    from collections.abc import Iterator, Mapping
+    from typing import Any
+
+    from xlidx.pipeline.write import BulkWriter
+
+    class Busy:
+        def bulk(self, actions: Any, **_kw: Any) -> Iterator[tuple[bool, Mapping[str, Any]]]:
+            for a in actions:
+                yield False, {"index": {"_id": a["_id"], "status": 429, "error": "busy"}}
+
+    writer = BulkWriter(Busy(), patience=Patience(budget=20, sleep=clock.sleep))  # type: ignore[arg-type]
+    res = writer.write_actions([{"_id": "a", "_source": {}}, {"_id": "b", "_source": {}}])
+    assert res.indexed == 0 and res.transient == 2 and [d.id for d in res.dead] == ["a", "b"]
+    assert "HTTP 429" in res.dead[0].reason and res.retries > 2

@@ -220,13 +220,16 @@ def eval_command(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Measure retrieval quality (nDCG@10, RR@10, R@1, R@100) on queries and qrels."""
+    from xlidx.eval.compare import TESTS
     from xlidx.eval.data import read_qrels, read_queries
     from xlidx.eval.harness import EvalOptions, run_eval
     from xlidx.search import Searcher
 
-    sides = parse_compare(compare, parse_modes(mode)) if compare is not None else None
-    if test not in ("student", "fisher", "tukey"):
-        raise ConfigError(f"unknown --test {test!r}: expected student, fisher or tukey")
+    sides = parse_compare(compare) if compare is not None else None
+    if test not in TESTS:
+        raise ConfigError(f"unknown --test {test!r}: expected {', '.join(TESTS)}")
+    if test != "student" and sides is None:
+        raise ConfigError("--test applies with --compare A,B")
     if sides is not None and all(kind == "file" for kind, _ in sides) and not index:
         if qrels is None:
             raise ConfigError("--compare RUN_A,RUN_B needs --qrels FILE")
@@ -356,7 +359,7 @@ def eval_command(
 Side = tuple[str, str]  # ("mode" | "index" | "file", value)
 
 
-def parse_compare(value: str, modes: tuple[str, ...]) -> tuple[Side, Side]:
+def parse_compare(value: str) -> tuple[Side, Side]:
     """``A,B`` → two sides: a mode name, an existing file (a TREC run), else an index."""
     from xlidx.query.plan import MODES
 

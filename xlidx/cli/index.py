@@ -349,8 +349,14 @@ def migrate(
             comparison=result.comparison,
             main_metric=gate_spec.metric,
         )  # fmt: skip
-        path = write_report(report_path or Path(f"xlidx-gate-{new}.html"), data)
-        gated.update(result.to_json(), report=str(path))
+        try:
+            path: str | None = str(
+                write_report(report_path or Path(f"xlidx-gate-{new}.html"), data)
+            )
+        except ConfigError as exc:  # the decision stands without its page
+            err.print(f"warning: {exc}")
+            path = None
+        gated.update(result.to_json(), report=path)
         return result.passed
 
     report = do_migrate(
@@ -477,12 +483,12 @@ def _gate_spec(
     if qrels is None:
         raise ConfigError("--gate needs --qrels FILE (the relevance judgments)")
     from xlidx.eval.data import check_qrels, read_qrels, read_queries
-    from xlidx.eval.gate import GateSpec, measures_for
+    from xlidx.eval.gate import GateSpec, canonical_metric
     from xlidx.query.plan import MODES
 
     if mode not in MODES:
         raise ConfigError(f"unknown --gate-mode {mode!r}: expected {', '.join(MODES)}")
-    measures_for(metric)
+    metric = canonical_metric(metric)
     queries = read_queries(gate)
     judgments = read_qrels(qrels)
     check_qrels(queries, judgments)

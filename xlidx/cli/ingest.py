@@ -239,6 +239,11 @@ def ingest_command(
         assert path is not None
         file = resumable(path, fmt)
         items = FileSource(*file) if file else open_source(path, fmt)
+    if from_start and (queue or not isinstance(items, FileSource)):
+        raise ConfigError(
+            "--from-start applies to in-process ingest of a JSONL or CSV file (the other "
+            "sources and --queue have no checkpoint)"
+        )
     show = not no_progress and not as_json and err.is_terminal
     options = IngestOptions(
         index=index,
@@ -341,7 +346,8 @@ def ingest_command(
     _report(summary, as_json=as_json)
     if interrupted is not None:
         name = signal.Signals(interrupted.signal_number).name
-        err.print(f"interrupted by {name}: {_resume_hint(path, summary)}")
+        hint = _resume_hint(path, summary, checkpointed=isinstance(items, FileSource))
+        err.print(f"interrupted by {name}: {hint}")
         raise typer.Exit(interrupted.exit_code)
     if summary.dead_lettered:
         raise typer.Exit(EXIT_DEAD_LETTERS)
@@ -374,15 +380,16 @@ def _report(summary: IngestSummary, *, as_json: bool) -> None:
         err.print(f"{summary.dead_lettered} record(s) dead-lettered to {summary.dead_letter_file}")
 
 
-def _resume_hint(path: str | None, summary: IngestSummary) -> str:
+def _resume_hint(path: str | None, summary: IngestSummary, *, checkpointed: bool) -> str:
     """What to run to finish the job."""
     again = shlex.join(["xlidx", *sys.argv[1:]])
-    if path == "-":
-        return (
-            f"{summary.read} record(s) done; run `{again}` again with the same input: records "
-            "already indexed are skipped"
-        )
-    return f"{summary.read} record(s) done; `{again}` resumes where this run stopped"
+    if checkpointed:
+        return f"{summary.read} record(s) done; `{again}` resumes where this run stopped"
+    same = " with the same input" if path == "-" else ""
+    return (
+        f"{summary.read} record(s) done; run `{again}` again{same}: records already indexed "
+        "are skipped"
+    )
 
 
 @contextmanager

@@ -83,10 +83,17 @@ class GateSpec:
     device: str = "auto"
 
 
-def measures_for(metric: str) -> tuple[str, ...]:
-    from xlidx.eval.metrics import MEASURES, _parse
+def canonical_metric(metric: str) -> str:
+    """ir-measures' own name of ``metric`` (``MRR@10`` → ``RR@10``), the key its results
+    carry; a one-line ConfigError for an unknown measure."""
+    from xlidx.eval.metrics import _parse
 
-    _parse([metric])  # a one-line ConfigError for an unknown measure
+    return str(_parse([metric])[0])
+
+
+def measures_for(metric: str) -> tuple[str, ...]:
+    from xlidx.eval.metrics import MEASURES
+
     return MEASURES if metric in MEASURES else (*MEASURES, metric)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from xlidx.errors import ConfigError
 from xlidx.eval.data import EvalQuery, Qrels
 from xlidx.eval.harness import ModeReport, worst_queries
-from xlidx.eval.report import MissedQuery, ReportData, render_report
+from xlidx.eval.report import ReportData, render_report
 
 WORST = 10
 
@@ -31,12 +31,7 @@ def report_data(
     names = list(labels) if labels is not None else [r.mode for r in reports]
     modes = [{**r.to_json(), "mode": name} for r, name in zip(reports, names, strict=True)]
     worst = {
-        name: [
-            MissedQuery(
-                qid=w.qid, text=w.text, lang=w.lang, score=w.score, hits=w.hits, missed=w.missed
-            )
-            for w in worst_queries(r, queries, qrels, measure=main_metric, n=WORST)
-        ]
+        name: worst_queries(r, queries, qrels, measure=main_metric, n=WORST)
         for r, name in zip(reports, names, strict=True)
     }
     return ReportData(

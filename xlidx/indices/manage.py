@@ -258,7 +258,7 @@ def migrate(
         "from": state.index,
         "to": new_index,
         "documents": new_count,
-        "kept_for_rollback": state.index,
+        "kept_for_rollback": state.index if moved else None,
         "moved": moved,
     }
 

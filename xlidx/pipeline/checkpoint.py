@@ -17,6 +17,7 @@ checkpoint that is deleted at the end.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -27,9 +28,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from xlidx.documents import canonical_hash
+from xlidx.errors import ConfigError
 
 _CHUNK = 1 << 20
 _PARAMS = 500  # ids per SQL statement (SQLite allows 999 parameters in old builds)
@@ -60,8 +62,18 @@ class Saved:
         return Position(self.offset, self.line)
 
 
-def checkpoint_key(*, source: Path, fmt: str, cluster: str, index: str, fingerprint: str) -> str:
-    """The name of the checkpoint of one source, cluster, index and pipeline (pure)."""
+def checkpoint_key(
+    *,
+    source: Path,
+    fmt: str,
+    cluster: str,
+    index: str,
+    fingerprint: str,
+    max_doc_bytes: int = 0,
+) -> str:
+    """The name of the checkpoint of one source, cluster, index and pipeline (pure). The size
+    limit is part of it: a rerun with a larger ``--max-doc-bytes`` reads the records it
+    refused again."""
     return canonical_hash(
         {
             "source": str(source.expanduser().resolve()),
@@ -69,6 +81,7 @@ def checkpoint_key(*, source: Path, fmt: str, cluster: str, index: str, fingerpr
             "cluster": cluster,
             "index": index,
             "fingerprint": fingerprint,
+            "max_doc_bytes": max_doc_bytes,
         }
     )[:32]
 
@@ -109,15 +122,30 @@ class Checkpoint:
     def __init__(self, path: Path, *, temporary: bool = False) -> None:
         self.path = path
         self.temporary = temporary
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v TEXT)")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, origin TEXT, at INTEGER)"
-        )
+        self._held: IO[str] | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not temporary:  # one run at a time per source, cluster, index and pipeline
+                self._held = path.with_suffix(".lock").open("w")
+                try:
+                    fcntl.flock(self._held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    self._release()
+                    raise ConfigError(
+                        "another xlidx ingest of this file into this index is running "
+                        f"(checkpoint {path}); wait for it or stop it"
+                    ) from None
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v TEXT)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, origin TEXT, at INTEGER)"
+            )
+        except (OSError, sqlite3.Error) as exc:
+            self._release()
+            raise _failed(path, exc) from None
 
     @classmethod
     def temporary_file(cls, directory: Path | None = None) -> Checkpoint:
@@ -126,10 +154,21 @@ class Checkpoint:
         folder = Path(tempfile.mkdtemp(prefix="xlidx-ids-", dir=directory))
         return cls(folder / "ids.sqlite", temporary=True)
 
+    def _release(self) -> None:
+        if self._held is not None:
+            self._held.close()  # closing the file lets the lock go
+            self._held = None
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise _failed(self.path, exc) from None
+
     # -- the position ------------------------------------------------------------------------
     def load(self) -> Saved | None:
         with self._lock:
-            row = self._db.execute("SELECT v FROM state WHERE k = 'saved'").fetchone()
+            row = self._run("SELECT v FROM state WHERE k = 'saved'").fetchone()
         if row is None:
             return None
         try:
@@ -141,19 +180,19 @@ class Checkpoint:
         data = asdict(saved) if isinstance(saved, Saved) else dict(saved)
         data.setdefault("updated", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         with self._lock:
-            self._db.execute(
+            self._run(
                 "INSERT OR REPLACE INTO state (k, v) VALUES ('saved', ?)", (json.dumps(data),)
             )
 
     def resume_at(self, saved: Saved) -> None:
         """Forget the ids read after ``saved`` (read, but never written, before the stop)."""
         with self._lock:
-            self._db.execute("DELETE FROM seen WHERE at > ?", (saved.offset,))
+            self._run("DELETE FROM seen WHERE at > ?", (saved.offset,))
 
     def reset(self) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM state")
-            self._db.execute("DELETE FROM seen")
+            self._run("DELETE FROM state")
+            self._run("DELETE FROM seen")
 
     # -- ids ---------------------------------------------------------------------------------
     def claim(self, entries: Sequence[tuple[str, str, int]]) -> dict[int, str]:
@@ -168,7 +207,7 @@ class Checkpoint:
                 part = ids[i : i + _PARAMS]
                 marks = ",".join("?" * len(part))
                 known.update(
-                    self._db.execute(
+                    self._run(
                         f"SELECT id, origin FROM seen WHERE id IN ({marks})",  # noqa: S608
                         part,
                     ).fetchall()
@@ -180,13 +219,27 @@ class Checkpoint:
                     continue
                 known[doc_id] = origin
                 fresh.append((doc_id, origin, at))
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO seen (id, origin, at) VALUES (?, ?, ?)", fresh)
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("BEGIN")
+                self._db.executemany("INSERT INTO seen (id, origin, at) VALUES (?, ?, ?)", fresh)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise _failed(self.path, exc) from None
         return repeats
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._release()
         if self.temporary:
             shutil.rmtree(self.path.parent, ignore_errors=True)
+
+
+def _failed(path: Path, exc: BaseException) -> ConfigError:
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return ConfigError(
+        f"cannot use the checkpoint {path}: {detail} (set XLIDX_HOME to a writable folder, or "
+        "delete the file to start over)"
+    )

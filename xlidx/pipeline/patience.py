@@ -2,8 +2,8 @@
 
 A :class:`Patience` runs one cluster call and, while the failure is transient (nothing
 answered, 429, 502/503/504, a cluster block that lifts by itself), tries it again with
-exponential backoff and jitter (tenacity) until the call has failed for ``budget`` seconds in a
-row. Waiting is reported every second through ``on_wait`` so a progress bar can say "waiting for
+exponential backoff and jitter (tenacity) until ``budget`` seconds have passed since the call
+began (a bulk request that made progress before failing counts from its start). Waiting is reported every second through ``on_wait`` so a progress bar can say "waiting for
 the cluster (n s)"; ``on_wait(None)`` says the wait is over.
 """
 
@@ -33,6 +33,10 @@ T = TypeVar("T")
 WaitReport = Callable[[float | None], None]
 
 
+class StopWaiting(Exception):
+    """Raised out of a wait when ``Patience.should_stop`` says the run is stopping."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """A cluster failure that waiting can cure."""
     return isinstance(exc, BackendError) and exc.transient
@@ -49,6 +53,7 @@ class Patience:
     initial: float = 0.5
     max_wait: float = 10.0
     on_wait: WaitReport | None = None
+    should_stop: Callable[[], bool] | None = None  # a stopping run does not wait any longer
     sleep: Callable[[float], None] = time.sleep
     _waiting: int = field(default=0, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -64,6 +69,8 @@ class Patience:
         def sleep(seconds: float) -> None:
             left = seconds
             while True:
+                if self.should_stop is not None and self.should_stop():
+                    raise StopWaiting
                 if self.on_wait is not None:
                     self.on_wait(time.monotonic() - started)
                 if left <= 0:

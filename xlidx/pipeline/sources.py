@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
     from xlidx.backends.base import Backend
 
 FORMATS = ("jsonl", "csv", "dir")
+MAX_FRUITLESS_REOPENS = 5
 _TEXT_SUFFIXES = (".txt", ".md")
 
 
@@ -45,22 +45,24 @@ def read_jsonl_stream(
     its file the stream starts (a resumed read), so that origins and offsets stay the file's."""
     for n, data in enumerate(stream, start=line + 1):
         offset += len(data)
+        # a last line without its newline may still be being written: never checkpoint past it
+        end = offset if data.endswith(b"\n") else None
         origin = f"{name}:{n}"
         text, bad = _decode(data.rstrip(b"\r\n"), origin)
         if bad is not None:
-            yield replace(bad, end=offset, line=n)
+            yield replace(bad, end=end, line=n)
             continue
         assert text is not None
         if not text.strip():
             continue
         try:
-            yield RawItem(origin, payload=json.loads(text), end=offset, line=n)
+            yield RawItem(origin, payload=json.loads(text), end=end, line=n)
         except json.JSONDecodeError as exc:
             yield RawItem(
                 origin,
                 error=f"malformed JSON: {exc.msg} (column {exc.colno})",
                 raw=text,
-                end=offset,
+                end=end,
                 line=n,
             )
 
@@ -80,11 +82,13 @@ class _Lines:
 
     def __init__(self, stream: IO[bytes], offset: int = 0, line: int = 0) -> None:
         self.stream, self.offset, self.line = stream, offset, line
+        self.complete = True  # the last line handed out ends with its newline
 
     def __iter__(self) -> Iterator[str]:
         for data in self.stream:
             self.offset += len(data)
             self.line += 1
+            self.complete = data.endswith(b"\n")
             yield data.decode("utf-8", errors="surrogateescape")
 
 
@@ -109,7 +113,7 @@ def read_csv_stream(
             return
         for row in reader:
             origin = f"{name}:{lines.line}"
-            end, n = lines.offset, lines.line
+            end, n = (lines.offset if lines.complete else None), lines.line
             if None in row:
                 yield RawItem(
                     origin,
@@ -217,30 +221,35 @@ def read_index(
     The document's ``_id`` becomes the record id unless the source has an ``id`` field. When
     the cluster fails while reading, or the scroll is lost (it expired, or its node
     restarted), the read waits for the cluster for up to ``retry_for`` seconds, opens a new
-    scroll and skips the hits it already gave (their ids are kept in memory).
+    scroll and skips the hits it already gave (their index and id are kept in memory); a
+    scroll reopened ``MAX_FRUITLESS_REOPENS`` times in a row without a new hit gives up.
     """
     from xlidx.errors import BackendError
     from xlidx.pipeline.patience import Patience, is_transient
 
-    given: set[str] = set()
+    given: set[tuple[str, str]] = set()
     patience = Patience(budget=retry_for)
-    deadline = time.monotonic() + retry_for
+    fruitless = 0
     while True:
+        before = len(given)
         try:
             for hit in backend.scan(index, size=batch_size):
-                if hit["_id"] in given:
+                key = (str(hit["_index"]), str(hit["_id"]))
+                if key in given:
                     continue
-                given.add(hit["_id"])
+                given.add(key)
                 src = dict(hit.get("_source") or {})
                 src.setdefault("id", hit["_id"])
                 yield RawItem(f"index:{hit['_index']}/{hit['_id']}", payload=src)
             return
         except BackendError as exc:
             lost = exc.status == 404 and "search_context_missing" in str(exc.details or exc)
-            if not (lost or is_transient(exc)) or time.monotonic() > deadline:
+            fruitless = 0 if len(given) > before else fruitless + 1
+            if not (lost or is_transient(exc)) or retry_for <= 0:
+                raise
+            if fruitless > MAX_FRUITLESS_REOPENS:
                 raise
             patience.call(f"read {index}", lambda: backend.count(index))  # the cluster is back
-            deadline = time.monotonic() + retry_for
 
 
 def resumable(source: str, fmt: str | None = None) -> tuple[Path, str] | None:

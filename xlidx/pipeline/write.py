@@ -101,9 +101,6 @@ class WriteResult:
 class _TurnedAway(BackendError):
     """Some documents of a request were refused with 429 or 5xx (the rest was written)."""
 
-    def __init__(self, n: int, status: int) -> None:
-        super().__init__(f"the cluster turned away {n} document(s) (HTTP {status})", status=status)
-
 
 @dataclass
 class BulkWriter:
@@ -192,7 +189,11 @@ class BulkWriter:
                 pending = [a for a in pending if str(a.get("_id")) not in finished]
             if pending:
                 statuses = [next(iter(refused[i].values())).get("status") for i in refused]
-                raise _TurnedAway(len(pending), max((s for s in statuses if s), default=503))
+                status = max((s for s in statuses if s), default=503)
+                raise _TurnedAway(
+                    f"the cluster turned away {len(pending)} document(s) (HTTP {status})",
+                    status=status,
+                )
 
         try:
             self.patience.call("write documents", send)
