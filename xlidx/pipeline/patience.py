@@ -3,8 +3,9 @@
 A :class:`Patience` runs one cluster call and, while the failure is transient (nothing
 answered, 429, 502/503/504, a cluster block that lifts by itself), tries it again with
 exponential backoff and jitter (tenacity) until ``budget`` seconds have passed since the call
-began (a bulk request that made progress before failing counts from its start). Waiting is reported every second through ``on_wait`` so a progress bar can say "waiting for
-the cluster (n s)"; ``on_wait(None)`` says the wait is over.
+began (a bulk request that made progress before failing counts from its start). Waiting is
+reported every second through ``on_wait`` so a progress bar can say "waiting for the cluster
+(n s)"; ``on_wait(None)`` says the wait is over, and ``should_stop`` ends a wait at once.
 """
 
 from __future__ import annotations
