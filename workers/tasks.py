@@ -32,6 +32,7 @@ from xlidx.errors import BackendError, ModelMismatch, QueueError, XlidxError
 from xlidx.indices.spec import check_model
 from xlidx.jobs.options import JobOptions
 from xlidx.jobs.settings import retry_delay
+from xlidx.pipeline.patience import is_transient as cluster_transient
 from xlidx.pipeline.stages import Batch, Translate, embed_stage, skip_unchanged
 from xlidx.pipeline.wire import decode_prepared, encode_prepared
 
@@ -44,9 +45,8 @@ MAX_DELIVERIES = (
 
 
 def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, QueueError) or (
-        isinstance(exc, BackendError) and getattr(exc, "transient", False)
-    )
+    """Worth a retry: the job store or the broker away, or a cluster failure waiting cures."""
+    return isinstance(exc, QueueError) or cluster_transient(exc)
 
 
 def _batch(payload: Payload) -> Batch:

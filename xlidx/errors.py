@@ -82,9 +82,14 @@ class BackendError(XlidxError):
         """Worth retrying later: nothing answered, the cluster was busy or failing (429, 5xx),
         or a block that lifts by itself (the disk flood stage's read-only-allow-delete, which
         OpenSearch answers with 403)."""
-        if self.status is not None and (self.status == 429 or 500 <= self.status <= 599):
+        if transient_status(self.status):
             return True
         return self.status == 403 and "allow delete" in str(self.details or self.message)
+
+
+def transient_status(status: object) -> bool:
+    """An HTTP status worth retrying later: 429 (busy) or 5xx (failing)."""
+    return isinstance(status, int) and (status == 429 or 500 <= status <= 599)
 
 
 class ConnectionFailed(BackendError):

@@ -170,6 +170,7 @@ class _Run:
     ids: Checkpoint
     digest: PrefixDigest | None = None  # set when the source is checkpointed
     resumed: Saved | None = None
+    index_created: str = ""  # the index's ``_meta.xlidx.created_at``, recorded with each save
 
 
 def _open_run(
@@ -184,10 +185,9 @@ def _open_run(
 ) -> _Run:
     """The items to read, from a checkpoint's position when it still holds (never into an
     index this run created: whatever a checkpoint says was written there is gone)."""
-    if not isinstance(items, FileSource):
-        return _Run(iter(items), Checkpoint.temporary_file())
-    if options.checkpoints is None:
-        return _Run(items.read(), Checkpoint.temporary_file())
+    if not isinstance(items, FileSource) or options.checkpoints is None:
+        source = items.read() if isinstance(items, FileSource) else iter(items)
+        return _Run(source, Checkpoint.temporary_file())
     key = checkpoint_key(
         source=items.path,
         fmt=items.fmt,
@@ -197,9 +197,9 @@ def _open_run(
         max_doc_bytes=options.max_doc_bytes,
     )
     ckpt = Checkpoint(options.checkpoints / f"{key}.sqlite")
-    digest = PrefixDigest(items.path)
     saved = ckpt.load()
     created_at = str(state.xlidx_meta.get("created_at", ""))
+    digest = PrefixDigest(items.path)
     if saved is not None and not options.from_start and not created:
         if saved.index != state.index or saved.index_created != created_at:
             summary.checkpoint_note = (
@@ -214,9 +214,10 @@ def _open_run(
         else:
             ckpt.resume_at(saved)
             summary.resumed_after, summary.resumed_line = saved.records, saved.line
-            return _Run(items.read(saved.position), ckpt, digest, saved)
+            return _Run(items.read(saved.position), ckpt, digest, saved, created_at)
     ckpt.reset()
-    return _Run(items.read(), ckpt, PrefixDigest(items.path))
+    # a digest that failed to match has read on: start the new one from the file's beginning
+    return _Run(items.read(), ckpt, PrefixDigest(items.path), index_created=created_at)
 
 
 def ingest(
@@ -267,7 +268,6 @@ def ingest(
     )
     run = _open_run(items, options, backend, state, fingerprint, summary, created=created)
     resumed_records = run.resumed.records if run.resumed else 0
-    created_at = str(state.xlidx_meta.get("created_at", ""))
     held = False
     read_all = False  # the source was read to its end
     abandoned = 0
@@ -348,7 +348,7 @@ def ingest(
                         records=resumed_records + summary.read,
                         digest=run.digest.advance(batch.end.offset),
                         index=state.index,
-                        index_created=created_at,
+                        index_created=run.index_created,
                         updated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     )
                 )

@@ -139,6 +139,20 @@ def ids_in(settings: ConnectionSettings, index: str) -> list[str]:
     return [h["_id"] for h in res["hits"]["hits"]]
 
 
+def _assert_every_batch_once(
+    proc: subprocess.CompletedProcess[str], settings: ConnectionSettings, index: str, n: int
+) -> None:
+    """The ``--wait`` client saw all 30 batches done, nothing dead-lettered, and the index holds
+    documents d0…d{n-1}, each once."""
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["batches_done"] == summary["batches"] == 30
+    assert summary["dead_lettered"] == 0
+    assert summary["indexed"] + summary["unchanged"] == n
+    ids = ids_in(settings, index)
+    assert len(ids) == n and sorted(set(ids)) == sorted(f"d{i}" for i in range(n))
+
+
 def test_n_queued_n_indexed_through_one_worker_per_queue(
     workers: Workers, queue_env: dict[str, str], dev_node: ConnectionSettings, index_name: str,
     tmp_path: Path,
@@ -218,14 +232,7 @@ def test_sigkilled_worker_restarted_loses_and_duplicates_nothing(
     _when_batches_done(queue_env, 3)
     embed.kill()  # SIGKILL, main process and pool process alike: nothing is acknowledged
     workers.xlidx("embed")
-    proc = finished(400)
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
-    assert summary["batches_done"] == summary["batches"] == 30
-    assert summary["dead_lettered"] == 0
-    assert summary["indexed"] + summary["unchanged"] == n
-    ids = ids_in(dev_node, index_name)
-    assert len(ids) == n and sorted(set(ids)) == sorted(f"d{i}" for i in range(n))
+    _assert_every_batch_once(finished(400), dev_node, index_name, n)
 
 
 def test_a_lost_message_is_sent_again(
@@ -504,14 +511,7 @@ def test_sigterm_mid_batch_warm_shutdown_loses_nothing(
     assert _unacked_on(redis_server, "embed") == [], log
 
     successor = workers.xlidx("embed")
-    proc = finished(300)
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
-    assert summary["batches_done"] == summary["batches"] == 30
-    assert summary["dead_lettered"] == 0
-    assert summary["indexed"] + summary["unchanged"] == n
-    ids = ids_in(dev_node, index_name)
-    assert len(ids) == n and sorted(set(ids)) == sorted(f"d{i}" for i in range(n))
+    _assert_every_batch_once(finished(300), dev_node, index_name, n)
     # the batch finished at shutdown was not put back on the queue: it never ran again
     received, embedded = _embed_log(successor.text())
     assert in_flight not in received and batch not in embedded, successor.text()

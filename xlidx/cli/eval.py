@@ -406,21 +406,19 @@ def _compare_files_only(
 
     a, b = (read_trec_run(v) for _k, v in sides)
     comparison = compare_runs(
-        a, b, judgments.judgments, labels=(Path(sides[0][1]).name, Path(sides[1][1]).name),
+        a, b, judgments.judgments, labels=(_label(sides[0], None), _label(sides[1], None)),
         test=test,
     )  # fmt: skip
     if report_path is not None:
-        from datetime import datetime, timezone
+        from xlidx.eval.reporting import report_data, write_report
 
-        from xlidx.eval.report import ReportData
-        from xlidx.eval.reporting import write_report
-
-        data = ReportData(
-            title="xlidx eval: run comparison",
+        data = report_data(
+            "xlidx eval: run comparison",
+            [],
+            [],
+            judgments,
             settings={"run A": sides[0][1], "run B": sides[1][1], "test": test},
-            modes=[],
             comparison=comparison,
-            generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         written = write_report(report_path, data)
         if not as_json:

@@ -26,6 +26,7 @@ from typing import Any
 from xlidx.errors import ConfigError
 from xlidx.eval.data import EvalQuery, Qrels, check_qrels
 from xlidx.eval.metrics import MEASURES, aggregate, ordered, per_query, write_trec_run
+from xlidx.eval.report import MissedQuery
 from xlidx.query.plan import MODES, Query
 from xlidx.search import QueryResult, Searcher
 
@@ -311,18 +312,6 @@ def run_eval(
     return reports
 
 
-@dataclass(frozen=True)
-class WorstQuery:
-    """A query that ranked badly: its hits (relevant ones marked) and what it missed."""
-
-    qid: str
-    text: str
-    lang: str
-    score: float
-    hits: list[tuple[str, str, float, bool]]  # (doc id, doc language, score, relevant)
-    missed: list[tuple[str, str]]  # relevant documents not among ``hits``: (id, language)
-
-
 def worst_queries(
     report: ModeReport,
     queries: Sequence[EvalQuery],
@@ -331,13 +320,13 @@ def worst_queries(
     measure: str = "nDCG@10",
     n: int = 10,
     depth: int = 10,
-) -> list[WorstQuery]:
+) -> list[MissedQuery]:
     """The ``n`` judged queries with the lowest ``measure`` in ``report`` (ties: query order),
     each with its top ``depth`` hits and the relevant documents it did not rank there."""
     by_id = {q.qid: q for q in queries}
     order = {q.qid: i for i, q in enumerate(queries)}
     scored = [(v.get(measure, 0.0), order.get(qid, 0), qid) for qid, v in report.per_query.items()]
-    out: list[WorstQuery] = []
+    out: list[MissedQuery] = []
     for score, _i, qid in sorted(scored)[:n]:
         judged = qrels.judgments.get(qid, {})
         hits = report.run.get(qid, [])[:depth]
@@ -354,7 +343,7 @@ def worst_queries(
         ]
         q = by_id.get(qid)
         out.append(
-            WorstQuery(
+            MissedQuery(
                 qid=qid,
                 text=q.text if q else "",
                 lang=report.query_langs.get(qid) or (q.lang if q and q.lang else UNKNOWN_LANG),

@@ -120,8 +120,8 @@ class MissedQuery:
 
 
 class WorstLike(Protocol):
-    """What the page reads of a worst query: :class:`MissedQuery`, or any object with the same
-    attributes (``xlidx.eval.harness.WorstQuery``, say)."""
+    """What the page reads of a worst query: :class:`MissedQuery` (what
+    ``xlidx.eval.harness.worst_queries`` gives), or any object with the same attributes."""
 
     @property
     def qid(self) -> str: ...

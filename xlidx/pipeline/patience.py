@@ -45,8 +45,8 @@ def is_transient(exc: BaseException) -> bool:
 
 @dataclass
 class Patience:
-    """Retry policy for cluster calls: a time budget (``budget`` seconds of failing in a row),
-    or, with ``attempts``, a number of retries (what a queue worker wants: Celery retries
+    """Retry policy for cluster calls: a time budget (``budget`` seconds from the start of a
+    call), or, with ``attempts``, a number of retries (what a queue worker wants: Celery retries
     after it)."""
 
     budget: float = DEFAULT_RETRY_FOR

@@ -20,7 +20,7 @@ from typing import Any
 
 from xlidx.backends.base import Backend
 from xlidx.documents import UNDETERMINED, DeadLetter, Prepared
-from xlidx.errors import BackendError
+from xlidx.errors import BackendError, transient_status
 from xlidx.pipeline.patience import Patience
 from xlidx.pipeline.segments import field_units
 
@@ -178,8 +178,7 @@ class BulkWriter:
                 ):
                     info = next(iter(item.values()))
                     doc_id = str(info.get("_id"))
-                    status = info.get("status")
-                    if not ok and isinstance(status, int) and (status == 429 or status >= 500):
+                    if not ok and transient_status(info.get("status")):
                         refused[doc_id] = item  # sent again below, while patience lasts
                         continue
                     finished.add(doc_id)
