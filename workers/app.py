@@ -32,6 +32,7 @@ ROUTES: dict[str, dict[str, str]] = {
     "xlidx.translate": {"queue": "translate"},
     "xlidx.embed": {"queue": "embed"},
     "xlidx.describe_model": {"queue": "embed"},
+    "xlidx.calibrate": {"queue": "embed"},
     "xlidx.write": {"queue": "write"},
 }
 

@@ -37,6 +37,7 @@ log = logging.getLogger("xlidx.worker")
 ENV_QUEUES = ENV_WORKER_QUEUES
 ENV_DEVICE = ENV_WORKER_DEVICE
 ENV_MODEL = ENV_EMBED_MODEL
+CALIBRATION_TTL = 5.0  # seconds a write worker keeps an index's calibration before reading it
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Holder:
     _detectors: dict[tuple[tuple[str, ...], float], Any] = field(default_factory=dict)
     _translator: Any = None
     recorded_packages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _calibrations: dict[str, tuple[float, Any]] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def settings(self) -> ConnectionSettings:
@@ -89,6 +91,27 @@ class Holder:
                 log.info("loaded embedding model %s in %.1fs", spec, time.monotonic() - t0)
                 self._embedders[spec] = embedder
             return self._embedders[spec]
+
+    def calibration(self, index: str, *, fresh: bool = False) -> Any:
+        """The calibration of xlidx index ``index`` (its ``_meta``), read again after
+        ``CALIBRATION_TTL`` seconds: what the write tasks center new passages with."""
+        from xlidx.indices.calibration import from_index_meta
+        from xlidx.indices.manage import resolve
+
+        now = time.monotonic()
+        with self._lock:
+            cached = self._calibrations.get(index)
+            if cached is not None and not fresh and now - cached[0] < CALIBRATION_TTL:
+                return cached[1]
+        state = resolve(self.backend(), index)
+        cal = from_index_meta(state.xlidx_meta) if state is not None else None
+        with self._lock:
+            self._calibrations[index] = (now, cal)
+        return cal
+
+    def forget_calibration(self, index: str) -> None:
+        with self._lock:
+            self._calibrations.pop(index, None)
 
     def detector(self, languages: Sequence[str], min_confidence: float) -> Any:
         key = (tuple(languages), float(min_confidence))

@@ -277,7 +277,12 @@ def _write(payload: Payload) -> Payload:
         writer = BulkWriter(
             holder.backend(), patience=Patience(attempts=2, max_wait=5.0), concurrency=1
         )
-        res = writer.write(opts.index, batch.prepared, model=str(opts.embedding.get("model")))
+        res = writer.write(
+            opts.index,
+            batch.prepared,
+            model=str(opts.embedding.get("model")),
+            calibration=holder.calibration(opts.index),
+        )
         if res.transient:
             raise BackendError(
                 f"the cluster turned away {res.transient} document(s) with 429 or 5xx",
@@ -288,7 +293,27 @@ def _write(payload: Payload) -> Payload:
         rejected = {d.id for d in res.dead}
         languages.update(p.lang for p in batch.prepared if p.record.id not in rejected)
     finish(payload, indexed=indexed, languages=languages, letters=letters)
+    _calibrate_when_due(opts, str(payload["job"]), wrote=bool(indexed))
     return _empty(payload)
+
+
+def _calibrate_when_due(opts: JobOptions, job: str, *, wrote: bool) -> None:
+    """Ask an embed worker to calibrate when a language has become due, and when the job's
+    last batch is done (it moves what workers wrote with a calibration that just changed).
+    The batch is written either way: a failure here is logged, never retried."""
+    from xlidx.indices.calibrate import due
+    from xlidx.indices.manage import resolve
+
+    try:
+        progress = holder.store().progress(job)
+        last = progress is not None and progress.finished
+        state = resolve(holder.backend(), opts.index) if (wrote or last) else None
+        if state is None or not (last or due(holder.backend(), state)):
+            return
+        if holder.store().request_calibration(opts.index):
+            calibrate_index.apply_async(args=[opts.to_dict()])
+    except XlidxError as exc:
+        log.warning("could not check the calibration of %s: %s", opts.index, exc)
 
 
 @shared_task(
@@ -309,6 +334,45 @@ def embed(self: BatchTask, payload: Payload) -> Payload:
 def write(self: BatchTask, payload: Payload) -> Payload:
     """Bulk-write the batch, then record its result and dead letters once."""
     return run(self, payload, _write)
+
+
+@shared_task(name="xlidx.calibrate", ignore_result=True)
+def calibrate_index(options: Payload) -> None:
+    """Calibrate the job's index (languages now due), then move vectors that workers wrote
+    with a calibration that changed meanwhile; again while more requests came in."""
+    from xlidx.indices.calibrate import IndexModel, calibrate, rewrite
+    from xlidx.indices.manage import resolve
+
+    opts = JobOptions.from_dict(options)
+    store = holder.store()
+    again = True
+    try:
+        while again:
+            store.calibration_starts(opts.index)
+            state = resolve(holder.backend(), opts.index)
+            if state is None:
+                break
+            embedder = holder.embedder(opts.model)
+            done = calibrate(
+                holder.backend(), state, encoder=IndexModel(state, embedder=embedder), full=False
+            )
+            if done is not None:
+                log.info("calibrated %s: %s", opts.index, done.calibration.reason)
+            else:
+                cal = holder.calibration(opts.index, fresh=True)
+                if cal is not None:
+                    moved, _ = rewrite(holder.backend(), state.index, cal)
+                    if moved:
+                        log.info("moved the vectors of %d document(s) of %s", moved, opts.index)
+            holder.forget_calibration(opts.index)
+            again = store.calibration_done(opts.index)
+    except XlidxError as exc:
+        log.error("calibrating %s failed: %s", opts.index, exc)
+        try:  # release the lock; the next batch or job asks again
+            store.calibration_starts(opts.index)
+            store.calibration_done(opts.index)
+        except QueueError:
+            pass  # the lock lapses by itself
 
 
 @shared_task(name="xlidx.describe_model", ignore_result=False)

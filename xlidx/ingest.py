@@ -26,7 +26,8 @@ from xlidx.documents import (
     RawItem,
 )
 from xlidx.errors import BackendError, Interrupted, ModelError
-from xlidx.indices.manage import IndexState, ensure, update_meta
+from xlidx.indices.calibrate import AutoCalibration, IndexModel
+from xlidx.indices.manage import IndexState, ensure, update_meta, version_state
 from xlidx.indices.spec import IndexSpec, VectorSpec, check_model, merge_packages
 from xlidx.pipeline.checkpoint import (
     Checkpoint,
@@ -97,6 +98,7 @@ class IngestSummary:
     resumed_after: int | None = None  # records of the source a checkpoint let this run skip
     resumed_line: int | None = None  # the source line the run resumed after
     checkpoint_note: str | None = None  # why a checkpoint was not used
+    calibration: dict[str, Any] | None = None  # the calibration this run made, if any
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +115,7 @@ class IngestSummary:
             "resumed_after": self.resumed_after,
             "resumed_line": self.resumed_line,
             "checkpoint_note": self.checkpoint_note,
+            "calibration": self.calibration,
         }
 
 
@@ -262,6 +265,7 @@ def ingest(
     patience = Patience(budget=options.retry_for, on_wait=on_wait, should_stop=stop.is_set)
     translate = Translate(translator, options.translate_to)
     writer = BulkWriter(backend, patience=patience)
+    auto = AutoCalibration(backend, state, IndexModel(state, embedder=embedder), run=patience.call)
     summary = IngestSummary(index=state.index)
     fingerprint = pipeline_fingerprint(
         embedding, translate_to=options.translate_to, text_fields=options.text_fields
@@ -322,14 +326,19 @@ def ingest(
                 continue
             if batch.prepared:
                 progress("writing", 0)
-                res = writer.write(state.index, batch.prepared, model=embedder.name)
+                res = writer.write(
+                    state.index, batch.prepared, model=embedder.name, calibration=auto.current
+                )
                 held = held or res.transient > 0
                 summary.indexed += res.indexed
                 batch.dead.extend(res.dead)
-                written = {d.id for d in res.dead}
-                summary.languages.update(
-                    p.lang for p in batch.prepared if p.record.id not in written
-                )
+                refused = {d.id for d in res.dead}
+                langs = [p.lang for p in batch.prepared if p.record.id not in refused]
+                summary.languages.update(langs)
+                auto.counts.update(langs)
+                if auto.due():  # a language has enough documents for means of its own
+                    progress("calibrating", 0)
+                    auto.calibrate()
             for letter in batch.dead:
                 sink.add(letter)
             summary.read += batch.read
@@ -377,10 +386,15 @@ def ingest(
             "record the translation packages",
             lambda: record_translation(backend, state, translator, options.translate_to),
         )
+        if not stop.is_set() and auto.due():
+            progress("calibrating", 0)
+            auto.calibrate()
     except (BackendError, StopWaiting):
         # every batch is written; a refresh happens by itself within a second anyway
         if not stop.is_set():
             raise
+    if auto.made:
+        summary.calibration = auto.made[-1].to_json()
     if summary.interrupted:
         name = signal.Signals(stop.signal_number).name
         raise Interrupted(
@@ -398,6 +412,7 @@ def record_translation(
     translate_to: Sequence[str],
 ) -> None:
     """Keep ``_meta`` true to what produced the index's translations."""
+    state = version_state(backend, state.index)  # fresh: a calibration may have moved it
     x = dict(state.xlidx_meta)
     used = translator.describe() if translator is not None else []
     packages = merge_packages(x.get("translation_packages", []), used)

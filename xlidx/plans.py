@@ -55,6 +55,7 @@ class QueryPlan:
     highlight: bool = False
     source_includes: tuple[str, ...] | None = None
     balance: bool = False  # per-language normalization before fusion
+    centering: bool = True  # center the query vector when the index is calibrated to
 
     @property
     def window(self) -> int:

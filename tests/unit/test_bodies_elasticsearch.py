@@ -297,6 +297,8 @@ def test_mapping_dense_vector_golden() -> None:
             "lang": {"type": "keyword"},
             "field": {"type": "keyword"},
             "n": {"type": "integer"},
+            "center": {"type": "keyword"},
+            "norm": {"type": "float", "index": False},
         },
     }
     x = body["mappings"]["_meta"]["xlidx"]

@@ -313,6 +313,8 @@ def test_mapping_knn_vector() -> None:
             "lang": {"type": "keyword"},
             "field": {"type": "keyword"},
             "n": {"type": "integer"},
+            "center": {"type": "keyword"},
+            "norm": {"type": "float", "index": False},
         },
     }
     x = body["mappings"]["_meta"]["xlidx"]

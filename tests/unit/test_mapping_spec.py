@@ -101,6 +101,8 @@ def test_index_body_golden() -> None:
             "lang": {"type": "keyword"},
             "field": {"type": "keyword"},
             "n": {"type": "integer"},
+            "center": {"type": "keyword"},
+            "norm": {"type": "float", "index": False},
         },
     }
     templates = {next(iter(t)): next(iter(t.values())) for t in m["dynamic_templates"]}

@@ -116,3 +116,30 @@ def test_random_texts_keep_every_character(seed: int) -> None:
     limit = rng.randint(3 if counter is wordpieces else 1, 40)
     passages = split_passages(text, max_tokens=limit, count_tokens=counter)
     assert_valid(text, passages, limit, counter)
+
+
+# Long texts in scripts with other sentence marks: Devanagari's danda, the Arabic question mark
+# and the Urdu full stop, and the scripts that mark sentences with spaces (Thai) or with few
+# marks and spaces between phrases (Khmer, Myanmar). Each is split, and nothing is lost.
+SCRIPT_SENTENCES = {
+    "hi": ("यह एक लंबा वाक्य है जो कई शब्दों से बना है।", "क्या आप आज बाज़ार जाएँगे?"),
+    "ar": ("ذهب الطالب إلى المكتبة في الصباح الباكر.", "هل قرأت الكتاب الجديد؟"),
+    "ur": ("یہ ایک لمبا جملہ ہے جو کئی الفاظ پر مشتمل ہے۔", "کیا آپ کل آئیں گے؟"),
+    "th": ("วันนี้อากาศดีมาก", "เราไปเดินเล่นที่สวนสาธารณะกัน"),
+    "km": ("ខ្ញុំស្រឡាញ់ប្រទេសកម្ពុជា។", "ថ្ងៃនេះអាកាសធាតុល្អណាស់ យើងទៅដើរលេង"),
+    "my": ("ကျွန်တော် ကျောင်းသား ဖြစ်ပါတယ်။", "ဒီနေ့ ရာသီဥတု ကောင်းပါတယ်။"),
+}
+
+
+@pytest.mark.parametrize("code", sorted(SCRIPT_SENTENCES))
+def test_long_text_in_every_script_is_split_and_never_truncated(code: str) -> None:
+    a, b = SCRIPT_SENTENCES[code]
+    text = " ".join([a, b] * 40)
+    assert len(split_sentences(text)) >= 80  # every sentence (and phrase) found
+    passages = split_passages(text, max_tokens=60, count_tokens=chars)
+    assert len(passages) > 10
+    assert_valid(text, passages, 60, chars)
+    assert squash("".join(passages)) == squash(text)  # not one character lost
+    for p in passages:  # cuts fall at the sentence marks or spaces, never inside a word
+        start = text.index(p)
+        assert start == 0 or text[start - 1].isspace() or text[start - 1] in "।؟۔?.។။"

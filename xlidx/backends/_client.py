@@ -124,9 +124,19 @@ class ClientBackend(Backend):
         return responses
 
     def scan(
-        self, index: str, query: Mapping[str, Any] | None = None, *, size: int = 500
+        self,
+        index: str,
+        query: Mapping[str, Any] | None = None,
+        *,
+        size: int = 500,
+        source: Sequence[str] | None = None,
+        versions: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        body = {"query": dict(query) if query is not None else {"match_all": {}}}
+        body: dict[str, Any] = {"query": dict(query) if query is not None else {"match_all": {}}}
+        if source is not None:
+            body["_source"] = list(source)
+        if versions:
+            body["seq_no_primary_term"] = True
         hits = self._helpers().scan(self.client, index=index, size=size, scroll="10m", query=body)
         try:
             yield from hits

@@ -147,6 +147,10 @@ class Backend(ABC):
     def put_meta(self, index: str, meta: Mapping[str, Any]) -> None: ...
 
     @abstractmethod
+    def add_fields(self, index: str, properties: Mapping[str, Any]) -> None:
+        """Add fields to an index's mapping (``properties`` as in a mapping body)."""
+
+    @abstractmethod
     def update_aliases(self, actions: Sequence[Mapping[str, Any]]) -> None:
         """Apply alias actions in one atomic call."""
 
@@ -180,9 +184,17 @@ class Backend(ABC):
 
     @abstractmethod
     def scan(
-        self, index: str, query: Mapping[str, Any] | None = None, *, size: int = 500
+        self,
+        index: str,
+        query: Mapping[str, Any] | None = None,
+        *,
+        size: int = 500,
+        source: Sequence[str] | None = None,
+        versions: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """Every hit of ``query`` (default: all documents), read with scroll."""
+        """Every hit of ``query`` (default: all documents), read with scroll; ``source``:
+        the fields of ``_source`` to read (default all); ``versions``: hits carry
+        ``_seq_no`` and ``_primary_term`` (for conditional writes)."""
 
     @abstractmethod
     def bulk(

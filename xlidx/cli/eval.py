@@ -161,6 +161,13 @@ def eval_command(
     balance: Annotated[
         bool, typer.Option("--balance", help="Per-language normalization before hybrid fusion.")
     ] = False,
+    centering: Annotated[
+        bool,
+        typer.Option(
+            help="Center query vectors where the index is calibrated to "
+            "(--no-centering: the model's raw query vectors).",
+        ),
+    ] = True,
     fusion: Annotated[
         str | None,
         typer.Option("--fusion", help="Hybrid fusion: minmax or rrf.", show_default=False),
@@ -249,6 +256,7 @@ def eval_command(
         k=k,
         translate=translate_query,
         balance=balance,
+        centering=centering,
         fusion=fusion,
         weights=parse_weights(weights),
         candidates=candidates,

@@ -25,6 +25,7 @@ from xlidx.cli.ingest import (
 )
 from xlidx.documents import DEFAULT_TEXT_FIELDS
 from xlidx.errors import ConfigError, MappingError
+from xlidx.indices.calibration import MIN_DOCS, SAMPLE_DOCS
 
 app = typer.Typer(help="Manage xlidx indices (versioned, behind aliases).", no_args_is_help=True)
 UND_WARN_SHARE = 0.1  # `index status` warns when this share of documents is `und`
@@ -158,6 +159,13 @@ def status(
         f"{vector.get('space_type')} on {report.get('engine') or 'opensearch'}"
     )
     out.print(f"translate:  {', '.join(report['translate_to']) or '-'}")
+    cal = report.get("calibration")
+    out.print(
+        f"centering:  {calibration_line(cal)}; made {cal.get('made_at')}"
+        if cal
+        else "centering:  not calibrated yet (a language needs "
+        f"{MIN_DOCS} documents; `xlidx index calibrate {name}`)"
+    )
     analyzers = report.get("analyzers") or {}
     if analyzers:
         out.print("analyzers:  " + ", ".join(f"{lang} {a}" for lang, a in analyzers.items()))
@@ -294,6 +302,7 @@ def migrate(
             translator = Translator(device=device, cache=TranslationCache())
         relabel = RedetectReport()
         steps.append(redetector(x, detector, translator, relabel))
+    embedder = None
     if model is not None:
         from xlidx.indices.reembed import reembedder
         from xlidx.pipeline.embed import load_embedder
@@ -324,6 +333,25 @@ def migrate(
         doing = [w for w, on in (("relabelling", redetect), ("re-embedding", model)) if on]
         err.print(f"… migrating {current.index} ({', '.join(doing) or 'copying'})")
     gated: dict[str, Any] = {}
+    calibrated: dict[str, Any] = {}
+
+    def prepare(new: str) -> None:
+        from xlidx.indices.calibrate import IndexModel, calibrate
+        from xlidx.indices.calibration import from_index_meta
+        from xlidx.indices.manage import version_state
+
+        if not as_json:
+            err.print(f"… calibrating {new}")
+        version = version_state(backend, new)
+        old_cal = from_index_meta(x)
+        done = calibrate(
+            backend,
+            version,
+            encoder=IndexModel(version, device=device, embedder=embedder),
+            mode=old_cal.mode if old_cal else None,
+        )
+        if done is not None:
+            calibrated.update(done.to_json())
 
     def decide(old: str, new: str) -> bool:
         from xlidx.eval.gate import run_gate
@@ -364,7 +392,10 @@ def migrate(
         spec,
         transform=transform if steps else None,
         decide=decide if gate_spec is not None else None,
+        prepare=prepare,
     )
+    if calibrated:
+        report["calibration"] = calibrated
     if relabel is not None:
         report["redetect"] = relabel.to_json()
     if gated:
@@ -381,6 +412,8 @@ def migrate(
         )
     if as_json:
         return
+    if calibrated:
+        out.print(calibration_line(calibrated))
     if gated:
         out.print(f"gate passed: {gated['reason']}; report: {gated['report']}")
     out.print(
@@ -395,6 +428,108 @@ def migrate(
             f"translated again: {r.retranslated} field(s), translations dropped (no package): "
             f"{r.translations_dropped}"
         )
+
+
+CenteringOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--centering",
+        help="auto (on where the language component is strong), on or off; kept for the "
+        "index (default: what it has, else auto).",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def calibrate(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Index name (the alias).")],
+    centering: CenteringOpt = None,
+    min_docs: Annotated[
+        int | None,
+        typer.Option(
+            "--min-docs",
+            help=f"Documents a language needs for means of its own [default: {MIN_DOCS}].",
+            min=2,
+            show_default=False,
+        ),
+    ] = None,
+    sample_docs: Annotated[
+        int | None,
+        typer.Option(
+            "--sample",
+            help=f"Documents read per language [default: {SAMPLE_DOCS}].",
+            min=2,
+            max=10_000,
+            show_default=False,
+        ),
+    ] = None,
+    device: DeviceOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-estimate the per-language means of NAME's vectors from its documents, decide
+    whether to center them (measured), and move the stored vectors to the new means.
+
+    No document is re-embedded: each centered passage stores what undoes its centering.
+    """
+    from xlidx.indices.calibrate import IndexModel
+    from xlidx.indices.calibrate import calibrate as do_calibrate
+    from xlidx.indices.calibration import check_mode
+    from xlidx.indices.manage import resolve
+
+    if centering is not None:
+        check_mode(centering)
+    backend = state(ctx).backend()
+    current = resolve(backend, name)
+    if current is None:
+        raise MappingError(f"no xlidx index named {name!r} to calibrate")
+    done = _calibrate(
+        lambda progress: do_calibrate(
+            backend,
+            current,
+            encoder=IndexModel(current, device=device),
+            mode=centering,
+            min_docs=min_docs,
+            sample_docs=sample_docs,
+            progress=progress,
+        ),
+        show=not as_json,
+    )
+    assert done is not None  # a full calibration always reports
+    if as_json:
+        out.print_json(json.dumps(done.to_json()))
+        return
+    out.print(calibration_line(done.to_json()))
+    out.print(f"moved the vectors of {done.rewritten} document(s) in {done.seconds:.1f}s")
+
+
+def calibration_line(cal: dict[str, Any]) -> str:
+    """One line on a calibration (``Calibrated.to_json`` or ``_meta``'s summary)."""
+    langs = ", ".join(f"{k} {v['docs']}" for k, v in sorted(cal.get("languages", {}).items()))
+    state = "on" if cal.get("centering") else "off"
+    return f"centering {state} ({cal.get('mode')}): {cal.get('reason')}; means: {langs or '-'}"
+
+
+def _calibrate(run: Any, *, show: bool) -> Any:
+    """Run a calibration with a progress bar on a terminal."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]{task.fields[stage]:<15}"),
+        BarColumn(),
+        TextColumn("{task.completed:>6,.0f}/{task.total:,.0f}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not (show and err.is_terminal),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("calibrate", total=1, stage="calibrating")
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=max(1, total), stage=stage)
+
+        return run(progress)
 
 
 @app.command()

@@ -57,6 +57,7 @@ def build_query(
     ef_search: int | None,
     balance: bool,
     highlight: bool,
+    centering: bool = True,
 ) -> Any:
     from xlidx.query.plan import Query
 
@@ -82,7 +83,7 @@ def build_query(
             q = q.range(name, **{key: _coerce(value)})
     if balance:
         q = q.balance()
-    return q.highlight(highlight)
+    return q.highlight(highlight).centering(centering)
 
 
 def _snippet(hit: Any) -> str:
@@ -142,6 +143,13 @@ def query_command(
         typer.Option("--balance", help="Normalize scores per document language before fusion."),
     ] = False,
     highlight: Annotated[bool, typer.Option(help="Highlight matches in the snippet.")] = True,
+    centering: Annotated[
+        bool,
+        typer.Option(
+            help="Center the query vector with its language's mean where the index is "
+            "calibrated to (`xlidx index calibrate`).",
+        ),
+    ] = True,
     source: Annotated[
         str | None,
         typer.Option(
@@ -176,6 +184,7 @@ def query_command(
         ef_search=ef_search,
         balance=balance,
         highlight=highlight and not as_json,
+        centering=centering,
     )
     if source:
         q = q.source(*(f.strip() for f in source.split(",") if f.strip()))

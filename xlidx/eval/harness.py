@@ -49,6 +49,7 @@ class EvalOptions:
     tag: str = "xlidx"
     measures: tuple[str, ...] = MEASURES
     share_depth: int = 10
+    centering: bool = True  # center query vectors where the index is calibrated to
 
 
 @dataclass
@@ -237,7 +238,6 @@ def run_eval(
     base = {q.qid: _base_query(q, options) for q in queries}
     searcher.state()  # fail fast on a missing index
 
-    query_langs = {q.qid: q.lang or searcher.detect(q.text) for q in queries}
     needs_vector = any(m != "bm25" for m in options.modes)
     given = dict(vectors or {})
     encode_ms = 0.0
@@ -245,12 +245,18 @@ def run_eval(
     if todo:
         fresh, encode_ms = encode_queries(searcher, todo, progress)
         given.update(fresh)
+    query_langs = {
+        q.qid: q.lang or searcher.encoder.language(q.text, given.get(q.qid)) for q in queries
+    }
 
     prepared: dict[str, Query] = {}
     for q in queries:
-        query = base[q.qid].query_lang(query_langs[q.qid])
+        query = base[q.qid].query_lang(query_langs[q.qid]).centering(options.centering)
         if needs_vector:
-            query = query.vector(given[q.qid])
+            raw = given[q.qid]
+            query = query.vector(
+                searcher.encoder.centered(raw, query_langs[q.qid], on=options.centering)
+            )
         prepared[q.qid], _ = searcher.prepare(
             query.mode("hybrid" if needs_vector else "bm25"), translate=options.translate
         )

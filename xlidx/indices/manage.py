@@ -168,7 +168,16 @@ def status(backend: Backend, name: str) -> dict[str, Any]:
         },
         "analyzers": language_analyzers(x, [*langs, *x.get("translate_to", [])]),
         "und_share": round(langs.get("und", 0) / count, 4) if count else 0.0,
+        "calibration": calibration_summary(x),
     }
+
+
+def calibration_summary(xlidx_meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The calibration without its mean vectors (pure)."""
+    cal = xlidx_meta.get("calibration")
+    if not isinstance(cal, Mapping):
+        return None
+    return {k: v for k, v in cal.items() if k != "means"}
 
 
 def language_analyzers(xlidx_meta: Mapping[str, Any], langs: Sequence[str]) -> dict[str, str]:
@@ -186,13 +195,16 @@ def migrate(
     progress: Callable[[int], None] = lambda _n: None,
     batch_size: int = 200,
     decide: Callable[[str, str], bool] | None = None,
+    prepare: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Copy ``spec.name`` into its next version built from ``spec``, then move the alias.
 
     ``transform`` rewrites a batch of ``_source`` documents on the way (re-embedding for a new
     model); without it documents are copied as they are. Raises before moving the alias
-    unless every document arrived. ``decide(old, new)`` (a gate) is asked last: when it says
-    no, the alias stays and the new version is kept for inspection (``moved`` is false).
+    unless every document arrived. ``prepare(new)`` runs on the complete copy (calibration),
+    then ``decide(old, new)`` (a gate) is asked last: when it says no, the alias stays and the
+    new version is kept for inspection (``moved`` is false). A plain copy (no ``transform``)
+    keeps its passages as they were stored, so it carries the old version's calibration.
     """
     state = resolve(backend, spec.name)
     if state is None:
@@ -247,9 +259,12 @@ def migrate(
         )
     # the version this one replaced: what `rollback` goes back to (never a half-copied one)
     new_meta = backend.get_meta(new_index)
-    backend.put_meta(
-        new_index, {**new_meta, "xlidx": {**new_meta["xlidx"], "previous": state.index}}
-    )
+    carried: dict[str, Any] = {"previous": state.index}
+    if transform is None and "calibration" in state.xlidx_meta:
+        carried["calibration"] = state.xlidx_meta["calibration"]
+    backend.put_meta(new_index, {**new_meta, "xlidx": {**new_meta["xlidx"], **carried}})
+    if prepare is not None:
+        prepare(new_index)
     moved = decide is None or decide(state.index, new_index)
     if moved:
         move_alias(backend, spec.name, state.index, new_index)

@@ -19,6 +19,8 @@ from typing import Any
 
 from xlidx.documents import UNDETERMINED, Prepared, Record, canonical_hash
 from xlidx.errors import ModelError
+from xlidx.indices.calibrate import raw_vector
+from xlidx.indices.calibration import Calibration, from_index_meta
 from xlidx.pipeline.detect import Detector, detect_stage
 from xlidx.pipeline.segments import segment_stage
 from xlidx.pipeline.stages import Batch, Translate, TranslatorLike
@@ -54,7 +56,9 @@ def _declared(x: Mapping[str, Any], texts: Mapping[str, str], extra: Mapping[str
     return bool(x.get("content_id")) and canonical_hash(content) == x.get("content_id")
 
 
-def _prepared(doc: Mapping[str, Any], text_fields: Sequence[str]) -> Prepared:
+def _prepared(
+    doc: Mapping[str, Any], text_fields: Sequence[str], calibration: Calibration | None
+) -> Prepared:
     x = doc.get("xlidx") or {}
     texts = {f: doc[f] for f in text_fields if isinstance(doc.get(f), str) and doc[f].strip()}
     extra = {k: v for k, v in doc.items() if k not in (*text_fields, "i18n", "xlidx", "id")}
@@ -68,7 +72,8 @@ def _prepared(doc: Mapping[str, Any], text_fields: Sequence[str]) -> Prepared:
         content_id=str(x.get("content_id", "")),
     )
     p = Prepared(record)
-    p.vectors = [list(v["vector"]) for v in x.get("passages") or []]
+    # the raw vectors: the new version is calibrated afresh
+    p.vectors = [[float(f) for f in raw_vector(v, calibration)] for v in x.get("passages") or []]
     return p
 
 
@@ -81,9 +86,10 @@ def redetector(
     text_fields = tuple(meta.get("text_fields", ()))
     targets = tuple(meta.get("translate_to", ()))
     translate = Translate(translator, targets)
+    calibration = from_index_meta(meta)
 
     def transform(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        batch = [_prepared(doc, text_fields) for doc in docs]
+        batch = [_prepared(doc, text_fields, calibration) for doc in docs]
         detect_stage(batch, detector)
         segment_stage(batch, detector)
         redo: list[Prepared] = []  # the changed fields of each document, to translate again

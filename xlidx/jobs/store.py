@@ -35,6 +35,7 @@ from xlidx.documents import DeadLetter
 from xlidx.errors import QueueError
 
 PREFIX = "xlidx:"
+CALIBRATION_TTL = 3600  # a calibration lock left by a dead worker lapses after an hour
 JOB_TTL = 30 * 24 * 3600
 T = TypeVar("T")
 
@@ -238,6 +239,37 @@ class JobStore:
             return n
 
         return self._do("count a delivery", run)
+
+    def request_calibration(self, index: str) -> bool:
+        """Ask for a calibration of ``index``: True when the caller should send it, False
+        when one is running (it runs again when it ends, see :meth:`calibration_done`)."""
+
+        def run() -> bool:
+            self.redis.set(f"{PREFIX}calibrate:{index}:again", "1", ex=CALIBRATION_TTL)
+            return bool(
+                self.redis.set(f"{PREFIX}calibrate:{index}", "1", nx=True, ex=CALIBRATION_TTL)
+            )
+
+        return self._do("request a calibration", run)
+
+    def calibration_starts(self, index: str) -> None:
+        """A calibration of ``index`` starts: the requests so far are served by it."""
+        self._do(
+            "start a calibration", lambda: self.redis.delete(f"{PREFIX}calibrate:{index}:again")
+        )
+
+    def calibration_done(self, index: str) -> bool:
+        """A calibration of ``index`` ended: True when another was asked for meanwhile (the
+        caller runs it, still holding the lock), else the lock is released."""
+
+        def run() -> bool:
+            if self.redis.get(f"{PREFIX}calibrate:{index}:again"):
+                self.redis.expire(f"{PREFIX}calibrate:{index}", CALIBRATION_TTL)
+                return True
+            self.redis.delete(f"{PREFIX}calibrate:{index}")
+            return False
+
+        return self._do("end a calibration", run)
 
     def progress(self, job: str) -> JobProgress | None:
         def run() -> tuple[dict[str, str], dict[str, str]]:

@@ -13,9 +13,9 @@ download. It cuts:
   ``؟`` and Urdu ``۔``, and the stops of Armenian ``։``, Ethiopic ``።``, Myanmar ``။`` and
   Khmer ``។``, with or without whitespace after them: none of them is ever inside a word;
 * after a Greek question mark ``;`` (a semicolon after a Greek letter) followed by whitespace;
-* at the spaces between two Thai or Lao letters: these scripts write no sentence punctuation
-  and put a space between sentences and clauses, never inside a word (a space before the
-  repetition mark ``ๆ`` does not cut);
+* at the spaces between two Thai, Lao, Myanmar or Khmer letters: these scripts write little
+  or no sentence punctuation and put a space between sentences and phrases, never inside a
+  word (a space before the Thai repetition mark ``ๆ`` does not cut);
 * inside sentences longer than ``max_chars``, at the last clause mark (``, ; : ، ؛ ·`` and the
   CJK ones) or space that fits, and failing those between two characters, never inside a
   letter with its combining marks (Devanagari or Thai vowel signs, Arabic harakat).
@@ -66,8 +66,8 @@ _LINE = re.compile(r"[^\n]+")
 _DOTTED = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")  # "e.g", "U.S", "z.B"
 _CLAUSE_CUT = re.compile(r"[,;:，、；：،؛·\u0387]\s*|\s+")
 _PREPOSED_VOWELS = "เแโใไເແໂໃໄ"  # Thai and Lao vowels written before their consonant
-# Thai and Lao letters; a space between two of them ends a sentence or clause.
-_SPACED_SCRIPT = "\u0e00-\u0eff"
+# Thai, Lao, Myanmar and Khmer letters; a space between two of them ends a sentence or phrase.
+_SPACED_SCRIPT = "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
 _SPACED_CUT = re.compile(rf"(?<=[{_SPACED_SCRIPT}])[^\S\n]+(?=[{_SPACED_SCRIPT}])(?![ๆฯ])")
 
 
@@ -110,7 +110,13 @@ def _boundaries(line: str) -> list[tuple[int, int]]:
                 continue
         cuts.append((m.end("close"), start_next))
     cuts.extend((m.start(), m.end()) for m in _SPACED_CUT.finditer(line))
-    return sorted(cuts)
+    merged: list[tuple[int, int]] = []
+    for cut in sorted(cuts):  # a stop followed by a space is found by both rules: cut once
+        if merged and cut[0] < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], cut[1]))
+        else:
+            merged.append(cut)
+    return merged
 
 
 def _cluster_start(text: str, pos: int) -> int:

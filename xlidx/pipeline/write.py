@@ -21,6 +21,7 @@ from typing import Any
 from xlidx.backends.base import Backend
 from xlidx.documents import UNDETERMINED, DeadLetter, Prepared
 from xlidx.errors import BackendError, transient_status
+from xlidx.indices.calibration import Calibration
 from xlidx.pipeline.patience import Patience
 from xlidx.pipeline.segments import field_units
 
@@ -28,8 +29,15 @@ DEFAULT_MAX_DOCS = 500
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
 
-def build_document(p: Prepared, *, model: str, now: datetime | None = None) -> dict[str, Any]:
-    """The ``_source`` of one prepared record (pure)."""
+def build_document(
+    p: Prepared,
+    *,
+    model: str,
+    now: datetime | None = None,
+    calibration: Calibration | None = None,
+) -> dict[str, Any]:
+    """The ``_source`` of one prepared record (pure); with ``calibration``, its passage
+    vectors are centered as it says (:mod:`xlidx.indices.calibration`)."""
     rec = p.record
     i18n: dict[str, dict[str, str]] = {}
     for f in rec.texts:
@@ -49,6 +57,11 @@ def build_document(p: Prepared, *, model: str, now: datetime | None = None) -> d
         p.passage_langs[n] if n < len(p.passage_langs) else p.lang for n in range(len(p.vectors))
     ]
     translated = sorted({lang for d in p.translations.values() for lang in d})
+    passages = (
+        calibration.passages(p.vectors, langs_of_passages)
+        if calibration is not None
+        else [{"vector": v, "n": n, "lang": langs_of_passages[n]} for n, v in enumerate(p.vectors)]
+    )
     return {
         **rec.extra,
         **rec.texts,
@@ -65,9 +78,7 @@ def build_document(p: Prepared, *, model: str, now: datetime | None = None) -> d
             "model": model,
             "passage_count": len(p.vectors),
             "indexed_at": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
-            "passages": [
-                {"vector": v, "n": n, "lang": langs_of_passages[n]} for n, v in enumerate(p.vectors)
-            ],
+            "passages": passages,
         },
     }
 
@@ -121,13 +132,20 @@ class BulkWriter:
     patience: Patience = field(default_factory=lambda: Patience(attempts=6))
     item_retries: int = 3  # the bulk helper's own retries of documents refused with 429
 
-    def write(self, index: str, batch: Sequence[Prepared], *, model: str) -> WriteResult:
+    def write(
+        self,
+        index: str,
+        batch: Sequence[Prepared],
+        *,
+        model: str,
+        calibration: Calibration | None = None,
+    ) -> WriteResult:
         actions = [
             {
                 "_op_type": "index",
                 "_index": index,
                 "_id": p.record.id,
-                "_source": build_document(p, model=model),
+                "_source": build_document(p, model=model, calibration=calibration),
             }
             for p in batch
         ]

@@ -4,7 +4,9 @@ Default weights: BM25 only helps for documents that have text in a language the 
 available in (its own, or a translation of it). xlidx counts those documents and scales the
 BM25 weight (0.25 against kNN's 0.75) by their share, and leaves BM25 out below 5%, so a query
 that BM25 cannot match across languages falls back to kNN instead of dragging the dense
-ranking down. The same rule holds on every backend.
+ranking down. On an index whose vectors are centered (:mod:`xlidx.indices.calibration`), the
+gate is 90%: there BM25 over the query's own language only would put that language back on top.
+The same rule holds on every backend.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from xlidx.query.fusion import Fused, fuse_minmax, fuse_rrf, minmax_normalize, p
 
 DEFAULT_WEIGHTS = (0.25, 0.75)  # kNN-leaning: measured on Tatoeba EN→FR with distractors
 GATE_BELOW = 0.05  # BM25 reaches fewer than 5% of the documents: leave it out
+# On a centered index (a mixed one whose vectors were made language-neutral), BM25 that cannot
+# match nearly every document (the query translated into the index's languages) ranks the
+# query's own language first again, which centering just undid: leave it out there
+GATE_BELOW_CENTERED = 0.9
 
 
-def default_weights(share: float) -> tuple[float, float]:
-    """BM25's weight scaled by the share of documents it can match; gated below 5%."""
+def default_weights(share: float, *, centered: bool = False) -> tuple[float, float]:
+    """BM25's weight scaled by the share of documents it can match; gated below 5% (below
+    90% on a centered index)."""
     bm25, knn = DEFAULT_WEIGHTS
-    if share < GATE_BELOW:
+    if share < (GATE_BELOW_CENTERED if centered else GATE_BELOW):
         return (0.0, knn)
     return (round(bm25 * share, 2), knn)
 

@@ -143,3 +143,8 @@ class Query:
 
     def balance(self, on: bool = True) -> Query:
         return self._clone(balance=on)
+
+    def centering(self, on: bool = True) -> Query:
+        """Center the query vector with its language's mean where the index is calibrated
+        to (the default); off sends the model's raw vector."""
+        return self._clone(centering=on)

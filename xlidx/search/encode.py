@@ -7,9 +7,12 @@ against the index before it encodes anything.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
+from xlidx.documents import UNDETERMINED
 from xlidx.errors import ModelError
+from xlidx.indices.calibration import Calibration, from_index_meta
 from xlidx.indices.spec import check_model
 from xlidx.query.plan import Query, QueryPlan
 from xlidx.search.facts import IndexFacts
@@ -40,6 +43,20 @@ class QueryEncoder:
             self._embedder = load_embedder(source, device=self.device)
         check_model(state.meta, self._embedder.describe(), self.facts.index)
         return self._embedder
+
+    def calibration(self) -> Calibration | None:
+        """The index's calibration (:mod:`xlidx.indices.calibration`), if it has one."""
+        return from_index_meta(self.facts.state().xlidx_meta)
+
+    def language(self, text: str, raw_vector: Sequence[float] | None = None) -> str:
+        """The query's language: its words (:meth:`detect`); where they leave it open
+        (``und``: too short, or unclear) and the index is centered, the language whose
+        query-side mean is nearest to the query's vector."""
+        lang = self.detect(text)
+        cal = self.calibration()
+        if lang == UNDETERMINED and raw_vector is not None and cal is not None and cal.centering:
+            return cal.nearest_language(raw_vector) or lang
+        return lang
 
     def detect(self, text: str) -> str:
         """The query's language: the one detection path for BM25 field choice and the vector
@@ -92,17 +109,30 @@ class QueryEncoder:
         text_fields = self.facts.state().xlidx_meta.get("text_fields")
         if text_fields and plan.text_fields == QueryPlan(text="x").text_fields:
             query = query.text_fields(*text_fields)
-        if plan.query_lang is None and plan.mode != "knn":
-            query = query.query_lang(self.detect(plan.text))
+        cal = self.calibration() if plan.centering and plan.mode != "bm25" else None
+        centered = cal is not None and cal.centering
+        raw: list[float] | None = None
+        if plan.mode != "bm25" and plan.vector is None:
+            t0 = time.perf_counter()
+            raw = [float(v) for v in self.embedder().encode_query([plan.text])[0]]
+            timings["encode_ms"] = (time.perf_counter() - t0) * 1000
+        if plan.query_lang is None and (plan.mode != "knn" or (centered and raw is not None)):
+            query = query.query_lang(self.language(plan.text, raw))
         plan = query.plan()
         if translate and plan.mode != "knn" and plan.query_lang not in (None, "und"):
             t0 = time.perf_counter()
             assert plan.query_lang is not None
             query = query.translations(self.translate(plan.text, plan.query_lang))
             timings["translate_ms"] = (time.perf_counter() - t0) * 1000
-        if plan.mode != "bm25" and plan.vector is None:
-            t0 = time.perf_counter()
-            vec = self.embedder().encode_query([plan.text])[0]
-            query = query.vector([float(v) for v in vec])
-            timings["encode_ms"] = (time.perf_counter() - t0) * 1000
+        if raw is not None:
+            # a vector given with the query is taken as it is (see `centered`)
+            query = query.vector(self.centered(raw, plan.query_lang, on=plan.centering))
         return query, timings
+
+    def centered(self, raw: Sequence[float], lang: str | None, *, on: bool = True) -> list[float]:
+        """A raw query vector as the index wants it: centered with the query-side mean of
+        ``lang`` where the index is centered (and ``on``), else as it is."""
+        cal = self.calibration() if on else None
+        if cal is None:
+            return [float(v) for v in raw]
+        return cal.center_query(raw, lang)

@@ -65,10 +65,13 @@ class Searcher:
         if plan.weights is not None:
             return plan.weights
         reachable = set(plan.translations)
+        cal = self.encoder.calibration() if plan.centering else None
+        centered = cal is not None and cal.centering
         if plan.query_lang and plan.query_lang != "und":
             reachable.add(plan.query_lang)
-            return default_weights(self.facts.reach(frozenset(reachable)))
-        return default_weights(0.5)  # language unknown: keep BM25, at half weight
+            return default_weights(self.facts.reach(frozenset(reachable)), centered=centered)
+        # language unknown: keep BM25 at half weight (on a centered index, at the gate)
+        return default_weights(0.5, centered=centered)
 
     def server_fusion_ok(
         self, plan: QueryPlan, weights: tuple[float, float], explain: bool

@@ -189,6 +189,12 @@ class ElasticsearchBackend(ClientBackend):
             lambda: self.client.indices.put_mapping(index=index, meta=dict(meta)),
         )
 
+    def add_fields(self, index: str, properties: Mapping[str, Any]) -> None:
+        self._call(
+            f"add fields to the mapping of {index}",
+            lambda: self.client.indices.put_mapping(index=index, properties=dict(properties)),
+        )
+
     def update_aliases(self, actions: Sequence[Mapping[str, Any]]) -> None:
         self._call(
             "update aliases",

@@ -114,6 +114,14 @@ class OpenSearchBackend(ClientBackend):
             lambda: self.client.indices.put_mapping(index=index, body={"_meta": dict(meta)}),
         )
 
+    def add_fields(self, index: str, properties: Mapping[str, Any]) -> None:
+        self._call(
+            f"add fields to the mapping of {index}",
+            lambda: self.client.indices.put_mapping(
+                index=index, body={"properties": dict(properties)}
+            ),
+        )
+
     def update_aliases(self, actions: Sequence[Mapping[str, Any]]) -> None:
         self._call(
             "update aliases",

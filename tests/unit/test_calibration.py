@@ -1,0 +1,192 @@
+"""Per-language mean centering (pure): measuring the language component, the decision, centering
+passages and queries, undoing it, the stored form, and the stale-document query."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xlidx.errors import ConfigError, MappingError
+from xlidx.indices.calibrate import languages_due, stale_query, symmetric
+from xlidx.indices.calibration import (
+    STRONG_SHARE,
+    Calibration,
+    Component,
+    LanguageMeans,
+    average,
+    center,
+    check_mode,
+    decide,
+    from_index_meta,
+    language_component,
+    mean_id,
+    restore,
+)
+from xlidx.query.hybrid import default_weights
+
+RNG = np.random.default_rng(7)
+DIM = 32
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def samples(offset: float, n: int = 80, langs: tuple[str, ...] = ("en", "de", "fr")) -> dict:
+    """Vectors of shared 'meaning' plus a language direction of size ``offset``."""
+    out = {}
+    for i, lang in enumerate(langs):
+        direction = np.zeros(DIM)
+        direction[i] = offset
+        out[lang] = unit(RNG.normal(size=(n, DIM)) / np.sqrt(DIM) + direction)
+    return out
+
+
+def calibration(centering: bool = True) -> Calibration:
+    means = {
+        "en": average(RNG.normal(size=(5, DIM))),
+        "de": average(RNG.normal(size=(5, DIM))),
+        "qen": average(RNG.normal(size=(5, DIM))),
+        "qde": average(RNG.normal(size=(5, DIM))),
+    }
+    ids = {k: mean_id(v) for k, v in means.items()}
+    fb_doc = average([means["en"], means["de"]])
+    fb_q = average([means["qen"], means["qde"]])
+    by_id = {ids[k]: v for k, v in means.items()}
+    by_id[mean_id(fb_doc)] = fb_doc
+    by_id[mean_id(fb_q)] = fb_q
+    return Calibration(
+        model="m",
+        mode="auto",
+        centering=centering,
+        reason="test",
+        made_at="2026-11-30T00:00:00+00:00",
+        languages={
+            "en": LanguageMeans(ids["en"], ids["qen"], 60, 60),
+            "de": LanguageMeans(ids["de"], ids["qde"], 55, 55),
+        },
+        fallback=(mean_id(fb_doc), mean_id(fb_q)),
+        means=by_id,
+        component=Component(0.1, 0.09, 0.98, 2, 115),
+    )
+
+
+def test_a_strong_language_component_is_measured_and_turns_centering_on() -> None:
+    strong = language_component(samples(1.0))
+    assert strong.adjusted >= STRONG_SHARE and strong.accuracy > 0.9
+    assert strong.languages == 3 and strong.vectors == 240
+    assert decide(strong, "auto")[0] is True
+
+
+def test_no_language_component_measures_near_zero_and_stays_off() -> None:
+    weak = language_component(samples(0.0))
+    assert weak.adjusted < 0.01 and weak.share < STRONG_SHARE  # chance level taken off
+    on, reason = decide(weak, "auto")
+    assert on is False and "below the 5%" in reason
+
+
+def test_one_language_cannot_be_measured() -> None:
+    one = language_component(samples(1.0, langs=("en",)))
+    assert one.languages == 1 and one.adjusted == 0.0
+    assert decide(one, "auto") == (
+        False,
+        "fewer than two languages have enough documents to measure a language component",
+    )
+
+
+def test_modes_override_the_measurement() -> None:
+    strong, weak = language_component(samples(1.0)), language_component(samples(0.0))
+    assert decide(strong, "off")[0] is False
+    assert decide(weak, "on")[0] is True
+    with pytest.raises(ConfigError, match="unknown centering 'sometimes'"):
+        check_mode("sometimes")
+
+
+def test_center_and_restore_round_trip() -> None:
+    v = unit(RNG.normal(size=DIM))
+    m = RNG.normal(size=DIM) * 0.3
+    c, norm = center(v, m)
+    assert abs(np.linalg.norm(c) - 1.0) < 1e-6 and norm > 0
+    assert np.allclose(restore(c, norm, m), v, atol=1e-6)
+    same, zero = center(m, m)
+    assert zero == 0.0 and np.allclose(same, m)
+
+
+def test_passages_are_centered_by_their_language_and_undone_exactly() -> None:
+    cal = calibration()
+    raw = [unit(RNG.normal(size=DIM)) for _ in range(3)]
+    passages = cal.passages([list(v) for v in raw], ["en", "de", "und"])
+    assert [p["center"] for p in passages] == [
+        cal.languages["en"].document,
+        cal.languages["de"].document,
+        cal.fallback[0] if cal.fallback else None,
+    ]
+    assert [p["n"] for p in passages] == [0, 1, 2]
+    for p, v in zip(passages, raw, strict=True):
+        assert np.allclose(cal.raw(p), v, atol=1e-5)
+    assert cal.recenter(passages) is None  # already where the calibration wants them
+    off = calibration(centering=False)
+    off = Calibration(**{**off.__dict__, "means": cal.means, "languages": cal.languages})
+    moved = off.recenter(passages)
+    assert moved is not None and all("center" not in p and "norm" not in p for p in moved)
+    assert all(np.allclose(p["vector"], v, atol=1e-5) for p, v in zip(moved, raw, strict=True))
+
+
+def test_query_centering_uses_the_query_side_mean_and_the_fallback() -> None:
+    cal = calibration()
+    q = list(unit(RNG.normal(size=DIM)))
+    en = cal.center_query(q, "en")
+    assert np.allclose(en, center(q, cal.vector(cal.languages["en"].query))[0])
+    unknown = cal.center_query(q, "it")
+    assert cal.fallback is not None
+    assert np.allclose(unknown, center(q, cal.vector(cal.fallback[1]))[0])
+    assert calibration(centering=False).center_query(q, "en") == q
+
+
+def test_nearest_language_reads_the_query_side_means() -> None:
+    cal = calibration()
+    near_de = cal.vector(cal.languages["de"].query)
+    assert cal.nearest_language(near_de) == "de"
+
+
+def test_the_stored_form_round_trips_and_bad_meta_is_one_clear_error() -> None:
+    cal = calibration()
+    again = from_index_meta({"calibration": cal.to_meta()})
+    assert again == cal
+    assert from_index_meta({}) is None
+    with pytest.raises(MappingError, match="calibration in _meta is malformed"):
+        from_index_meta({"calibration": {"languages": {"en": {"document": "x"}}}})
+    with pytest.raises(MappingError, match="has no mean 'nope'"):
+        cal.vector("nope")
+
+
+def test_pruning_keeps_the_means_in_use_and_those_still_carried() -> None:
+    cal = calibration()
+    old = {**cal.means, "old1": [0.0] * DIM, "old2": [0.0] * DIM}
+    pruned = Calibration(**{**cal.__dict__, "means": old}).pruned({"old2"})
+    assert set(pruned.means) == cal.in_use() | {"old2"}
+
+
+def test_languages_due_and_prompts() -> None:
+    cal = calibration()
+    counts = {"en": 500, "de": 80, "fr": 50, "es": 49, "und": 300}
+    assert languages_due(cal, counts, 50) == ["fr"]
+    assert languages_due(None, counts, 50) == ["de", "en", "fr"]
+    assert symmetric({"query_prompt": "", "document_prompt": ""})
+    assert not symmetric({"query_prompt": "query: ", "document_prompt": "passage: "})
+
+
+def test_stale_query_names_every_passage_off_its_target() -> None:
+    cal = calibration()
+    q = stale_query(cal)
+    should = q["nested"]["query"]["bool"]["should"]
+    assert len(should) == 3  # de, en, and the fallback for every other language
+    assert {"term": {"xlidx.passages.lang": "de"}} in should[0]["bool"]["filter"]
+    off = stale_query(calibration(centering=False))
+    assert off["nested"]["query"] == {"exists": {"field": "xlidx.passages.center"}}
+
+
+def test_bm25_is_gated_harder_on_a_centered_index() -> None:
+    assert default_weights(0.5) == (0.12, 0.75)
+    assert default_weights(0.5, centered=True) == (0.0, 0.75)
+    assert default_weights(0.95, centered=True) == (0.24, 0.75)
