@@ -306,7 +306,8 @@ def _calibrate_when_due(opts: JobOptions, job: str, *, wrote: bool) -> None:
 
     try:
         progress = holder.store().progress(job)
-        last = progress is not None and progress.finished
+        # the job's last batch, in a job that wrote something
+        last = progress is not None and progress.finished and progress.indexed > 0
         state = resolve(holder.backend(), opts.index) if (wrote or last) else None
         if state is None or not (last or due(holder.backend(), state)):
             return

@@ -153,6 +153,29 @@ def _assert_every_batch_once(
     assert len(ids) == n and sorted(set(ids)) == sorted(f"d{i}" for i in range(n))
 
 
+def _assert_calibrated_by_the_workers(
+    settings: ConnectionSettings, index: str, langs: set[str], timeout: float = 90.0
+) -> None:
+    """An embed worker calibrated the index as in-process ingest does (every language with 50
+    documents has means), and every stored vector is at the calibration's means."""
+    from xlidx.backends import open_backend
+    from xlidx.indices.calibrate import stale_query
+    from xlidx.indices.calibration import from_index_meta
+    from xlidx.indices.manage import resolve
+
+    backend = open_backend(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        state = resolve(backend, index)
+        cal = from_index_meta(state.xlidx_meta) if state is not None else None
+        if state is not None and cal is not None and set(cal.languages) == langs:
+            backend.refresh(state.index)
+            if backend.count(state.index, stale_query(cal)) == 0:
+                return
+        assert time.monotonic() < deadline, f"no calibration of {sorted(langs)} in {timeout:g}s"
+        time.sleep(0.5)
+
+
 def test_n_queued_n_indexed_through_one_worker_per_queue(
     workers: Workers, queue_env: dict[str, str], dev_node: ConnectionSettings, index_name: str,
     tmp_path: Path,
@@ -170,6 +193,7 @@ def test_n_queued_n_indexed_through_one_worker_per_queue(
     assert summary["batches"] == summary["batches_done"] == 15
     assert summary["languages"] == {"en": 80, "fr": 80, "de": 80}
     assert sorted(ids_in(dev_node, index_name)) == sorted(f"d{i}" for i in range(240))
+    _assert_calibrated_by_the_workers(dev_node, index_name, {"en", "fr", "de"})
 
     # the model was loaded once, when the process started, not per task
     assert embed.text().count("loaded embedding model") == 1
