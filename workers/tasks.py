@@ -17,6 +17,7 @@ Failures, by kind:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -312,9 +313,13 @@ def _calibrate_when_due(opts: JobOptions, job: str, *, wrote: bool) -> None:
         if state is None or not (last or due(holder.backend(), state)):
             return
         if holder.store().request_calibration(opts.index):
-            calibrate_index.apply_async(args=[opts.to_dict()])
-    except XlidxError as exc:
-        log.warning("could not check the calibration of %s: %s", opts.index, exc)
+            try:
+                calibrate_index.apply_async(args=[opts.to_dict()])
+            except Exception:
+                holder.store().drop_calibration_lock(opts.index)
+                raise
+    except Exception as exc:  # the batch is written and recorded: never fail it for this
+        log.warning("could not ask for a calibration of %s: %s", opts.index, exc)
 
 
 @shared_task(
@@ -347,12 +352,14 @@ def calibrate_index(options: Payload) -> None:
     opts = JobOptions.from_dict(options)
     store = holder.store()
     again = True
+    released = False
     try:
         while again:
             store.calibration_starts(opts.index)
             state = resolve(holder.backend(), opts.index)
             if state is None:
                 break
+            holder.backend().refresh(state.index)  # the last batches count
             embedder = holder.embedder(opts.model)
             done = calibrate(
                 holder.backend(), state, encoder=IndexModel(state, embedder=embedder), full=False
@@ -362,18 +369,18 @@ def calibrate_index(options: Payload) -> None:
             else:
                 cal = holder.calibration(opts.index, fresh=True)
                 if cal is not None:
-                    moved, _ = rewrite(holder.backend(), state.index, cal)
+                    moved, _, _ = rewrite(holder.backend(), state.index, cal)
                     if moved:
                         log.info("moved the vectors of %d document(s) of %s", moved, opts.index)
             holder.forget_calibration(opts.index)
             again = store.calibration_done(opts.index)
-    except XlidxError as exc:
+        released = True
+    except Exception as exc:  # (a time limit too) the next batch or job asks again
         log.error("calibrating %s failed: %s", opts.index, exc)
-        try:  # release the lock; the next batch or job asks again
-            store.calibration_starts(opts.index)
-            store.calibration_done(opts.index)
-        except QueueError:
-            pass  # the lock lapses by itself
+    finally:
+        if not released:
+            with contextlib.suppress(QueueError):  # else the lock lapses by itself
+                store.drop_calibration_lock(opts.index)
 
 
 @shared_task(name="xlidx.describe_model", ignore_result=False)

@@ -99,6 +99,7 @@ class IngestSummary:
     resumed_line: int | None = None  # the source line the run resumed after
     checkpoint_note: str | None = None  # why a checkpoint was not used
     calibration: dict[str, Any] | None = None  # the calibration this run made, if any
+    calibration_error: str | None = None  # why a calibration failed (the ingest went on)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,6 +117,7 @@ class IngestSummary:
             "resumed_line": self.resumed_line,
             "checkpoint_note": self.checkpoint_note,
             "calibration": self.calibration,
+            "calibration_error": self.calibration_error,
         }
 
 
@@ -336,9 +338,6 @@ def ingest(
                 langs = [p.lang for p in batch.prepared if p.record.id not in refused]
                 summary.languages.update(langs)
                 auto.counts.update(langs)
-                if auto.due():  # a language has enough documents for means of its own
-                    progress("calibrating", 0)
-                    auto.calibrate()
             for letter in batch.dead:
                 sink.add(letter)
             summary.read += batch.read
@@ -362,6 +361,9 @@ def ingest(
                     )
                 )
             progress("done", batch.read)
+            if auto.due():  # a language has enough documents for means of its own
+                progress("calibrating", 0)
+                auto.calibrate()
     except (KeyboardInterrupt, StopWaiting):
         stop.set(signal.SIGINT)
         summary.interrupted = True
@@ -395,6 +397,7 @@ def ingest(
             raise
     if auto.made:
         summary.calibration = auto.made[-1].to_json()
+    summary.calibration_error = auto.error
     if summary.interrupted:
         name = signal.Signals(stop.signal_number).name
         raise Interrupted(

@@ -1,24 +1,20 @@
 """Language-neutral ranking on a mixed-language Tatoeba pool, end to end through the CLI.
 
-The pool: Tatoeba's English-French, English-German and English-Spanish pairs, grouped by their
-English sentence (some groups hold three languages). Each group gives one query, in one of its
-languages (in turn), and its other members are documents, all relevant to it. So every
-relevant document is in another language than the query, and every other document in the
-query's language competes with them: a retriever that ranks by language fails here.
-
-Tatoeba's sentences are CC BY 2.0 FR, by the Tatoeba project (tatoeba.org) and its
-contributors, via the LASER test sets (see /work/shared/data/tatoeba/SOURCE.md).
+The pool is :func:`tests.fixtures.tatoeba.mixed_pool`: every relevant document is in another
+language than its query, and every other document in the query's language competes with
+them, so a retriever that ranks by language fails here. (Tatoeba's sentences are CC BY 2.0 FR,
+by the Tatoeba project and its contributors; see /work/shared/data/tatoeba/SOURCE.md.)
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.fixtures.tatoeba import TATOEBA, available, mixed_pool, write_pool
 from xlidx.backends import open_backend
 from xlidx.config import ConnectionSettings
 from xlidx.indices.calibrate import stale_query
@@ -27,35 +23,13 @@ from xlidx.indices.manage import resolve
 
 pytestmark = pytest.mark.integration
 
-TATOEBA = Path(os.environ.get("XLIDX_TATOEBA_DIR", "/work/shared/data/tatoeba"))
 
-
-def mixed_pool(out: Path, per_pair: int) -> tuple[Path, Path, Path]:
-    """Documents (JSONL), queries (TSV) and qrels of the mixed pool (see the module doc)."""
-    if not (TATOEBA / "tatoeba.fra-eng.fra").is_file():
+def pool_files(out: Path, per_pair: int) -> tuple[Path, Path, Path]:
+    if not available():
         from tests.conftest import unavailable
 
         unavailable(f"the Tatoeba data is not at {TATOEBA}")
-    out.mkdir(parents=True, exist_ok=True)
-    groups: dict[str, dict[str, str]] = {}
-    for name, code in (("fra", "fr"), ("deu", "de"), ("spa", "es")):
-        other = (TATOEBA / f"tatoeba.{name}-eng.{name}").read_text("utf-8").splitlines()
-        english = (TATOEBA / f"tatoeba.{name}-eng.eng").read_text("utf-8").splitlines()
-        for x, en in list(zip(other, english, strict=True))[:per_pair]:
-            groups.setdefault(en, {"en": en})[code] = x
-    docs, queries, qrels = [], [], []
-    for n, group in enumerate(groups.values()):
-        langs = sorted(group)
-        q_lang = langs[n % len(langs)]
-        queries.append(f"g{n}\t{group[q_lang]}\t{q_lang}\n")
-        for lang in langs:
-            if lang != q_lang:
-                docs.append({"id": f"g{n}-{lang}", "lang": lang, "body": group[lang]})
-                qrels.append(f"g{n} 0 g{n}-{lang} 1\n")
-    (out / "pool.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
-    (out / "q.tsv").write_text("qid\ttext\tlang\n" + "".join(queries))
-    (out / "qrels.txt").write_text("".join(qrels))
-    return out / "pool.jsonl", out / "q.tsv", out / "qrels.txt"
+    return write_pool(mixed_pool(per_pair), out)
 
 
 def _eval(env: dict[str, str], index: str, queries: Path, qrels: Path) -> dict[str, Any]:
@@ -102,7 +76,7 @@ def run_pool(
     """Ingest the pool (it calibrates itself), evaluate; calibrate off, evaluate; back to auto."""
     from tests.conftest import drop_index, run_cli
 
-    src, queries, qrels = mixed_pool(tmp_path, per_pair)
+    src, queries, qrels = pool_files(tmp_path, per_pair)
     env = {"XLIDX_URL": settings.urls[0], "XLIDX_HOME": str(tmp_path / "home")}
     drop_index(settings, index)
     made = run_cli("ingest", str(src), "--index", index, "--model", model, "--device", "cpu",

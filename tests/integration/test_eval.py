@@ -27,6 +27,8 @@ from xlidx.documents import RawItem
 from xlidx.errors import ConfigError
 from xlidx.eval import EvalOptions, EvalQuery, Qrels, encode_queries, read_qrels, run_eval
 from xlidx.eval.metrics import MEASURES
+from xlidx.indices.calibration import from_index_meta
+from xlidx.indices.manage import resolve
 from xlidx.ingest import IngestOptions, ingest
 from xlidx.pipeline.embed import Embedder, load_embedder
 from xlidx.search import Searcher
@@ -290,6 +292,11 @@ def test_tatoeba_en_fr(dev_node: ConnectionSettings, index_name: str, e5_small_m
     t0 = time.perf_counter()
     _index(dev_node, index_name, embedder, [(f"fr-{i}", "fr", t) for i, t in enumerate(fr, 1)])
     ingest_s = time.perf_counter() - t0
+    # one document language: calibrated, with nothing to measure, centering stays off, so a
+    # single-language pool ranks exactly as before
+    state = resolve(open_backend(dev_node), index_name)
+    cal = from_index_meta(state.xlidx_meta) if state is not None else None
+    assert cal is not None and cal.centering is False and list(cal.languages) == ["fr"]
 
     queries = [EvalQuery(f"q{i}", t, "en") for i, t in enumerate(en, 1)]
     qrels = Qrels({f"q{i}": {f"fr-{i}": 1} for i in range(1, len(en) + 1)})

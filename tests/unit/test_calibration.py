@@ -16,6 +16,7 @@ from xlidx.indices.calibration import (
     average,
     center,
     check_mode,
+    close,
     decide,
     from_index_meta,
     language_component,
@@ -24,7 +25,6 @@ from xlidx.indices.calibration import (
 )
 from xlidx.query.hybrid import default_weights
 
-RNG = np.random.default_rng(7)
 DIM = 32
 
 
@@ -34,21 +34,18 @@ def unit(v: np.ndarray) -> np.ndarray:
 
 def samples(offset: float, n: int = 80, langs: tuple[str, ...] = ("en", "de", "fr")) -> dict:
     """Vectors of shared 'meaning' plus a language direction of size ``offset``."""
+    rng = np.random.default_rng(7)
     out = {}
     for i, lang in enumerate(langs):
         direction = np.zeros(DIM)
         direction[i] = offset
-        out[lang] = unit(RNG.normal(size=(n, DIM)) / np.sqrt(DIM) + direction)
+        out[lang] = unit(rng.normal(size=(n, DIM)) / np.sqrt(DIM) + direction)
     return out
 
 
 def calibration(centering: bool = True) -> Calibration:
-    means = {
-        "en": average(RNG.normal(size=(5, DIM))),
-        "de": average(RNG.normal(size=(5, DIM))),
-        "qen": average(RNG.normal(size=(5, DIM))),
-        "qde": average(RNG.normal(size=(5, DIM))),
-    }
+    rng = np.random.default_rng(11)
+    means = {k: average(rng.normal(size=(5, DIM))) for k in ("en", "de", "qen", "qde")}
     ids = {k: mean_id(v) for k, v in means.items()}
     fb_doc = average([means["en"], means["de"]])
     fb_q = average([means["qen"], means["qde"]])
@@ -103,8 +100,9 @@ def test_modes_override_the_measurement() -> None:
 
 
 def test_center_and_restore_round_trip() -> None:
-    v = unit(RNG.normal(size=DIM))
-    m = RNG.normal(size=DIM) * 0.3
+    rng = np.random.default_rng(1)
+    v = unit(rng.normal(size=DIM))
+    m = rng.normal(size=DIM) * 0.3
     c, norm = center(v, m)
     assert abs(np.linalg.norm(c) - 1.0) < 1e-6 and norm > 0
     assert np.allclose(restore(c, norm, m), v, atol=1e-6)
@@ -114,7 +112,7 @@ def test_center_and_restore_round_trip() -> None:
 
 def test_passages_are_centered_by_their_language_and_undone_exactly() -> None:
     cal = calibration()
-    raw = [unit(RNG.normal(size=DIM)) for _ in range(3)]
+    raw = list(unit(np.random.default_rng(2).normal(size=(3, DIM))))
     passages = cal.passages([list(v) for v in raw], ["en", "de", "und"])
     assert [p["center"] for p in passages] == [
         cal.languages["en"].document,
@@ -134,7 +132,7 @@ def test_passages_are_centered_by_their_language_and_undone_exactly() -> None:
 
 def test_query_centering_uses_the_query_side_mean_and_the_fallback() -> None:
     cal = calibration()
-    q = list(unit(RNG.normal(size=DIM)))
+    q = list(unit(np.random.default_rng(4).normal(size=DIM)))
     en = cal.center_query(q, "en")
     assert np.allclose(en, center(q, cal.vector(cal.languages["en"].query))[0])
     unknown = cal.center_query(q, "it")
@@ -156,15 +154,49 @@ def test_the_stored_form_round_trips_and_bad_meta_is_one_clear_error() -> None:
     assert from_index_meta({}) is None
     with pytest.raises(MappingError, match="calibration in _meta is malformed"):
         from_index_meta({"calibration": {"languages": {"en": {"document": "x"}}}})
-    with pytest.raises(MappingError, match="has no mean 'nope'"):
+    with pytest.raises(MappingError, match="carries mean 'nope'"):
         cal.vector("nope")
 
 
-def test_pruning_keeps_the_means_in_use_and_those_still_carried() -> None:
+def test_replaced_means_are_retired_then_dropped_and_merged_ones_kept() -> None:
     cal = calibration()
     old = {**cal.means, "old1": [0.0] * DIM, "old2": [0.0] * DIM}
-    pruned = Calibration(**{**cal.__dict__, "means": old}).pruned({"old2"})
-    assert set(pruned.means) == cal.in_use() | {"old2"}
+    with_old = Calibration(**{**cal.__dict__, "means": old, "retired": {"old1": "t0"}})
+    retiring = with_old.retiring("t1")
+    assert retiring.retired == {"old1": "t0", "old2": "t1"}  # first retirement kept
+    dropped = retiring.without({"old1"})
+    assert set(dropped.means) == cal.in_use() | {"old2"} and dropped.retired == {"old2": "t1"}
+    theirs = Calibration(**{**cal.__dict__, "means": {"theirs": [1.0] * DIM}})
+    merged = cal.merged(theirs)
+    assert "theirs" in merged.means and merged.retired == {"theirs": cal.made_at}
+
+
+def test_a_mean_that_comes_out_the_same_keeps_its_id() -> None:
+    m = list(np.random.default_rng(3).normal(size=DIM))
+    assert close([x * (1 + 1e-6) for x in m], m)
+    assert not close([x + 0.01 for x in m], m)
+
+
+def test_a_passage_whose_mean_is_lost_is_one_clear_error() -> None:
+    cal = calibration()
+    passage = {"vector": [0.1] * DIM, "n": 0, "lang": "en", "center": "gone", "norm": 0.5}
+    with pytest.raises(MappingError, match=r"carries mean .gone.*xlidx index migrate"):
+        cal.recenter([passage])
+
+
+def test_a_vector_equal_to_its_mean_is_stored_with_its_mean_and_norm_zero() -> None:
+    cal = calibration()
+    mean = cal.vector(cal.languages["en"].document)
+    [p] = cal.passages([mean], ["en"])
+    assert p["norm"] == 0.0 and p["center"] == cal.languages["en"].document
+    assert cal.recenter([p]) is None  # at its target: never rewritten again
+    assert np.allclose(cal.raw(p), mean)
+
+
+def test_centering_on_without_means_centers_nothing() -> None:
+    bare = Calibration(**{**calibration().__dict__, "languages": {}, "fallback": None})
+    assert bare.centering and not bare.centers
+    assert stale_query(bare)["nested"]["query"] == {"exists": {"field": "xlidx.passages.center"}}
 
 
 def test_languages_due_and_prompts() -> None:

@@ -324,6 +324,7 @@ def eval_command(
                 "fusion": fusion or "minmax (default)",
                 "weights": weights or "xlidx decides per query",
                 "balance": balance,
+                "centering": centering,
                 "translate query": translate_query,
                 **{
                     f"{m} fusion": r["fusion"]

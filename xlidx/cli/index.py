@@ -344,11 +344,13 @@ def migrate(
             err.print(f"… calibrating {new}")
         version = version_state(backend, new)
         old_cal = from_index_meta(x)
+        # new vectors or labels: every mean afresh; a plain copy keeps the means it carries
         done = calibrate(
             backend,
             version,
             encoder=IndexModel(version, device=device, embedder=embedder),
             mode=old_cal.mode if old_cal else None,
+            full=bool(steps),
         )
         if done is not None:
             calibrated.update(done.to_json())

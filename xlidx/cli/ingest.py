@@ -372,6 +372,18 @@ def _report(summary: IngestSummary, *, as_json: bool) -> None:
         if summary.languages:
             langs_text = ", ".join(f"{k} {v}" for k, v in summary.languages.most_common())
             out.print(f"languages: {langs_text}")
+        cal = summary.calibration
+        if cal:
+            state = "on" if cal["centering"] else "off"
+            out.print(
+                f"calibrated: means for {', '.join(cal['added']) or 'no new language'}; "
+                f"centering {state}; moved the vectors of {cal['rewritten']} document(s)"
+            )
+    if summary.calibration_error:
+        err.print(
+            f"warning: calibration failed ({summary.calibration_error}); the documents are "
+            "indexed, `xlidx index calibrate` tries again"
+        )
     if summary.checkpoint_note:
         err.print(f"note: {summary.checkpoint_note}")
     for pair, n in sorted(summary.untranslated.items()):

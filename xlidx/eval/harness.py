@@ -246,7 +246,9 @@ def run_eval(
         fresh, encode_ms = encode_queries(searcher, todo, progress)
         given.update(fresh)
     query_langs = {
-        q.qid: q.lang or searcher.encoder.language(q.text, given.get(q.qid)) for q in queries
+        q.qid: q.lang
+        or searcher.encoder.language(q.text, given.get(q.qid) if options.centering else None)
+        for q in queries
     }
 
     prepared: dict[str, Query] = {}

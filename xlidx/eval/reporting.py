@@ -68,4 +68,9 @@ def index_settings(searcher: Any) -> dict[str, Any]:
         "dimension": emb.get("dimension"),
         "languages": ", ".join(x.get("languages") or []) or "all",
         "translated to": ", ".join(x.get("translate_to") or []) or "none",
+        "index centering": (
+            ("on" if cal.get("centering") else "off") + f" ({cal.get('mode')}): {cal.get('reason')}"
+            if isinstance(cal := x.get("calibration"), Mapping)
+            else "not calibrated"
+        ),
     }

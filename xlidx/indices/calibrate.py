@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -26,13 +26,14 @@ import numpy as np
 
 from xlidx.backends.base import Backend
 from xlidx.documents import UNDETERMINED
-from xlidx.errors import BackendError, MappingError
+from xlidx.errors import BackendError, MappingError, XlidxError
 from xlidx.indices.calibration import (
     MIN_DOCS,
     SAMPLE_DOCS,
     Calibration,
     LanguageMeans,
     average,
+    close,
     decide,
     from_index_meta,
     language_component,
@@ -42,7 +43,9 @@ from xlidx.indices.manage import IndexState, update_meta, version_state
 
 FIELDS = {"center": {"type": "keyword"}, "norm": {"type": "float", "index": False}}
 FIRST_SENTENCE_CHARS = 300
-_SEED = 20240611  # the sample is random, and the same on every run
+_SEED = 20240611  # the sample is random, and the same on every run (seeded on the id)
+RETIRED_FOR = 600.0  # seconds a replaced mean is kept at least (writers cache for seconds)
+REREAD_EVERY = 5.0  # seconds an ingest keeps the calibration it writes with before rereading
 
 
 class QueryEncoder(Protocol):
@@ -57,6 +60,7 @@ class Calibrated:
     added: list[str] = field(default_factory=list)  # languages given means of their own
     rewritten: int = 0  # documents whose passages were moved
     conflicts: int = 0  # documents changed meanwhile (already written with the calibration)
+    lost: int = 0  # passages whose mean the calibration no longer has (left as they are)
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -70,6 +74,7 @@ class Calibrated:
             "added": self.added,
             "rewritten": self.rewritten,
             "conflicts": self.conflicts,
+            "lost": self.lost,
             "seconds": round(self.seconds, 2),
         }
 
@@ -111,6 +116,7 @@ class Sample:
     vectors: list[np.ndarray]  # raw passage vectors in the language
     sentences: list[str]  # first sentences of the documents
     docs: int
+    lost: int = 0  # passages whose mean is unknown (skipped)
 
 
 def sample(
@@ -128,7 +134,7 @@ def sample(
         "query": {
             "function_score": {
                 "query": {"term": {"xlidx.lang": lang}},
-                "random_score": {"seed": _SEED, "field": "_seq_no"},
+                "random_score": {"seed": _SEED, "field": "xlidx.id"},
                 "boost_mode": "replace",
             }
         },
@@ -138,11 +144,18 @@ def sample(
     for h in hits:
         src = h.get("_source") or {}
         passages = (src.get("xlidx") or {}).get("passages") or []
-        vecs = [p for p in passages if p.get("lang", lang) == lang and p.get("vector")]
+        vecs = []
+        for p in passages:
+            if p.get("lang", lang) != lang or not p.get("vector"):
+                continue
+            try:
+                vecs.append(raw_vector(p, cal))
+            except MappingError:
+                out.lost += 1  # its mean is gone: it cannot be read raw
         if not vecs:
             continue
         out.docs += 1
-        out.vectors += [raw_vector(p, cal) for p in vecs]
+        out.vectors += vecs
         sentence = first_sentence(src, text_fields)
         if sentence:
             out.sentences.append(sentence)
@@ -178,12 +191,13 @@ def calibrate(
     now: datetime | None = None,
 ) -> Calibrated | None:
     """Calibrate ``state``'s index version and move its vectors; ``None`` when there is
-    nothing to do (``full=False``: no language is due, and the mode is unchanged).
+    nothing to do (``full=False``: no language got means, and the mode is unchanged).
 
-    ``full`` re-estimates every language's means; otherwise the languages that already have
-    means keep them (their vectors are not rewritten unless the decision changes) and only the
-    languages now due get theirs. ``encoder`` encodes the first sentences for the query-side
-    means of a model with prompts (it is needed only then).
+    ``full`` re-estimates every language's means (a mean that comes out the same as before,
+    up to :data:`~xlidx.indices.calibration.SAME_MEAN`, is kept, so its vectors do not move);
+    otherwise the languages that already have means keep them and only the languages now due
+    get theirs. ``encoder`` encodes the first sentences for the query-side means of a model
+    with prompts (it is needed only then).
     """
     t0 = time.monotonic()
     index = state.index
@@ -194,85 +208,127 @@ def calibrate(
     sample_docs = sample_docs or (old.sample_docs if old else SAMPLE_DOCS)
     counts = document_counts(backend, index)
     due = languages_due(None if full else old, counts, min_docs)
-    if not full and not due and old is not None and old.mode == mode:
-        return None
-    if not full and not due and old is None:
-        return None
     keep = {} if full or old is None else dict(old.languages)
     langs = sorted({*keep, *due})
     embedding = x.get("embedding") or {}
     text_fields = list(x.get("text_fields") or ["text"])
     means: dict[str, list[float]] = dict(old.means) if old else {}
+
+    def remember(vector: list[float], before: str | None) -> str:
+        if before is not None and before in means and close(vector, means[before]):
+            return before  # the same mean: the vectors centered with it stay where they are
+        means[mean_id(vector)] = vector
+        return mean_id(vector)
+
     samples: dict[str, np.ndarray] = {}
     languages: dict[str, LanguageMeans] = {}
+    lost = 0
     for i, lang in enumerate(langs):
         if progress is not None:
             progress(f"sampling {lang}", i, len(langs))
         s = sample(backend, index, lang, sample_docs, text_fields, old)
-        if s.vectors:
-            samples[lang] = np.stack(s.vectors)
+        lost += s.lost
         if lang in keep:
             languages[lang] = keep[lang]
-            continue
-        if s.docs < min_docs:
+        elif s.docs < min_docs:
             continue  # fewer readable documents than counted: not this time
-        doc_mean = average(s.vectors)
-        doc_id = mean_id(doc_mean)
-        means[doc_id] = doc_mean
+        samples[lang] = np.stack(s.vectors)
+        if lang in keep:
+            continue
+        was = old.languages.get(lang) if old else None
+        doc_id = remember(average(s.vectors), was.document if was else None)
         if symmetric(embedding) or not s.sentences:
             languages[lang] = LanguageMeans(doc_id, doc_id, s.docs, 0)
             continue
         if encoder is None:
             raise MappingError(
                 "calibrating this index needs its model (its queries have a prompt of their "
-                "own): load it, or pass it with --model"
+                "own), and none was given"
             )
         q_mean = average(np.asarray(encoder.encode_query(s.sentences), dtype=np.float64))
-        q_id = mean_id(q_mean)
-        means[q_id] = q_mean
+        q_id = remember(q_mean, was.query if was else None)
         languages[lang] = LanguageMeans(doc_id, q_id, s.docs, len(s.sentences))
+    added = [lang for lang in languages if lang not in keep]
+    if not full and not added and (old is None or old.mode == mode):
+        return None
     component = language_component(samples)
     centering, reason = decide(component, mode)
     fallback = None
     if languages:
-        fb_doc = average([means[m.document] for m in languages.values()])
-        fb_query = average([means[m.query] for m in languages.values()])
-        fallback = (mean_id(fb_doc), mean_id(fb_query))
-        means[fallback[0]], means[fallback[1]] = fb_doc, fb_query
+        before = old.fallback if old and old.fallback else (None, None)
+        fb_doc = remember(average([means[m.document] for m in languages.values()]), before[0])
+        fb_query = remember(average([means[m.query] for m in languages.values()]), before[1])
+        fallback = (fb_doc, fb_query)
+    made_at = (now or datetime.now(timezone.utc)).isoformat(timespec="microseconds")
     cal = Calibration(
         model=str(embedding.get("model", "")),
         mode=mode,
         centering=centering,
         reason=reason,
-        made_at=(now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+        made_at=made_at,
         languages=languages,
         fallback=fallback,
         means=means,
         component=component,
         min_docs=min_docs,
         sample_docs=sample_docs,
-    )
-    done = Calibrated(cal, added=[lang for lang in languages if lang not in keep])
-    publish(backend, state, cal)
-    done.rewritten, done.conflicts = rewrite(backend, index, cal, progress=progress)
-    carried = carried_means(backend, index, set(cal.means) - cal.in_use())
-    if carried != set(cal.means) - cal.in_use():
-        publish(backend, state, cal.pruned(carried))
+        retired=dict(old.retired) if old else {},
+    ).retiring(made_at)
+    done = Calibrated(cal, added=added, lost=lost)
+    cal = publish(backend, state, cal)
+    done.rewritten, done.conflicts, lost = rewrite(backend, index, cal, progress=progress)
+    done.lost += lost
+    prune(backend, index, cal)
     done.seconds = time.monotonic() - t0
     return done
 
 
-def publish(backend: Backend, state: IndexState, cal: Calibration) -> None:
-    """Write ``cal`` into the version's ``_meta`` (read fresh: other keys may have moved)."""
+def publish(backend: Backend, state: IndexState, cal: Calibration) -> Calibration:
+    """Write ``cal`` into the version's ``_meta``, read fresh (other keys may have moved), and
+    keeping every mean a calibration published meanwhile knows: its writers may use them."""
     backend.add_fields(state.index, {"xlidx": {"properties": {"passages": {
         "type": "nested", "properties": FIELDS}}}})  # fmt: skip
     fresh = version_state(backend, state.index)
+    theirs = from_index_meta(fresh.xlidx_meta)
+    if theirs is not None:
+        cal = cal.merged(theirs)
     update_meta(backend, fresh, {**fresh.xlidx_meta, "calibration": cal.to_meta()})
+    return cal
+
+
+def still_current(backend: Backend, index: str, cal: Calibration) -> Calibration | None:
+    """The index's calibration if it is still ``cal`` (none published since), else None."""
+    current = from_index_meta(version_state(backend, index).xlidx_meta)
+    return current if current is not None and current.made_at == cal.made_at else None
+
+
+def prune(backend: Backend, index: str, cal: Calibration, *, now: float | None = None) -> int:
+    """Drop the means retired more than :data:`RETIRED_FOR` seconds ago that no passage
+    carries, unless a newer calibration was published meanwhile; how many were dropped."""
+    current = still_current(backend, index, cal)
+    if current is None:
+        return 0
+    at = now if now is not None else time.time()
+    old = {k for k, when in current.retired.items() if at - _seconds(when) > RETIRED_FOR}
+    drop = old - carried_means(backend, index, old)
+    if drop:
+        fresh = version_state(backend, index)
+        if still_current(backend, index, cal) is not None:
+            meta = {**fresh.xlidx_meta, "calibration": current.without(drop).to_meta()}
+            update_meta(backend, fresh, meta)
+    return len(drop)
+
+
+def _seconds(iso: str) -> float:
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return 0.0  # unreadable: old enough
 
 
 def stale_query(cal: Calibration | None) -> dict[str, Any]:
     """Documents with a passage not at ``cal``'s means (any centered one, without ``cal``)."""
-    if cal is None or not cal.centering:
+    if cal is None or not cal.centers:
         inner: dict[str, Any] = {"exists": {"field": "xlidx.passages.center"}}
     else:
         should: list[dict[str, Any]] = []
@@ -291,11 +347,15 @@ def stale_query(cal: Calibration | None) -> dict[str, Any]:
 
 
 def _updates(
-    hits: Iterator[dict[str, Any]], index: str, cal: Calibration
+    hits: Iterator[dict[str, Any]], index: str, cal: Calibration, lost: list[str]
 ) -> Iterator[dict[str, Any]]:
     for h in hits:
         passages = ((h.get("_source") or {}).get("xlidx") or {}).get("passages") or []
-        moved = cal.recenter(passages)
+        try:
+            moved = cal.recenter(passages)
+        except MappingError:
+            lost.append(str(h["_id"]))  # a mean it carries is gone: leave it as it is
+            continue
         if moved is None:
             continue
         yield {
@@ -315,23 +375,27 @@ def rewrite(
     *,
     progress: Callable[[str, int, int], None] | None = None,
     rounds: int = 5,
-) -> tuple[int, int]:
-    """Move every stale document's passages to ``cal``; ``(rewritten, conflicts)``.
+) -> tuple[int, int, int]:
+    """Move every stale document's passages to ``cal``; ``(rewritten, conflicts, lost)``
+    (lost: documents carrying a mean ``cal`` does not have, left as they are).
 
     Rounds repeat (after a refresh) while documents written with an older calibration keep
-    arriving, e.g. from workers that read ``_meta`` just before it changed.
+    arriving, e.g. from workers that read ``_meta`` just before it changed; they stop when a
+    newer calibration was published (its own run moves the vectors).
     """
     rewritten = conflicts = 0
+    lost: list[str] = []
     for _ in range(rounds):
         backend.refresh(index)
-        total = backend.count(index, stale_query(cal))
-        if not total:
+        total = backend.count(index, stale_query(cal)) - len(set(lost))
+        if total <= 0 or still_current(backend, index, cal) is None:
             break
+        before = rewritten + conflicts
         hits = backend.scan(
             index, stale_query(cal), size=200, source=["xlidx.passages"], versions=True
         )
         results = backend.bulk(
-            _updates(hits, index, cal),
+            _updates(hits, index, cal, lost),
             chunk_size=200,
             max_chunk_bytes=10 * 1024 * 1024,
             max_retries=3,
@@ -352,7 +416,9 @@ def rewrite(
                 )
             if progress is not None:
                 progress("moving vectors", done, total)
-    return rewritten, conflicts
+        if rewritten + conflicts == before:
+            break  # nothing moved this round: what is left cannot be (lost means)
+    return rewritten, conflicts, len(set(lost))
 
 
 def carried_means(backend: Backend, index: str, ids: set[str]) -> set[str]:
@@ -397,9 +463,14 @@ class IndexModel:
 
 
 class AutoCalibration:
-    """Calibration while ingesting: the calibration new passages are written with, and a
+    """Calibration while ingesting: the calibration new passages are written with (read
+    again from ``_meta`` every :data:`REREAD_EVERY` seconds, as the queue workers do), and a
     calibration (:func:`calibrate` with ``full=False``) as soon as a language has
-    ``min_docs`` documents and no means yet, which also moves the vectors written before."""
+    ``min_docs`` documents and no means yet, which also moves the vectors written before.
+
+    A calibration that fails does not stop the ingest: ``error`` says why (its vectors stay
+    as they were written, and ``xlidx index calibrate`` tries again).
+    """
 
     def __init__(
         self,
@@ -408,18 +479,32 @@ class AutoCalibration:
         encoder: QueryEncoder | None,
         *,
         run: Callable[[str, Callable[[], Any]], Any] = lambda _what, fn: fn(),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backend = backend
         self.index = state.index
         self.encoder = encoder
-        self.current = from_index_meta(state.xlidx_meta)
-        self.min_docs = self.current.min_docs if self.current else MIN_DOCS
+        self._current = from_index_meta(state.xlidx_meta)
+        self._clock = clock
+        self._read_at = clock()
+        self.min_docs = self._current.min_docs if self._current else MIN_DOCS
         self._run = run  # how a cluster call is made (e.g. under a Patience)
         self.counts: Counter[str] = Counter(
             run("count documents per language", lambda: document_counts(backend, self.index))
         )
         self.made: list[Calibrated] = []
-        self._tried: set[str] = set()  # due, calibrated, and still without means: not again
+        self.error: str | None = None
+        self._tried: set[str] = set()  # calibrated and still without means: not again
+
+    @property
+    def current(self) -> Calibration | None:
+        if self._clock() - self._read_at > REREAD_EVERY:
+            meta = self._run(
+                "read the index's _meta", lambda: version_state(self.backend, self.index).xlidx_meta
+            )
+            self._current = from_index_meta(meta)
+            self._read_at = self._clock()
+        return self._current
 
     def due(self) -> list[str]:
         return [
@@ -427,11 +512,6 @@ class AutoCalibration:
             for lang in languages_due(self.current, self.counts, self.min_docs)
             if lang not in self._tried
         ]
-
-    def written(self, langs: Iterable[str]) -> Calibrated | None:
-        """Count documents just written; calibrate when a language became due."""
-        self.counts.update(langs)
-        return self.calibrate() if self.due() else None
 
     def calibrate(self) -> Calibrated | None:
         """Calibrate what is due now (after a refresh, so that the last writes count)."""
@@ -446,14 +526,20 @@ class AutoCalibration:
                 encoder=self.encoder, full=False,
             )  # fmt: skip
 
-        done: Calibrated | None = self._run("calibrate the vectors", go)
-        if done is not None:
-            self.current = done.calibration
-            self.made.append(done)
-        self.counts = Counter(
-            self._run(
-                "count documents per language", lambda: document_counts(self.backend, self.index)
+        try:
+            done: Calibrated | None = self._run("calibrate the vectors", go)
+            self.counts = Counter(
+                self._run(
+                    "count documents per language",
+                    lambda: document_counts(self.backend, self.index),
+                )
             )
-        )
-        self._tried |= {lang for lang in due if self.current and lang not in self.current.languages}
+        except XlidxError as exc:
+            self.error = str(exc)
+            self._tried |= set(due)
+            return None
+        if done is not None:
+            self._current, self._read_at = done.calibration, self._clock()
+            self.made.append(done)
+        self._tried |= set(self.due()) & set(due)  # due still, after the recount: not again
         return done

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ MIN_DOCS = 50  # documents of a language before it gets means of its own
 SAMPLE_DOCS = 1000  # documents per language read to estimate its means
 STRONG_SHARE = 0.05  # centering turns on from this adjusted share of variance (auto)
 MODES = ("auto", "on", "off")
+SAME_MEAN = 1e-4  # a re-estimated mean this close (relative) to the old one keeps the old one
 DOCUMENT, QUERY = "document", "query"
 _DIGITS = 7  # significant digits kept of a stored mean
 
@@ -59,7 +60,7 @@ def center(vector: Any, mean: Any) -> tuple[list[float], float]:
     """``(unit(vector - mean), |vector - mean|)``."""
     diff = np.asarray(vector, dtype=np.float64) - np.asarray(mean, dtype=np.float64)
     norm = float(np.linalg.norm(diff))
-    if norm < 1e-12:  # a vector equal to its language's mean: keep it as it was
+    if norm < 1e-12:  # a vector equal to its language's mean: stored as it is, norm 0
         return [float(x) for x in vector], 0.0
     return [float(x) for x in (diff / norm).astype(np.float32)], norm
 
@@ -167,8 +168,9 @@ class LanguageMeans:
 class Calibration:
     """An index version's calibration, as ``_meta.xlidx.calibration`` holds it.
 
-    ``means`` maps a mean's id to its vector; it keeps the means that passages still carry
-    after a re-calibration until they are rewritten (then they are pruned).
+    ``means`` maps a mean's id to its vector; ``retired`` holds when each mean no longer
+    in use was replaced: a retired mean stays while any passage may carry it (writers cache a
+    calibration for a few seconds), and is pruned once old and carried by none.
     """
 
     model: str
@@ -182,18 +184,24 @@ class Calibration:
     component: Component
     min_docs: int = MIN_DOCS
     sample_docs: int = SAMPLE_DOCS
+    retired: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def centers(self) -> bool:
+        """Whether vectors are centered at all (on, with means to center with)."""
+        return self.centering and bool(self.languages)
 
     # -- targets -------------------------------------------------------------------------------
     def document_mean(self, lang: str) -> str | None:
         """The id of the mean a passage in ``lang`` should have subtracted (None: raw)."""
-        if not self.centering:
+        if not self.centers:
             return None
         if lang in self.languages:
             return self.languages[lang].document
         return self.fallback[0] if self.fallback else None
 
     def query_mean(self, lang: str | None) -> str | None:
-        if not self.centering:
+        if not self.centers:
             return None
         if lang is not None and lang in self.languages:
             return self.languages[lang].query
@@ -213,7 +221,8 @@ class Calibration:
             return self.means[mean]
         except KeyError:
             raise MappingError(
-                f"the calibration has no mean {mean!r}: run `xlidx index calibrate` again"
+                f"a passage carries mean {mean!r}, which the index's calibration has lost: "
+                "re-embed its documents (`xlidx index migrate NAME --model …`)"
             ) from None
 
     # -- applying it ---------------------------------------------------------------------------
@@ -255,20 +264,9 @@ class Calibration:
         if target is None:
             return {**rest, "vector": [float(x) for x in raw.astype(np.float32)]}
         vec, norm = center(raw, self.vector(target))
-        if norm == 0.0:
-            return {**rest, "vector": vec}
         return {**rest, "vector": vec, "center": target, "norm": norm}
 
     # -- stored form ---------------------------------------------------------------------------
-    def targets(self) -> set[str]:
-        """The mean ids passages should carry (the ones a rewrite must keep)."""
-        if not self.centering:
-            return set()
-        ids = {m.document for m in self.languages.values()}
-        if self.fallback:
-            ids.add(self.fallback[0])
-        return ids
-
     def in_use(self) -> set[str]:
         ids = {m.document for m in self.languages.values()}
         ids |= {m.query for m in self.languages.values()}
@@ -276,9 +274,22 @@ class Calibration:
             ids |= set(self.fallback)
         return ids
 
-    def pruned(self, still_carried: set[str]) -> Calibration:
-        keep = self.in_use() | still_carried
-        return replace(self, means={k: v for k, v in self.means.items() if k in keep})
+    def retiring(self, now: str) -> Calibration:
+        """This calibration with every mean it does not use marked retired (since ``now``,
+        unless retired before)."""
+        unused = set(self.means) - self.in_use()
+        retired = {k: self.retired.get(k, now) for k in sorted(unused)}
+        return replace(self, retired=retired)
+
+    def without(self, ids: set[str]) -> Calibration:
+        means = {k: v for k, v in self.means.items() if k not in ids}
+        retired = {k: v for k, v in self.retired.items() if k not in ids}
+        return replace(self, means=means, retired=retired)
+
+    def merged(self, other: Calibration) -> Calibration:
+        """This calibration keeping the means ``other`` (one published meanwhile) knows."""
+        means = {**other.means, **self.means}
+        return replace(self, means=means).retiring(self.made_at)
 
     def to_meta(self) -> dict[str, Any]:
         return {
@@ -295,6 +306,7 @@ class Calibration:
                 {"document": self.fallback[0], "query": self.fallback[1]} if self.fallback else None
             ),
             "means": dict(self.means),
+            "retired": dict(self.retired),
         }
 
     @classmethod
@@ -325,6 +337,7 @@ class Calibration:
                 ),
                 min_docs=int(meta.get("min_docs", MIN_DOCS)),
                 sample_docs=int(meta.get("sample_docs", SAMPLE_DOCS)),
+                retired={str(k): str(v) for k, v in (meta.get("retired") or {}).items()},
             )
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise MappingError(f"the index's calibration in _meta is malformed: {exc}") from None
@@ -333,6 +346,12 @@ class Calibration:
 def from_index_meta(xlidx_meta: Mapping[str, Any]) -> Calibration | None:
     raw = xlidx_meta.get("calibration")
     return Calibration.from_meta(raw) if isinstance(raw, Mapping) else None
+
+
+def close(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether mean ``a`` is the same as ``b`` up to :data:`SAME_MEAN` (relative)."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return bool(float(np.linalg.norm(x - y)) <= SAME_MEAN * max(float(np.linalg.norm(y)), 1e-12))
 
 
 def average(vectors: Any) -> list[float]:

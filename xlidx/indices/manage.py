@@ -260,8 +260,9 @@ def migrate(
     # the version this one replaced: what `rollback` goes back to (never a half-copied one)
     new_meta = backend.get_meta(new_index)
     carried: dict[str, Any] = {"previous": state.index}
-    if transform is None and "calibration" in state.xlidx_meta:
-        carried["calibration"] = state.xlidx_meta["calibration"]
+    old_meta = backend.get_meta(state.index).get("xlidx", {})  # now: it may have moved
+    if transform is None and "calibration" in old_meta:
+        carried["calibration"] = old_meta["calibration"]
     backend.put_meta(new_index, {**new_meta, "xlidx": {**new_meta["xlidx"], **carried}})
     if prepare is not None:
         prepare(new_index)

@@ -36,6 +36,15 @@ from xlidx.errors import QueueError
 
 PREFIX = "xlidx:"
 CALIBRATION_TTL = 3600  # a calibration lock left by a dead worker lapses after an hour
+# atomically: asked again meanwhile -> keep the lock (the caller runs again), else release it
+_CALIBRATION_DONE = """
+if redis.call('GET', KEYS[2]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  return 1
+end
+redis.call('DEL', KEYS[1])
+return 0
+"""
 JOB_TTL = 30 * 24 * 3600
 T = TypeVar("T")
 
@@ -263,13 +272,14 @@ class JobStore:
         caller runs it, still holding the lock), else the lock is released."""
 
         def run() -> bool:
-            if self.redis.get(f"{PREFIX}calibrate:{index}:again"):
-                self.redis.expire(f"{PREFIX}calibrate:{index}", CALIBRATION_TTL)
-                return True
-            self.redis.delete(f"{PREFIX}calibrate:{index}")
-            return False
+            keys = [f"{PREFIX}calibrate:{index}", f"{PREFIX}calibrate:{index}:again"]
+            return bool(self.redis.eval(_CALIBRATION_DONE, 2, *keys, CALIBRATION_TTL))
 
         return self._do("end a calibration", run)
+
+    def drop_calibration_lock(self, index: str) -> None:
+        """Release the lock whatever was asked (a calibration that failed, or never sent)."""
+        self._do("release a calibration", lambda: self.redis.delete(f"{PREFIX}calibrate:{index}"))
 
     def progress(self, job: str) -> JobProgress | None:
         def run() -> tuple[dict[str, str], dict[str, str]]:

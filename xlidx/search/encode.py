@@ -32,6 +32,7 @@ class QueryEncoder:
         self._embedder = embedder
         self._translator = translator
         self._detector: Any = None
+        self._calibrated: tuple[Any, Calibration | None] | None = None
 
     def embedder(self) -> Any:
         state = self.facts.state()
@@ -45,8 +46,12 @@ class QueryEncoder:
         return self._embedder
 
     def calibration(self) -> Calibration | None:
-        """The index's calibration (:mod:`xlidx.indices.calibration`), if it has one."""
-        return from_index_meta(self.facts.state().xlidx_meta)
+        """The index's calibration (:mod:`xlidx.indices.calibration`), if it has one (read
+        once per state of the index)."""
+        state = self.facts.state()
+        if self._calibrated is None or self._calibrated[0] is not state:
+            self._calibrated = (state, from_index_meta(state.xlidx_meta))
+        return self._calibrated[1]
 
     def language(self, text: str, raw_vector: Sequence[float] | None = None) -> str:
         """The query's language: its words (:meth:`detect`); where they leave it open
@@ -54,7 +59,7 @@ class QueryEncoder:
         query-side mean is nearest to the query's vector."""
         lang = self.detect(text)
         cal = self.calibration()
-        if lang == UNDETERMINED and raw_vector is not None and cal is not None and cal.centering:
+        if lang == UNDETERMINED and raw_vector is not None and cal is not None and cal.centers:
             return cal.nearest_language(raw_vector) or lang
         return lang
 
@@ -110,14 +115,14 @@ class QueryEncoder:
         if text_fields and plan.text_fields == QueryPlan(text="x").text_fields:
             query = query.text_fields(*text_fields)
         cal = self.calibration() if plan.centering and plan.mode != "bm25" else None
-        centered = cal is not None and cal.centering
+        centered = cal is not None and cal.centers
         raw: list[float] | None = None
         if plan.mode != "bm25" and plan.vector is None:
             t0 = time.perf_counter()
             raw = [float(v) for v in self.embedder().encode_query([plan.text])[0]]
             timings["encode_ms"] = (time.perf_counter() - t0) * 1000
         if plan.query_lang is None and (plan.mode != "knn" or (centered and raw is not None)):
-            query = query.query_lang(self.language(plan.text, raw))
+            query = query.query_lang(self.language(plan.text, raw if centered else None))
         plan = query.plan()
         if translate and plan.mode != "knn" and plan.query_lang not in (None, "und"):
             t0 = time.perf_counter()

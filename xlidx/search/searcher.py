@@ -66,7 +66,7 @@ class Searcher:
             return plan.weights
         reachable = set(plan.translations)
         cal = self.encoder.calibration() if plan.centering else None
-        centered = cal is not None and cal.centering
+        centered = cal is not None and cal.centers
         if plan.query_lang and plan.query_lang != "und":
             reachable.add(plan.query_lang)
             return default_weights(self.facts.reach(frozenset(reachable)), centered=centered)
