@@ -232,7 +232,8 @@ def calibrate(
             languages[lang] = keep[lang]
         elif s.docs < min_docs:
             continue  # fewer readable documents than counted: not this time
-        samples[lang] = np.stack(s.vectors)
+        if s.vectors:
+            samples[lang] = np.stack(s.vectors)
         if lang in keep:
             continue
         was = old.languages.get(lang) if old else None
