@@ -39,7 +39,7 @@ from xlidx.indices.calibration import (
     language_component,
     mean_id,
 )
-from xlidx.indices.manage import IndexState, update_meta, version_state
+from xlidx.indices.manage import IndexState, document_counts, update_meta, version_state
 
 FIELDS = {"center": {"type": "keyword"}, "norm": {"type": "float", "index": False}}
 FIRST_SENTENCE_CHARS = 300
@@ -77,17 +77,6 @@ class Calibrated:
             "lost": self.lost,
             "seconds": round(self.seconds, 2),
         }
-
-
-def document_counts(backend: Backend, index: str) -> dict[str, int]:
-    """Documents per language (``xlidx.lang``), ``und`` included."""
-    res = backend.search(
-        index,
-        {"size": 0, "aggs": {"langs": {"terms": {"field": "xlidx.lang", "size": 500}}}},
-        "count documents per language",
-    )
-    buckets = res.get("aggregations", {}).get("langs", {}).get("buckets", [])
-    return {str(b["key"]): int(b["doc_count"]) for b in buckets}
 
 
 def languages_due(cal: Calibration | None, counts: Mapping[str, int], min_docs: int) -> list[str]:

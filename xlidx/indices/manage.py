@@ -121,6 +121,17 @@ def ensure(backend: Backend, spec: IndexSpec) -> tuple[IndexState, bool]:
     return state, True
 
 
+def document_counts(backend: Backend, index: str) -> dict[str, int]:
+    """Documents per language (``xlidx.lang``), ``und`` included."""
+    res = backend.search(
+        index,
+        {"size": 0, "aggs": {"langs": {"terms": {"field": "xlidx.lang", "size": 500}}}},
+        "count documents per language",
+    )
+    buckets = res.get("aggregations", {}).get("langs", {}).get("buckets", [])
+    return {str(b["key"]): int(b["doc_count"]) for b in buckets}
+
+
 def update_meta(backend: Backend, state: IndexState, xlidx_meta: Mapping[str, Any]) -> None:
     """Replace the ``xlidx`` part of the index's ``_meta``."""
     backend.put_meta(state.index, {**state.meta, "xlidx": dict(xlidx_meta)})
@@ -134,12 +145,7 @@ def status(backend: Backend, name: str) -> dict[str, Any]:
             f"no xlidx index named {name!r} (create it with `xlidx index create {name}`)"
         )
     count = backend.count(state.index)
-    aggs = backend.search(
-        state.index,
-        {"size": 0, "aggs": {"lang": {"terms": {"field": "xlidx.lang", "size": 100}}}},
-        f"aggregate languages of {state.index}",
-    )
-    langs = {b["key"]: b["doc_count"] for b in aggs["aggregations"]["lang"]["buckets"]}
+    langs = document_counts(backend, state.index)
     x = state.xlidx_meta
     emb = x.get("embedding", {})
     return {
