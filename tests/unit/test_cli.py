@@ -102,6 +102,11 @@ def test_unreachable_cluster_is_one_line_with_either_client(engine: str) -> None
             {"XLIDX_RETRY_FOR": "forever"},
             "XLIDX_RETRY_FOR must be a duration",
         ),
+        (
+            ["index", "calibrate", "docs", "--centering", "sometimes"],
+            {},
+            "unknown centering 'sometimes': expected auto, on, off",
+        ),
     ],
 )
 def test_bad_settings_give_one_line(args: list[str], env: dict[str, str], message: str) -> None:
