@@ -31,6 +31,8 @@ pytest_plugins = [
     "tests.fixtures.embedding",
     "tests.fixtures.translation",
     "tests.fixtures.queue",
+    "tests.fixtures.rabbitmq",
+    "tests.fixtures.cluster",
 ]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
