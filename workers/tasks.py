@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from celery import Task, shared_task
@@ -124,6 +126,33 @@ def _patience() -> float:
     return min(300.0, holder.queue_settings().soft_time_limit / 2)
 
 
+class _SoftLimit(BaseException):
+    """The soft time limit, inside a stage. A ``BaseException``: the cluster clients catch
+    ``Exception`` around each request (opensearch-py and elastic-transport both do), so
+    Celery's ``SoftTimeLimitExceeded`` raised in the middle of a request would come out as a
+    connection error, be retried, and run on into the hard limit."""
+
+
+_SOFT_SIGNAL = getattr(signal, "SIGUSR1", None)  # what billiard's pool sends at the soft limit
+
+
+@contextlib.contextmanager
+def _soft_limit_passes_through() -> Iterator[None]:
+    """While a stage runs, the soft-limit signal raises :class:`_SoftLimit`."""
+    if _SOFT_SIGNAL is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_signum: int, _frame: Any) -> None:
+        raise _SoftLimit
+
+    previous = signal.signal(_SOFT_SIGNAL, handler)
+    try:
+        yield
+    finally:
+        signal.signal(_SOFT_SIGNAL, previous)
+
+
 class BatchTask(Task):  # type: ignore[misc]
     """A stage task. Whatever ends it without a result dead-letters its batch (see module doc)."""
 
@@ -165,7 +194,9 @@ def run(task: BatchTask, payload: Payload, stage: Callable[[Payload], Payload]) 
       the broker (which is down too) is never needed.
     * The cluster unreachable, 429 or 5xx: retry through the broker with backoff and jitter.
     * A stage of a batch started more than ``MAX_DELIVERIES`` times without finishing (lost
-      processes, the hard time limit, repeated recovery): dead-lettered.
+      processes, the hard time limit, repeated recovery): dead-lettered. A stage that finishes
+      forgets its starts, so a batch recovered because a later stage never finished does not
+      count against the stages it passed.
     """
     deadline = time.monotonic() + _patience()
     counted = False
@@ -180,7 +211,13 @@ def run(task: BatchTask, payload: Payload, stage: Callable[[Payload], Payload]) 
                          "processes lost, the hard time limit, or repeated recovery)")  # fmt: skip
                     return _empty(payload)
             t0 = time.monotonic()
-            out = stage(payload)
+            try:
+                with _soft_limit_passes_through():
+                    out = stage(payload)
+            except _SoftLimit:
+                raise SoftTimeLimitExceeded() from None
+            with contextlib.suppress(QueueError):  # at worst, a later start counts one more
+                holder.store().stage_finished(payload["job"], int(payload["batch"]), key)
             log.info(
                 "batch %s:%s %s: %d record(s) in %.2fs",
                 payload["job"], payload["batch"], task.stage,

@@ -1,22 +1,19 @@
 """The writer's retries, against the real node behind a real HTTP proxy that fails on purpose.
 
-The proxy answers the first bulk requests with 503 / 429 (or drops the connection), then
-forwards everything to the dev node: every document must arrive exactly once.
+The proxy (:mod:`tests.fixtures.proxy`) answers the first bulk requests with 503 / 429 (or
+drops the connection), then forwards everything to the dev node: every document must arrive
+exactly once.
 """
 
 from __future__ import annotations
 
-import http.server
-import threading
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from tests.fixtures.proxy import Faults, start_proxy
 from xlidx.backends.opensearch import OpenSearchBackend
 from xlidx.backends.opensearch.client import make_client
 from xlidx.config import ConnectionSettings
@@ -28,61 +25,10 @@ from xlidx.pipeline.write import BulkWriter
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Faults:
-    plan: list[int | str] = field(default_factory=list)  # per bulk request: status or "drop"
-    bulk_calls: int = 0
-
-
-def _proxy(upstream: str, faults: Faults) -> tuple[http.server.ThreadingHTTPServer, str]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _forward(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
-            if "/_bulk" in self.path:
-                faults.bulk_calls += 1
-                if faults.plan:
-                    fault = faults.plan.pop(0)
-                    if fault == "drop":
-                        self.close_connection = True
-                        self.connection.shutdown(2)
-                        return
-                    self.send_response(int(fault))
-                    self.send_header("Content-Type", "application/json")
-                    self.end_headers()
-                    self.wfile.write(b'{"error": "injected", "status": %d}' % int(fault))
-                    return
-            req = urllib.request.Request(  # noqa: S310 - the loopback dev node
-                upstream + self.path, data=body, method=self.command
-            )
-            for k in ("Content-Type",):
-                if self.headers.get(k):
-                    req.add_header(k, self.headers[k])
-            try:
-                with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback
-                    status, data, ctype = resp.status, resp.read(), resp.headers.get("Content-Type")
-            except urllib.error.HTTPError as exc:
-                status, data, ctype = exc.code, exc.read(), exc.headers.get("Content-Type")
-            self.send_response(status)
-            self.send_header("Content-Type", ctype or "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _forward
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
 @pytest.fixture
 def proxied(dev_node: ConnectionSettings) -> Iterator[tuple[ConnectionSettings, Faults, str]]:
     faults = Faults()
-    server, url = _proxy(dev_node.urls[0], faults)
+    server, url = start_proxy(dev_node.urls[0], faults)
     index = f"xlidx-retry-{uuid.uuid4().hex[:8]}"
     make_client(dev_node).indices.create(index=index)
     try:

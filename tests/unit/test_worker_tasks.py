@@ -19,12 +19,16 @@ class FakeStore:
     def __init__(self, deliveries: int = 1, down: int = 0) -> None:
         self.deliveries, self.down = deliveries, down
         self.finished: list[tuple[int, dict[str, Any], list[Any]]] = []
+        self.forgotten: list[str] = []
 
     def count_delivery(self, job: str, batch: int, stage: str) -> int:
         if self.down:
             self.down -= 1
             raise QueueError("redis is down")
         return self.deliveries
+
+    def stage_finished(self, job: str, batch: int, stage: str) -> None:
+        self.forgotten.append(f"{batch}:{stage}")
 
     def finish_batch(self, job: str, batch: int, result: Any, letters: Any, *, index: str) -> bool:
         self.finished.append((batch, dict(result), list(letters)))
@@ -85,6 +89,16 @@ def test_redis_down_waits_and_goes_on(store: FakeStore) -> None:
     assert out["ok"] and store.finished == []
 
 
+def test_a_stage_that_finishes_forgets_its_starts(store: FakeStore) -> None:
+    """Else a batch recovered five times because a later stage hangs would be dead-lettered
+    at the first stage, which finished every time."""
+    tasks.run(FakeTask(), _payload(), lambda p: p)  # type: ignore[arg-type]
+    assert store.forgotten == ["4:embed:0"]
+    with pytest.raises(KeyError):
+        tasks.run(FakeTask(), _payload(), lambda p: p["missing"])  # type: ignore[arg-type]
+    assert store.forgotten == ["4:embed:0"]  # a stage that failed keeps its count
+
+
 def test_transient_cluster_errors_retry_with_backoff_then_fail(store: FakeStore) -> None:
     def down(_p: dict[str, Any]) -> dict[str, Any]:
         raise BackendError("busy", status=503)
@@ -116,3 +130,28 @@ def test_a_bug_fails_the_task_and_on_failure_dead_letters_every_record(store: Fa
     tasks.embed.on_failure(KeyError("x"), "id", (payload,), {}, None)
     (_batch, _result, letters) = store.finished[0]
     assert [d.reason for d in letters] == ["unexpected KeyError: 'x'"] * 2
+
+
+def test_the_soft_limit_inside_a_client_that_catches_everything_still_ends_the_task(
+    store: FakeStore,
+) -> None:
+    """Cluster clients catch ``Exception`` around a request: the soft limit, signalled in the
+    middle of one, must still end the task (and dead-letter its batch), not become a retry."""
+    import os
+    import signal
+
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def stuck_in_a_request(_p: dict[str, Any]) -> dict[str, Any]:
+        try:
+            os.kill(os.getpid(), signal.SIGUSR1)  # what billiard's pool sends at the soft limit
+            signal.sigtimedwait([], 0.01)  # let the handler run here
+        except Exception as exc:  # what opensearch-py and elastic-transport do
+            raise BackendError(f"connection failed: {exc!r}", status=None) from exc
+        return _p
+
+    previous = signal.getsignal(signal.SIGUSR1)
+    with pytest.raises(SoftTimeLimitExceeded):
+        tasks.run(FakeTask(), _payload(), stuck_in_a_request)  # type: ignore[arg-type]
+    assert signal.getsignal(signal.SIGUSR1) == previous  # the handler is the pool's again
+    assert "soft time limit" in tasks.failure_reason(SoftTimeLimitExceeded(), 3)

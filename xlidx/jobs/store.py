@@ -249,6 +249,14 @@ class JobStore:
 
         return self._do("count a delivery", run)
 
+    def stage_finished(self, job: str, batch: int, stage: str) -> None:
+        """Forget the starts of a stage that finished: a batch sent again later (recovered
+        because a later stage never finished) starts its finished stages with a clean count."""
+        self._do(
+            "record a finished stage",
+            lambda: self.redis.hdel(f"{PREFIX}job:{job}:deliveries", f"{batch}:{stage}"),
+        )
+
     def request_calibration(self, index: str) -> bool:
         """Ask for a calibration of ``index``: True when the caller should send it, False
         when one is running (it runs again when it ends, see :meth:`calibration_done`)."""
