@@ -7,8 +7,11 @@ so that each test takes seconds.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ import pytest
 from tests.fixtures.proxy import Faults, start_proxy
 from tests.fixtures.queue import WorkerProc, Workers, process_env
 from tests.fixtures.st_builder import build_tiny_st_model
-from tests.integration.test_queue import corpus, ids_in, xlidx
+from tests.integration.test_queue import _children, corpus, ids_in, xlidx
 from xlidx.config import ConnectionSettings
 
 pytestmark = pytest.mark.integration
@@ -42,6 +45,20 @@ def _ingest(src: Path, index: str, env: dict[str, str], *extra: str) -> tuple[in
     )  # fmt: skip
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else proc.stderr
+
+
+def _stuck_embed_worker(
+    workers: Workers, env: dict[str, str], log: Path, **extra_env: str
+) -> WorkerProc:
+    """An embed worker whose embed stage is stuck (:mod:`tests.fixtures.stuck_worker`); it
+    preloads no model, so that a replacement pool process starts at once."""
+    stuck = WorkerProc(
+        [sys.executable, "-m", "tests.fixtures.stuck_worker", "worker", "--queues", "embed",
+         "--concurrency", "1", "--device", "cpu", "--name", f"stuck-{log.stem}@test"],
+        process_env({**env, **extra_env}), log, ready_marker="worker process ready",
+    )  # fmt: skip
+    workers.started.append(stuck)
+    return stuck.start()
 
 
 def _dead_letters(env: dict[str, str], index: str) -> list[dict[str, Any]]:
@@ -99,13 +116,7 @@ def test_a_task_stuck_past_the_hard_limit_is_killed_resent_and_dead_lettered(
     create = xlidx("index", "create", index_name, "--model", str(workers.model), env=env)
     assert create.returncode == 0, create.stderr
     workers.xlidx("translate,write")
-    stuck = WorkerProc(
-        [sys.executable, "-m", "tests.fixtures.stuck_worker", "worker", "--queues",
-         "embed", "--concurrency", "1", "--device", "cpu", "--name", "stuck@test"],
-        process_env(env), tmp_path / "stuck.log", ready_marker="worker process ready",
-    )  # fmt: skip
-    workers.started.append(stuck)
-    stuck.start()
+    stuck = _stuck_embed_worker(workers, env, tmp_path / "stuck.log")
     code, summary = _ingest(corpus(tmp_path / "docs.jsonl", 5), index_name, env)
     assert code == 2, summary
     assert summary["dead_lettered"] == 5 and summary["batches_done"] == 1
@@ -114,6 +125,47 @@ def test_a_task_stuck_past_the_hard_limit_is_killed_resent_and_dead_lettered(
     log = stuck.text()
     assert log.count("Hard time limit (2.0s) exceeded for xlidx.embed") == 5, log[-3000:]
     assert ids_in(dev_node, index_name) == []
+
+
+def test_a_pool_process_killed_mid_task_is_requeued_at_once(
+    workers: Workers, queue_env: dict[str, str], dev_node: ConnectionSettings, index_name: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The pool process running an embed task dies (SIGKILL, as the OOM killer sends): the
+    worker requeues the message at once (``task_reject_on_worker_lost``), a new pool process
+    takes it, and the job ends with every document, well before the visibility timeout."""
+    create = xlidx("index", "create", index_name, "--model", str(workers.model), env=queue_env)
+    assert create.returncode == 0, create.stderr
+    workers.xlidx("translate,write")
+    marker = tmp_path / "stuck-once"
+    stuck = _stuck_embed_worker(
+        workers, queue_env, tmp_path / "pool.log", XLIDX_TEST_STUCK_ONCE=str(marker)
+    )
+    n = 30
+    result: list[tuple[int, Any]] = []
+    client = threading.Thread(
+        target=lambda: result.append(
+            _ingest(corpus(tmp_path / "docs.jsonl", n), index_name, queue_env)
+        )
+    )
+    client.start()
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the embed task never started"
+        time.sleep(0.1)
+    assert stuck.proc is not None
+    (pool,) = _children(stuck.proc.pid)
+    os.kill(pool, signal.SIGKILL)
+    killed = time.monotonic()
+    client.join(timeout=120)
+    took = time.monotonic() - killed
+    assert result, "xlidx ingest --wait did not finish"
+    (code, summary) = result[0]
+    assert code == 0, summary
+    assert summary["indexed"] == n and summary["dead_lettered"] == 0
+    assert sorted(ids_in(dev_node, index_name)) == sorted(f"d{i}" for i in range(n))
+    assert "WorkerLostError" in stuck.text()
+    assert took < float(queue_env["XLIDX_VISIBILITY_TIMEOUT"]), took  # not redelivered late
 
 
 def test_retries_run_out_against_a_failing_cluster_then_deadletters_retry_indexes(
