@@ -77,3 +77,73 @@ def test_paths_from_env(tmp_path: Path) -> None:
     )
     assert p.downloads == tmp_path / "downloads"
     assert p.pid_file == tmp_path / "d" / "opensearch-9200.pid"
+
+
+def test_single_node_settings_are_unchanged_by_clusters(tmp_path: Path) -> None:
+    paths = DevPaths(home=tmp_path, node_dir=tmp_path / "dev", port=9200)
+    expected = [
+        "-Ecluster.name=xlidx-dev",
+        "-Enode.name=xlidx-dev",
+        "-Ediscovery.type=single-node",
+        "-Enetwork.host=127.0.0.1",
+        "-Ehttp.port=9200",
+        f"-Epath.data={tmp_path / 'dev' / 'data-9200'}",
+        f"-Epath.logs={tmp_path / 'dev' / 'logs-9200'}",
+        "-Ecluster.routing.allocation.disk.threshold_enabled=false",
+    ]
+    assert node_settings(paths) == expected
+    assert node_settings(paths, (9200,)) == expected
+
+
+def test_cluster_node_settings_opensearch(tmp_path: Path) -> None:
+    from xlidx.devnode.node import cluster_ports
+
+    ports = cluster_ports(9200, 3)
+    assert ports == (9200, 9201, 9202)
+    paths = DevPaths(home=tmp_path, node_dir=tmp_path / "dev", port=9201)
+    settings = node_settings(paths, ports)
+    assert settings[:5] == [
+        "-Ecluster.name=xlidx-dev-9200",
+        "-Enode.name=xlidx-dev-9201",
+        "-Etransport.port=9301",
+        "-Ediscovery.seed_hosts=127.0.0.1:9300,127.0.0.1:9301,127.0.0.1:9302",
+        "-Ecluster.initial_cluster_manager_nodes=xlidx-dev-9200,xlidx-dev-9201,xlidx-dev-9202",
+    ]
+    assert "-Ediscovery.type=single-node" not in settings
+    assert "-Ehttp.port=9201" in settings and "-Enetwork.host=127.0.0.1" in settings
+    assert f"-Epath.data={tmp_path / 'dev' / 'data-9201'}" in settings
+
+
+def test_cluster_shape_is_checked(tmp_path: Path) -> None:
+    from xlidx.devnode.node import cluster_ports
+    from xlidx.errors import DevNodeError
+
+    for bad in (0, -2):
+        with pytest.raises(DevNodeError, match="--nodes must be 1 or more"):
+            cluster_ports(9200, bad)
+    paths = DevPaths(home=tmp_path, node_dir=tmp_path / "dev", port=9300)
+    with pytest.raises(DevNodeError, match="not a node of the cluster"):
+        node_settings(paths, (9200, 9201))
+
+
+def test_cluster_default_ports_never_overlap() -> None:
+    from xlidx.devnode.cluster import DevCluster, default_port
+    from xlidx.devnode.node import transport_port
+
+    assert default_port("opensearch") == 9200 and default_port("elasticsearch") == 9201
+    assert default_port("opensearch", 3) == 9200 and default_port("elasticsearch", 3) == 9210
+    os_ports = DevCluster.from_env(None, 3, env={"XLIDX_DEV_DIR": "/x"}).ports
+    es_ports = DevCluster.from_env(None, 3, "elasticsearch", env={"XLIDX_DEV_DIR": "/x"}).ports
+    assert os_ports == (9200, 9201, 9202) and es_ports == (9210, 9211, 9212)
+    everything = [*os_ports, *es_ports]
+    everything += [transport_port(p) for p in everything]
+    assert len(set(everything)) == len(everything)
+
+
+def test_dev_up_refuses_zero_nodes() -> None:
+    from tests.conftest import run_cli
+
+    for bad in ("0", "-1"):
+        proc = run_cli("dev", "up", "--nodes", bad)
+        assert proc.returncode == 2, proc.stderr
+        assert "--nodes" in proc.stderr and "Traceback" not in proc.stderr

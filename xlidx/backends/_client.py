@@ -92,6 +92,13 @@ class ClientBackend(Backend):
         meta: dict[str, Any] = m[index]["mappings"].get("_meta", {})
         return meta
 
+    def index_settings(self, index: str) -> dict[str, Any]:
+        found = self._call(
+            f"read the settings of {index}", lambda: self.client.indices.get_settings(index=index)
+        )
+        settings: dict[str, Any] = dict(found[index]["settings"])
+        return settings
+
     def refresh(self, index: str) -> None:
         self._call(f"refresh {index}", lambda: self.client.indices.refresh(index=index))
 

@@ -143,6 +143,10 @@ class Backend(ABC):
     def get_meta(self, index: str) -> dict[str, Any]:
         """The ``_meta`` of ``index``'s mapping."""
 
+    def index_settings(self, index: str) -> dict[str, Any]:
+        """The settings of ``index`` as ``GET <index>/_settings`` gives them (``{}``: unknown)."""
+        return {}
+
     @abstractmethod
     def put_meta(self, index: str, meta: Mapping[str, Any]) -> None: ...
 

@@ -11,6 +11,7 @@ import typer
 
 from xlidx.cli._state import err, out
 from xlidx.config import ConnectionSettings
+from xlidx.devnode.cluster import DevCluster
 from xlidx.devnode.engines import Engine
 from xlidx.devnode.node import DEFAULT_PORTS, START_TIMEOUT, running_pid, url_of
 from xlidx.devnode.paths import DevPaths
@@ -38,6 +39,15 @@ PortOpt = Annotated[
     ),
 ]
 RedisPortOpt = Annotated[int, typer.Option("--redis-port", help="Port of Redis on 127.0.0.1.")]
+NodesOpt = Annotated[
+    int,
+    typer.Option(
+        "--nodes",
+        min=1,
+        help="Nodes in the cluster, on HTTP ports PORT..PORT+N-1 (transport: each + 100). "
+        "Several nodes default to PORT 9200 for opensearch, 9210 for elasticsearch.",
+    ),
+]
 
 
 def _log(message: str) -> None:
@@ -48,12 +58,20 @@ def _paths(backend: Engine, port: int | None) -> DevPaths:
     return DevPaths.from_env(DEFAULT_PORTS[backend] if port is None else port, engine=backend)
 
 
-def _up_hint(paths: DevPaths) -> str:
+def _cluster(backend: Engine, port: int | None, nodes: int) -> DevCluster:
+    return DevCluster.from_env(port, nodes, engine=backend)
+
+
+def _up_hint(paths: DevPaths, nodes: int = 1) -> str:
+    from xlidx.devnode.cluster import default_port
+
     args = ["xlidx", "dev", "up"]
     if paths.engine != "opensearch":
         args += ["--backend", paths.engine]
-    if paths.port != paths.spec.default_port:
+    if paths.port != default_port(paths.engine, nodes):
         args += ["--port", str(paths.port)]
+    if nodes > 1:
+        args += ["--nodes", str(nodes)]
     return " ".join(args)
 
 
@@ -77,15 +95,36 @@ def up(
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the node to become healthy.")
     ] = START_TIMEOUT,
+    nodes: NodesOpt = 1,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Wipe the data of the (stopped) nodes first: a new, empty cluster.",
+        ),
+    ] = False,
 ) -> None:
-    """Download (once), install and start the dev node; wait until it is healthy."""
+    """Download (once), install and start the dev node (or a cluster of --nodes nodes); wait
+    until it is healthy (every node joined)."""
+    from xlidx.devnode.cluster import start_cluster
     from xlidx.devnode.node import start
     from xlidx.devnode.redis import start_redis
 
     paths = _paths(backend, port)
-    res = start(paths, heap=heap, timeout=timeout, log=_log)
-    verb = "already running" if res.already_running else f"started in {res.seconds:.1f}s"
-    out.print(f"{paths.spec.display} {verb} at {res.url} (pid {res.pid})")
+    if nodes == 1 and not fresh:
+        res = start(paths, heap=heap, timeout=timeout, log=_log)
+        verb = "already running" if res.already_running else f"started in {res.seconds:.1f}s"
+        out.print(f"{paths.spec.display} {verb} at {res.url} (pid {res.pid})")
+    else:
+        cluster = _cluster(backend, port, nodes)
+        paths = cluster.nodes[0]
+        cres = start_cluster(cluster, heap=heap, timeout=timeout, fresh=fresh, log=_log)
+        verb = "already running" if cres.already_running else f"started in {cres.seconds:.1f}s"
+        pids = ", ".join(str(p) for p in cres.pids)
+        out.print(
+            f"{cluster.spec.display} cluster of {cluster.size} node(s) {verb} at "
+            f"{','.join(cres.urls)} (pids {pids}; health {cres.health.get('status')})"
+        )
     if with_redis:
         was_up = start_redis(paths, redis_port)
         out.print(
@@ -101,17 +140,19 @@ def down(
         bool, typer.Option("--with-redis", help="Also stop the Redis xlidx started.")
     ] = False,
     redis_port: RedisPortOpt = DEFAULT_REDIS_PORT,
+    nodes: NodesOpt = 1,
 ) -> None:
     """Stop the processes `xlidx dev up` started (and nothing else)."""
-    from xlidx.devnode.node import stop
+    from xlidx.devnode.cluster import stop_cluster
     from xlidx.devnode.redis import stop_redis
 
-    paths = _paths(backend, port)
-    stopped = stop(paths)
-    out.print(
-        f"{paths.spec.display} at {url_of(paths.port)}: "
-        f"{'stopped' if stopped else 'was not running'}"
-    )
+    cluster = _cluster(backend, port, nodes)
+    paths = cluster.nodes[0]
+    for node, stopped in zip(cluster.nodes, stop_cluster(cluster), strict=True):
+        out.print(
+            f"{node.spec.display} at {url_of(node.port)}: "
+            f"{'stopped' if stopped else 'was not running'}"
+        )
     if with_redis:
         stopped = stop_redis(paths, redis_port)
         out.print(f"Redis at 127.0.0.1:{redis_port}: {'stopped' if stopped else 'was not running'}")
@@ -123,33 +164,43 @@ def status(
     port: PortOpt = None,
     redis_port: RedisPortOpt = DEFAULT_REDIS_PORT,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+    nodes: NodesOpt = 1,
 ) -> None:
-    """URL, version, plugins and health of the dev node. Exits 1 when it is not running."""
+    """URL, version, plugins and health of the dev node (or of the --nodes cluster: every
+    node's URL and pid). Exits 1 when it is not running."""
     from xlidx.backends import describe
     from xlidx.cli.cluster import print_cluster
     from xlidx.errors import ConnectionFailed
 
-    paths = _paths(backend, port)
+    cluster = _cluster(backend, port, nodes)
+    paths = cluster.nodes[0]
     url = url_of(paths.port)
     report: dict[str, Any] = {"backend": paths.engine, "url": url, "running": False}
+    pids = [running_pid(n) for n in cluster.nodes]
+    members = [{"url": u, "pid": pid} for u, pid in zip(cluster.urls, pids, strict=True)]
     try:
-        report.update(describe(ConnectionSettings(urls=(url,), timeout=5.0)))
+        live = tuple(u for u, pid in zip(cluster.urls, pids, strict=True) if pid) or cluster.urls
+        report.update(describe(ConnectionSettings(urls=live, timeout=5.0)))
         report["running"] = True
         report["pid"] = running_pid(paths)
         report["started_by_xlidx"] = report["pid"] is not None
     except ConnectionFailed:
         pass
+    if nodes > 1:
+        report["members"] = members
     report["redis"] = {"url": f"redis://127.0.0.1:{redis_port}/0", "running": ping(redis_port)}
     if as_json:
         out.print_json(json.dumps(report))
     elif report["running"]:
         print_cluster(report)
+        for m in report.get("members", []):
+            out.print(f"node:     {m['url']} {'pid ' + str(m['pid']) if m['pid'] else 'down'}")
         redis = report["redis"]
         out.print(f"redis:    {redis['url'] if redis['running'] else 'not running'}")
     else:
         out.print(
             f"{paths.spec.display} dev node at {url}: not running "
-            f"(start it with `{_up_hint(paths)}`)"
+            f"(start it with `{_up_hint(paths, nodes)}`)"
         )
     if not report["running"]:
         raise typer.Exit(1)

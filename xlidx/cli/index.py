@@ -30,6 +30,20 @@ from xlidx.indices.calibration import MIN_DOCS, SAMPLE_DOCS
 app = typer.Typer(help="Manage xlidx indices (versioned, behind aliases).", no_args_is_help=True)
 UND_WARN_SHARE = 0.1  # `index status` warns when this share of documents is `und`
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+ShardsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--shards", help="Primary shards of the new version (default 1).", show_default=False
+    ),
+]
+ReplicasOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--replicas",
+        help="Replicas of each shard of the new version (default 0).",
+        show_default=False,
+    ),
+]
 
 
 @app.command("list")
@@ -99,16 +113,19 @@ def create(
     ] = "lucene",
     space: Annotated[str, typer.Option(help="cosinesimil, innerproduct or l2.")] = "cosinesimil",
     vector_index: VectorIndexOpt = "hnsw",
+    shards: ShardsOpt = None,
+    replicas: ReplicasOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create NAME-v1 behind the alias NAME (does nothing if NAME exists)."""
     from xlidx.indices.manage import ensure
-    from xlidx.indices.spec import VectorSpec, check_model, validate_index_name
+    from xlidx.indices.spec import VectorSpec, check_model, check_shards, validate_index_name
     from xlidx.pipeline.detect import parse_languages
     from xlidx.pipeline.embed import load_embedder
     from xlidx.pipeline.fingerprint import model_source
 
     validate_index_name(name)
+    check_shards(shards, replicas)
     targets = parse_languages(split_csv(translate_to)) if translate_to else ()
     langs = parse_languages(split_csv(languages))  # () = every language lingua knows
     vector = VectorSpec(engine=engine, space_type=space, index_type=vector_index)
@@ -122,6 +139,8 @@ def create(
         languages=langs,
         translate_to=targets,
         vector=vector,
+        shards=shards,
+        replicas=replicas,
     )
     st, created = ensure(backend, spec)
     if not created:
@@ -259,9 +278,14 @@ def migrate(
             show_default=False,
         ),
     ] = None,
+    shards: ShardsOpt = None,
+    replicas: ReplicasOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the next version (new mapping, model or language labels), then move the alias.
+
+    The new version keeps the current one's primary shards and replicas unless --shards /
+    --replicas say otherwise.
 
     The old version is kept for rollback; the alias moves only when every document arrived,
     and, with --gate, only when the new version is no worse on your judgments (exit 3 and the
@@ -269,9 +293,10 @@ def migrate(
     """
     from xlidx.indices.manage import migrate as do_migrate
     from xlidx.indices.manage import resolve
-    from xlidx.indices.spec import VectorSpec
+    from xlidx.indices.spec import VectorSpec, check_shards, shards_of
     from xlidx.pipeline.fingerprint import model_source
 
+    check_shards(shards, replicas)
     gate_spec = _gate_spec(gate, qrels, metric, max_drop, gate_mode, device, report_path)
     backend = state(ctx).backend()
     current = resolve(backend, name)
@@ -319,6 +344,7 @@ def migrate(
     vector = VectorSpec.from_meta(
         x.get("vector", {}), engine=engine, space_type=space, index_type=vector_index
     )
+    old_shards, old_replicas = shards_of(backend.index_settings(current.index))
     spec = _spec(
         name,
         embedding,
@@ -328,6 +354,8 @@ def migrate(
         vector=vector,
         detection=detection,
         translation_packages=tuple(x.get("translation_packages", [])),
+        shards=shards if shards is not None else old_shards,
+        replicas=replicas if replicas is not None else old_replicas,
     )
     if not as_json:
         doing = [w for w, on in (("relabelling", redetect), ("re-embedding", model)) if on]

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from xlidx.cli._state import out, state
+from xlidx.cli._state import err, out, state
 from xlidx.errors import ConfigError
 
 FilterOpt = Annotated[
@@ -162,14 +162,32 @@ def query_command(
     explain: Annotated[
         bool, typer.Option("--explain", help="Show the BM25 and kNN ranks behind each hit.")
     ] = False,
+    retry_for: Annotated[
+        str,
+        typer.Option(
+            "--retry-for",
+            help="How long to retry a query the cluster cannot answer for now (refused or "
+            "reset connections, 429/502/503/504, shards with no live copy), e.g. 30s, 2m; 0 "
+            "fails at once. Each retry is one line on stderr.",
+        ),
+    ] = "30s",
 ) -> None:
-    """Hybrid cross-lingual search over an xlidx index."""
+    """Hybrid cross-lingual search over an xlidx index.
+
+    A query the cluster cannot answer for the moment (a node restarting or lost) is tried
+    again, on the other nodes of XLIDX_URL, for up to --retry-for; then it fails with one line
+    and exit code 1.
+    """
+    from xlidx.config import format_duration, parse_duration
+    from xlidx.errors import BackendError
     from xlidx.indices.spec import validate_index_name
     from xlidx.search import Searcher
+    from xlidx.search.retry import with_retries
 
     if not index:
         raise ConfigError("--index NAME is required")
     validate_index_name(index)
+    budget = parse_duration("--retry-for", retry_for)
     q = build_query(
         text,
         mode=mode,
@@ -188,8 +206,20 @@ def query_command(
     )
     if source:
         q = q.source(*(f.strip() for f in source.split(",") if f.strip()))
-    searcher = Searcher(state(ctx).backend(), index)
-    result = searcher.search(q, translate=translate_query, explain=explain)
+    searchers: list[Searcher] = []
+
+    def run() -> Any:
+        if not searchers:  # opening the backend asks the cluster which engine it is
+            searchers.append(Searcher(state(ctx).backend(), index))
+        return searchers[0].search(q, translate=translate_query, explain=explain)
+
+    def report(attempt: int, wait: float, exc: BackendError) -> None:
+        err.print(
+            f"retrying the query in {format_duration(wait)} (retry {attempt}): {exc}",
+            markup=False,
+        )
+
+    result = with_retries(run, budget=budget, on_retry=report)
     if as_json:
         out.print_json(json.dumps(result.to_json(explain), ensure_ascii=False, default=str))
         return

@@ -39,6 +39,7 @@ class EngineSpec:
     min_java: int
     default_port: int
     default_heap: str
+    initial_managers_setting: str  # the nodes that may bootstrap a new multi-node cluster
     extra_settings: tuple[str, ...] = ()
 
     @property
@@ -65,6 +66,7 @@ OPENSEARCH = EngineSpec(
     min_java=11,
     default_port=9200,
     default_heap="1g",
+    initial_managers_setting="cluster.initial_cluster_manager_nodes",
 )
 
 ELASTICSEARCH = EngineSpec(
@@ -80,6 +82,7 @@ ELASTICSEARCH = EngineSpec(
     min_java=17,
     default_port=9201,
     default_heap="512m",
+    initial_managers_setting="cluster.initial_master_nodes",
     extra_settings=("-Expack.security.enabled=false",),
 )
 

@@ -147,6 +147,12 @@ def chown_tree(path: Path, user: str) -> None:
             os.lchown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
 
 
+def chown_tree_top(path: Path, user: str) -> None:
+    """``path`` itself (not what is in it) to ``user``."""
+    entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
 def ensure_node_user(engine: str = "opensearch") -> str:
     """The unprivileged user that runs the node when xlidx runs as root (created if missing)."""
     try:

@@ -17,14 +17,20 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from xlidx.config import child_env
 from xlidx.devnode.engines import SPECS, Engine
-from xlidx.devnode.install import chown_tree, ensure_node_user, find_java_home, install
+from xlidx.devnode.install import (
+    chown_tree,
+    chown_tree_top,
+    ensure_node_user,
+    find_java_home,
+    install,
+)
 from xlidx.devnode.paths import DevPaths, is_root
 from xlidx.errors import DevNodeError
 
@@ -43,12 +49,54 @@ class StartResult:
     seconds: float
 
 
-def node_settings(paths: DevPaths) -> list[str]:
-    """The ``-E`` settings the node starts with (pure)."""
+TRANSPORT_OFFSET = 100  # a cluster node's transport port is its HTTP port + this
+
+
+def transport_port(http_port: int) -> int:
+    """The transport port of the cluster node on ``http_port`` (pure): 9200 → 9300."""
+    return http_port + TRANSPORT_OFFSET
+
+
+def cluster_ports(port: int, nodes: int) -> tuple[int, ...]:
+    """The HTTP ports of an ``nodes``-node dev cluster whose first node is on ``port``."""
+    if nodes < 1:
+        raise DevNodeError(f"--nodes must be 1 or more, got {nodes}")
+    return tuple(range(port, port + nodes))
+
+
+def node_name(port: int, ports: Sequence[int] = ()) -> str:
+    """``xlidx-dev`` for the single node (as always), ``xlidx-dev-PORT`` in a cluster."""
+    return "xlidx-dev" if len(ports) <= 1 else f"xlidx-dev-{port}"
+
+
+def node_settings(paths: DevPaths, ports: Sequence[int] = ()) -> list[str]:
+    """The ``-E`` settings the node starts with (pure).
+
+    ``ports``: the HTTP ports of every node of its cluster (``paths.port`` among them); one
+    port or none is the single node (``discovery.type: single-node``). A node of a cluster
+    gets its transport port (``transport_port``), the transport ports of all as seed hosts,
+    and all node names as the nodes that bootstrap the cluster.
+    """
+    if len(ports) <= 1:
+        shape = [
+            "-Ecluster.name=xlidx-dev",
+            "-Enode.name=xlidx-dev",
+            "-Ediscovery.type=single-node",
+        ]
+    else:
+        if paths.port not in ports:
+            raise DevNodeError(f"port {paths.port} is not a node of the cluster {list(ports)}")
+        seeds = ",".join(f"127.0.0.1:{transport_port(p)}" for p in ports)
+        names = ",".join(node_name(p, ports) for p in ports)
+        shape = [
+            f"-Ecluster.name=xlidx-dev-{ports[0]}",
+            f"-Enode.name={node_name(paths.port, ports)}",
+            f"-Etransport.port={transport_port(paths.port)}",
+            f"-Ediscovery.seed_hosts={seeds}",
+            f"-E{paths.spec.initial_managers_setting}={names}",
+        ]
     return [
-        "-Ecluster.name=xlidx-dev",
-        "-Enode.name=xlidx-dev",
-        "-Ediscovery.type=single-node",
+        *shape,
         "-Enetwork.host=127.0.0.1",
         f"-Ehttp.port={paths.port}",
         f"-Epath.data={paths.data_dir}",
@@ -168,27 +216,52 @@ def start(
 
     ``heap`` defaults to the engine's (``DEFAULT_HEAPS``: 1g OpenSearch, 512m Elasticsearch).
     """
-    spec = paths.spec
-    heap = heap or spec.default_heap
     t0 = time.monotonic()
     url = url_of(paths.port)
     pid = running_pid(paths)
     if pid is not None:
         _wait_healthy(paths, pid, timeout, t0)
         return StartResult(url, pid, True, time.monotonic() - t0)
-    if port_in_use(paths.port):
-        for other in SPECS:
-            other_paths = replace(paths, engine=other)
-            if other != paths.engine and running_pid(other_paths) is not None:
-                raise DevNodeError(
-                    f"port {paths.port} on 127.0.0.1 is taken by the {other_paths.spec.display} "
-                    f"dev node; stop it with `xlidx dev down --backend {other} "
-                    f"--port {paths.port}` or pick another port with --port"
-                )
-        raise DevNodeError(
-            f"port {paths.port} on 127.0.0.1 is taken by a process xlidx did not start; "
-            "stop it or pick another port with --port"
-        )
+    pid = launch(paths, heap=heap, log=log)
+    _wait_healthy(paths, pid, timeout, t0, watch_pid=True)
+    pid = read_pid(paths.pid_file) or pid
+    return StartResult(url, pid, False, time.monotonic() - t0)
+
+
+def check_port_free(paths: DevPaths, port: int | None = None) -> None:
+    """:class:`DevNodeError` saying who holds ``port`` (default: the node's HTTP port)."""
+    port = paths.port if port is None else port
+    if not port_in_use(port):
+        return
+    for other in SPECS:
+        other_paths = replace(paths, engine=other)
+        if other != paths.engine and running_pid(other_paths) is not None and port == paths.port:
+            raise DevNodeError(
+                f"port {port} on 127.0.0.1 is taken by the {other_paths.spec.display} "
+                f"dev node; stop it with `xlidx dev down --backend {other} "
+                f"--port {port}` or pick another port with --port"
+            )
+    raise DevNodeError(
+        f"port {port} on 127.0.0.1 is taken by a process xlidx did not start; "
+        "stop it or pick another port with --port"
+    )
+
+
+def launch(
+    paths: DevPaths,
+    *,
+    heap: str | None = None,
+    ports: Sequence[int] = (),
+    log: Callable[[str], None] = lambda _m: None,
+) -> int:
+    """Install if needed and launch the node (of the cluster on ``ports``, see
+    :func:`node_settings`) without waiting for it; its pid (setpriv's, until the node writes
+    its pid file)."""
+    spec = paths.spec
+    heap = heap or spec.default_heap
+    check_port_free(paths)
+    if len(ports) > 1:
+        check_port_free(paths, transport_port(paths.port))
     install_dir = install(paths, log=log)
     java_home = find_java_home(engine=spec.name)
     for d in (paths.data_dir, paths.logs_dir):
@@ -199,18 +272,20 @@ def start(
         str(install_dir / spec.launcher),
         "-p",
         str(paths.pid_file),
-        *node_settings(paths),
+        *node_settings(paths, ports),
     ]
     if is_root():
         user = ensure_node_user(spec.name)
-        chown_tree(paths.node_dir, user)
+        if len(ports) > 1:  # only its own files: the other nodes of the cluster are running
+            for tree in (install_dir, paths.data_dir, paths.logs_dir):
+                chown_tree(tree, user)
+            chown_tree_top(paths.node_dir, user)
+        else:
+            chown_tree(paths.node_dir, user)
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *cmd]
     env = node_env(paths, java_home, heap)
-    log(f"starting {spec.display} on {url} (heap {heap})")
-    pid = spawn_detached(cmd, env=env, cwd=install_dir, output=paths.console_log)
-    _wait_healthy(paths, pid, timeout, t0, watch_pid=True)
-    pid = read_pid(paths.pid_file) or pid
-    return StartResult(url, pid, False, time.monotonic() - t0)
+    log(f"starting {spec.display} on {url_of(paths.port)} (heap {heap})")
+    return spawn_detached(cmd, env=env, cwd=install_dir, output=paths.console_log)
 
 
 def spawn_detached(cmd: list[str], *, env: dict[str, str], cwd: Path, output: Path) -> int:

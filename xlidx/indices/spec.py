@@ -127,12 +127,36 @@ class IndexSpec:
     translation_packages: tuple[Mapping[str, Any], ...] = ()
     vector: VectorSpec = field(default_factory=VectorSpec)
     mapping_version: int = MAPPING_VERSION
+    shards: int | None = None  # primary shards; None: the template's (1)
+    replicas: int | None = None  # replicas of each shard; None: the template's (0)
 
     def __post_init__(self) -> None:
         validate_index_name(self.name)
+        check_shards(self.shards, self.replicas)
         dim = self.embedding.get("dimension")
         if not isinstance(dim, int) or dim <= 0:
             raise ConfigError(f"embedding dimension must be a positive integer, got {dim!r}")
+
+
+def check_shards(shards: object, replicas: object) -> None:
+    """``shards`` a positive integer, ``replicas`` 0 or more (``None``: the default)."""
+    for flag, value, least in (("--shards", shards, 1), ("--replicas", replicas, 0)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"{flag} must be an integer of {least} or more, got {value!r}")
+
+
+def shards_of(settings: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """Primary shards and replicas from ``GET <index>/_settings``'s ``settings`` (pure);
+    ``None`` for what it does not say."""
+    index = settings.get("index", {})
+
+    def get(key: str) -> int | None:
+        value = index.get(key, settings.get(f"index.{key}"))
+        return int(value) if value is not None and str(value).isdigit() else None
+
+    return get("number_of_shards"), get("number_of_replicas")
 
 
 def mappings_dir() -> Path:
@@ -319,8 +343,14 @@ def build_index_body(
             }
         },
     ]
+    settings: dict[str, Any] = copy.deepcopy(t["settings"])
+    index_settings = settings.setdefault("index", {})
+    if spec.shards is not None:
+        index_settings["number_of_shards"] = spec.shards
+    if spec.replicas is not None:
+        index_settings["number_of_replicas"] = spec.replicas
     return {
-        "settings": copy.deepcopy(t["settings"]),
+        "settings": settings,
         "mappings": {
             "_meta": build_meta(
                 spec,
