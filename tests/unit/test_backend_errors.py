@@ -37,6 +37,7 @@ def test_client_kwargs_literal() -> None:
         "hosts": ["https://h:9200"],
         "timeout": 7.0,
         "max_retries": 0,
+        "retry_on_status": (),
         "retry_on_timeout": False,
         "verify_certs": True,
         "ssl_show_warn": True,
@@ -136,6 +137,7 @@ def test_es_client_kwargs_literal() -> None:
         "hosts": ["https://h:9200"],
         "request_timeout": 7.0,
         "max_retries": 0,
+        "retry_on_status": (),
         "retry_on_timeout": False,
         "verify_certs": True,
         "ssl_show_warn": True,
@@ -157,7 +159,8 @@ def test_es_client_kwargs_tls_and_api_key(tmp_path: Path) -> None:
     assert es_client.client_kwargs(s) == {
         "hosts": ["https://a:9200", "https://b:9200"],
         "request_timeout": 2.5,
-        "max_retries": 0,
+        "max_retries": 1,  # the other node, when one refuses
+        "retry_on_status": (),
         "retry_on_timeout": False,
         "verify_certs": False,
         "ssl_show_warn": False,

@@ -42,7 +42,11 @@ def client_kwargs(settings: ConnectionSettings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "hosts": list(settings.urls),
         "timeout": settings.timeout,
-        "max_retries": 0,  # retries are the caller's policy (bulk writer, workers)
+        # a node that refuses the connection hands the request to the next node listed (a
+        # node lost from a cluster); any other retry is the caller's policy (bulk writer,
+        # workers, query retries), so no status is retried here and no timeout either
+        "max_retries": len(settings.urls) - 1,
+        "retry_on_status": (),
         "retry_on_timeout": False,
         "verify_certs": settings.verify_certs,
         "ssl_show_warn": settings.verify_certs,
