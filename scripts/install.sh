@@ -2,7 +2,9 @@
 # Install everything xlidx needs on a fresh Debian/Ubuntu machine, into ./.venv. Idempotent:
 # a second run only checks. Debian packages are installed when missing and we are root
 # (or sudo works): a Java runtime for the dev node, redis-server for the queue, and, with
-# --test, nginx and openssl for the TLS tests and chromium (headless) for the report test. OpenSearch itself is fetched by `xlidx dev up`.
+# --test, nginx and openssl for the TLS tests, chromium (headless) for the report test and
+# rabbitmq-server for the RabbitMQ queue tests (its system service is stopped and disabled:
+# the tests start nodes of their own). OpenSearch itself is fetched by `xlidx dev up`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,8 @@ if [ "$with_test" = 1 ]; then
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # the RabbitMQ queue tests start their own nodes (free ports, own epmd port)
+  [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || [ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
 fi
 if [ "${#need[@]}" -gt 0 ]; then
   echo "install.sh: installing Debian packages: ${need[*]}" >&2
@@ -23,6 +27,14 @@ if [ "${#need[@]}" -gt 0 ]; then
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+  if [[ " ${need[*]} " == *" rabbitmq-server "* ]]; then
+    # the package starts a system node on 5672 where it can; the tests never use it
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+      $sudo systemctl disable --now rabbitmq-server >/dev/null 2>&1 || true
+    else
+      $sudo service rabbitmq-server stop >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 
 python=${PYTHON:-python3}

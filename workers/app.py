@@ -11,6 +11,9 @@
   by :class:`~xlidx.jobs.settings.QueueSettings`), and workers prefetch one message per
   process, so no running task, nor one waiting for its retry, is handed to a second worker; a
   message of a worker that vanished comes back after it.
+* With RabbitMQ there is no visibility timeout: the messages a worker held come back as soon
+  as its connection drops, and sends wait for the broker's confirmation. RabbitMQ's own
+  ``consumer_timeout`` (server side) must exceed the hard limit plus the longest retry wait.
 * Results are ignored except for ``describe_model``.
 
 Importing this module builds nothing: :func:`get_app` builds the app from the environment on
@@ -39,11 +42,17 @@ ROUTES: dict[str, dict[str, str]] = {
 
 def celery_config(settings: QueueSettings) -> dict[str, Any]:
     """The app's configuration (pure)."""
-    transport = {"visibility_timeout": settings.visibility_timeout}
+    transport: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout}
+    broker_transport = dict(transport)
+    if not settings.redis_broker:
+        # RabbitMQ: a send returns once the broker has the message (publisher confirms), as
+        # an LPUSH does with Redis; else a message can be lost in a broker crash after
+        # ``ingest --queue`` reported it sent
+        broker_transport = {"confirm_publish": True}
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
-        "broker_transport_options": transport,
+        "broker_transport_options": broker_transport,
         "result_backend_transport_options": transport,
         "broker_connection_retry_on_startup": True,
         "task_queues": [Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],

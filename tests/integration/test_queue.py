@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import pytest
 
-from tests.conftest import REPO, free_port, unavailable
+from tests.conftest import REPO
 from tests.fixtures.queue import RedisServer, Workers, process_env
 from tests.fixtures.translation import FR_EN_PAIRS
 from xlidx.backends.opensearch.client import make_client
@@ -284,42 +284,6 @@ def test_a_lost_message_is_sent_again(
     assert sorted(ids_in(dev_node, index_name)) == sorted(f"d{i}" for i in range(n))
     again = xlidx("queue", "recover", "--job", job, env=queue_env)
     assert "nothing to recover" in again.stdout
-
-
-def test_opensearch_restarted_mid_run_every_document_lands(
-    workers: Workers, queue_env: dict[str, str], tmp_path: Path
-) -> None:
-    """A node of its own, stopped while batches are being written, then started again."""
-    from xlidx.devnode.node import start, stop
-    from xlidx.devnode.paths import DevPaths
-    from xlidx.errors import XlidxError
-
-    paths = DevPaths.from_env(free_port())
-    try:
-        node = start(paths, heap="512m")
-    except XlidxError as exc:
-        unavailable(f"could not start a second dev node: {exc}")
-        return
-    env = {**queue_env, "XLIDX_URL": node.url}
-    workers.env = env
-    try:
-        workers.one_per_queue()
-        n = 300
-        job = enqueue(corpus(tmp_path / "docs.jsonl", n), "outage", env, "--batch-size", "10")
-        wait_for(job, env, at_least=2)
-        stop(paths)
-        time.sleep(3)
-        start(paths, heap="512m")
-        final = wait_for(job, env)
-        assert final.dead_lettered == 0
-        assert final.indexed + final.unchanged == n
-        settings = ConnectionSettings(urls=(node.url,))
-        assert sorted(ids_in(settings, "outage")) == sorted(f"d{i}" for i in range(n))
-        logs = "".join(w.text() for w in workers.started)
-        assert "retry in" in logs  # the outage was seen and ridden out
-    finally:
-        workers.stop_all()
-        stop(paths)
 
 
 def test_redis_restarted_mid_run_nothing_lost(

@@ -168,20 +168,29 @@ def test_a_pool_process_killed_mid_task_is_requeued_at_once(
     assert took < float(queue_env["XLIDX_VISIBILITY_TIMEOUT"]), took  # not redelivered late
 
 
-def test_retries_run_out_against_a_failing_cluster_then_deadletters_retry_indexes(
+def test_a_failing_cluster_is_retried_then_dead_lettered_then_deadletters_retry_indexes(
     workers: Workers, queue_env: dict[str, str], proxy: tuple[Faults, str],
     dev_node: ConnectionSettings, index_name: str, tmp_path: Path,
 ) -> None:  # fmt: skip
-    """The cluster answers every bulk request with 503: the write task is retried
-    ``XLIDX_TASK_MAX_RETRIES`` times with backoff, then the batch is dead-lettered. Once the
+    """First the cluster is unreachable for a while (the connection dropped): the write task
+    is retried with backoff and the documents land. Then it answers every bulk request with
+    503: after ``XLIDX_TASK_MAX_RETRIES`` retries the batch is dead-lettered; once the
     cluster is healthy, ``xlidx deadletters retry`` indexes every document, once."""
     faults, url = proxy
-    faults.always = 503
     env = {**queue_env, "XLIDX_TASK_MAX_RETRIES": "2", "XLIDX_RETRY_BACKOFF_MAX": "1"}
     workers.env = env
     workers.xlidx("translate,embed")
-    workers.xlidx("write", XLIDX_URL=url)
+    write = workers.xlidx("write", XLIDX_URL=url)
     n = 10
+    faults.plan = ["drop"] * 3  # the first delivery's two tries, and the retry's first
+    first = f"{index_name}-first"
+    code, summary = _ingest(corpus(tmp_path / "first.jsonl", n), first, env)
+    assert code == 0, summary
+    assert summary["indexed"] == n and summary["dead_lettered"] == 0
+    assert sorted(ids_in(dev_node, first)) == sorted(f"d{i}" for i in range(n))
+    assert "retry in" in write.text()  # the outage was seen and ridden out
+
+    faults.always = 503
     code, summary = _ingest(corpus(tmp_path / "docs.jsonl", n), index_name, env)
     assert code == 2, summary
     assert summary["dead_lettered"] == n and summary["indexed"] == 0

@@ -286,3 +286,39 @@ def test_the_app_is_built_once_on_first_use_with_the_same_tasks_and_routes() -> 
         "xlidx.write write BatchTask write 4 True",
         "xlidx.describe_model embed Task - - False",
     ]
+
+
+RABBIT = {"XLIDX_BROKER_URL": "amqp://guest:guest@rabbit:5672//", "XLIDX_STATE_URL": "redis://r/1"}
+
+
+def test_rabbitmq_settings_are_not_held_to_the_visibility_timeout() -> None:
+    """RabbitMQ has no visibility timeout: limits that Redis's would refuse are fine."""
+    long = {"XLIDX_TASK_TIME_LIMIT": "7200", "XLIDX_RETRY_BACKOFF_MAX": "600"}
+    s = QueueSettings.from_env({**RABBIT, **long})
+    assert not s.redis_broker and s.time_limit == 7200
+    assert s.recover_after == 7200 + 600 + 120  # as long as a batch may take, plus 120 s
+    with pytest.raises(ConfigError, match="XLIDX_VISIBILITY_TIMEOUT"):
+        QueueSettings.from_env({**long, "XLIDX_STATE_URL": "redis://r/1"})
+    for scheme in ("amqp", "amqps", "pyamqp"):
+        url = f"{scheme}://rabbit//"
+        assert not QueueSettings.from_env({**RABBIT, "XLIDX_BROKER_URL": url}).redis_broker
+    assert QueueSettings.from_env({}).redis_broker
+    # Redis: unchanged
+    assert QueueSettings.from_env({}).recover_after == 3600 + 120
+    assert QueueSettings.from_env({**RABBIT, "XLIDX_RECOVER_AFTER": "30"}).recover_after == 30
+    # the other checks still hold with RabbitMQ
+    with pytest.raises(ConfigError, match="soft time limit"):
+        QueueSettings.from_env({**RABBIT, "XLIDX_TASK_SOFT_TIME_LIMIT": "2000"})
+
+
+def test_celery_config_rabbitmq_confirms_publishes_redis_unchanged() -> None:
+    from workers.app import celery_config
+
+    rabbit = celery_config(QueueSettings.from_env(RABBIT))
+    assert rabbit["broker_transport_options"] == {"confirm_publish": True}
+    assert rabbit["broker_url"].startswith("amqp://")
+    assert rabbit["result_backend"] == "redis://r/1"  # results and jobs stay in Redis
+    assert rabbit["task_acks_late"] and rabbit["worker_prefetch_multiplier"] == 1
+    redis_conf = celery_config(QueueSettings.from_env({}))
+    assert redis_conf["broker_transport_options"] == {"visibility_timeout": 3600}
+    assert redis_conf["result_backend_transport_options"] == {"visibility_timeout": 3600}

@@ -33,14 +33,17 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 ShardsOpt = Annotated[
     int | None,
     typer.Option(
-        "--shards", help="Primary shards of the new version (default 1).", show_default=False
+        "--shards",
+        help="Primary shards of the new version (create: 1; migrate: the current version's).",
+        show_default=False,
     ),
 ]
 ReplicasOpt = Annotated[
     int | None,
     typer.Option(
         "--replicas",
-        help="Replicas of each shard of the new version (default 0).",
+        help="Replicas of each shard of the new version (create: 0; migrate: the current "
+        "version's).",
         show_default=False,
     ),
 ]

@@ -61,16 +61,27 @@ def _broker_counts(timeout: float) -> dict[str, Any]:
                 except Exception:
                     waiting[q] = 0
                     channel = conn.channel()
-            unacked = _redis_unacked(conn)
+            unacked = _redis_unacked(conn) if settings.redis_broker else None
         replies = app.control.inspect(timeout=timeout).active_queues() or {}
     except (OperationalError, RedisError, OSError) as exc:
         raise QueueError(f"cannot reach the broker at {settings.display_broker}: {exc}") from exc
     workers = {name: sorted(q["name"] for q in qs) for name, qs in sorted(replies.items())}
-    return {"waiting": waiting, "in_flight": unacked, "workers": workers}
+    report: dict[str, Any] = {"waiting": waiting, "in_flight": unacked, "workers": workers}
+    if unacked is None:
+        report["in_flight_note"] = IN_FLIGHT_UNKNOWN
+    return report
+
+
+IN_FLIGHT_UNKNOWN = (
+    "not known for this broker: RabbitMQ does not tell AMQP clients how many messages "
+    "workers hold unacknowledged (`rabbitmqctl list_queues name messages_unacknowledged` "
+    "does)"
+)
 
 
 def _redis_unacked(conn: Any) -> int | None:
-    """Messages delivered to workers and not yet acknowledged (Redis brokers only)."""
+    """Messages delivered to workers and not yet acknowledged (Redis brokers only: the
+    transport keeps them in the ``unacked`` hash)."""
     client = getattr(conn.default_channel, "client", None)
     if client is None:
         return None
@@ -98,7 +109,10 @@ def status(
         table.add_row(q, str(n))
     out.print(table)
     in_flight = report["in_flight"]
-    out.print(f"in flight: {'unknown' if in_flight is None else in_flight} (taken by workers)")
+    if in_flight is None:
+        out.print(f"in flight: {IN_FLIGHT_UNKNOWN}")
+    else:
+        out.print(f"in flight: {in_flight} (taken by workers)")
     if report["workers"]:
         for name, qs in report["workers"].items():
             out.print(f"worker {name}: {','.join(qs)}")

@@ -23,7 +23,14 @@ variable                       meaning                                          
 =============================  ===============================================  ============
 
 A task must finish, or wait for its next retry, before the broker hands its message to
-another worker, so ``hard limit + longest backoff < visibility timeout`` is enforced.
+another worker. With Redis, ``hard limit + longest backoff < visibility timeout`` is enforced.
+RabbitMQ has no visibility timeout (a message comes back as soon as the connection of the
+worker holding it drops), so the rule and ``XLIDX_VISIBILITY_TIMEOUT`` do not apply, and
+``XLIDX_RECOVER_AFTER`` defaults to ``hard limit + longest backoff + 120``; its own limit is
+the broker's ``consumer_timeout`` (30 min by default), which closes the channel of a delivery
+unacknowledged for longer: it must exceed ``hard limit + longest backoff`` (the defaults,
+1800 s + 300 s, do not fit under RabbitMQ's default). A client cannot read it, so it is not
+checked here.
 """
 
 from __future__ import annotations
@@ -76,7 +83,10 @@ class QueueSettings:
                 f"the soft time limit ({self.soft_time_limit:g}s) must be below the hard one "
                 f"({self.time_limit:g}s)"
             )
-        if self.time_limit + self.retry_backoff_max >= self.visibility_timeout:
+        if (
+            self.redis_broker
+            and self.time_limit + self.retry_backoff_max >= self.visibility_timeout
+        ):
             raise ConfigError(
                 f"XLIDX_VISIBILITY_TIMEOUT ({self.visibility_timeout:g}s) must exceed the task "
                 f"time limit plus the longest retry backoff ({self.time_limit:g}s + "
@@ -84,6 +94,11 @@ class QueueSettings:
             )
         if self.max_retries < 0:
             raise ConfigError(f"XLIDX_TASK_MAX_RETRIES must be 0 or more, got {self.max_retries}")
+
+    @property
+    def redis_broker(self) -> bool:
+        """Redis is the broker: the visibility timeout applies (not with RabbitMQ)."""
+        return _is_redis(self.broker_url)
 
     @property
     def display_broker(self) -> str:
@@ -112,6 +127,11 @@ class QueueSettings:
         if not _is_redis(state):
             raise ConfigError(f"XLIDX_STATE_URL must be a redis:// URL, got {redact_url(state)!r}")
         hard = _number(env, "XLIDX_TASK_TIME_LIMIT", 1800.0)
+        backoff = _number(env, "XLIDX_RETRY_BACKOFF_MAX", 300.0)
+        visibility = _number(env, "XLIDX_VISIBILITY_TIMEOUT", 3600.0)
+        # how long a lost worker's messages take to come back: the visibility timeout with
+        # Redis; with RabbitMQ at once, so only as long as a batch may legitimately take
+        came_back = visibility if _is_redis(broker) else hard + backoff
         raw_retries = env.get("XLIDX_TASK_MAX_RETRIES", "").strip() or "10"
         if not raw_retries.isdigit():
             raise ConfigError(f"XLIDX_TASK_MAX_RETRIES must be a whole number, got {raw_retries!r}")
@@ -119,17 +139,13 @@ class QueueSettings:
             broker_url=broker,
             state_url=state,
             result_backend=env.get("XLIDX_RESULT_BACKEND", "").strip() or state,
-            visibility_timeout=_number(env, "XLIDX_VISIBILITY_TIMEOUT", 3600.0),
+            visibility_timeout=visibility,
             time_limit=hard,
             soft_time_limit=_number(env, "XLIDX_TASK_SOFT_TIME_LIMIT", round(hard * 0.8, 3)),
-            retry_backoff_max=_number(env, "XLIDX_RETRY_BACKOFF_MAX", 300.0),
+            retry_backoff_max=backoff,
             max_retries=int(raw_retries),
             describe_timeout=_number(env, "XLIDX_DESCRIBE_TIMEOUT", 120.0),
-            recover_after=_number(
-                env,
-                "XLIDX_RECOVER_AFTER",
-                _number(env, "XLIDX_VISIBILITY_TIMEOUT", 3600.0) + 120.0,
-            ),
+            recover_after=_number(env, "XLIDX_RECOVER_AFTER", came_back + 120.0),
         )
 
 
