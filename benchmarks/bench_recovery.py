@@ -47,6 +47,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.fixtures.queue import children  # noqa: E402
+
 SETTINGS = {
     "XLIDX_VISIBILITY_TIMEOUT": "30",
     "XLIDX_TASK_TIME_LIMIT": "20",
@@ -62,18 +64,6 @@ SENTENCES = (
 )
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def _busy(log: str) -> bool:
     """The embed worker received an embed task it has not embedded yet."""
     received = len(re.findall(r"Task xlidx\.embed\[[0-9a-f-]+\] received", log))
@@ -83,7 +73,7 @@ def _busy(log: str) -> bool:
 def _kill_mid_embed(worker: Any, timeout: float = 60.0) -> None:
     """Pause the worker's pool process while it holds an unfinished embed task, then SIGKILL
     the worker's process group."""
-    (pool,) = _children(worker.proc.pid)
+    (pool,) = children(worker.proc.pid)
     deadline = time.monotonic() + timeout
     while True:
         os.kill(pool, signal.SIGSTOP)

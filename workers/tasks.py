@@ -134,23 +134,30 @@ class _SoftLimit(BaseException):
 
 
 _SOFT_SIGNAL = getattr(signal, "SIGUSR1", None)  # what billiard's pool sends at the soft limit
+_in_stage = threading.Event()  # set while this process runs a stage
+
+
+def _soft_limit_handler(_signum: int, _frame: Any) -> None:
+    if _in_stage.is_set():
+        raise _SoftLimit
+    raise SoftTimeLimitExceeded  # billiard's own behaviour, outside a stage
 
 
 @contextlib.contextmanager
 def _soft_limit_passes_through() -> Iterator[None]:
-    """While a stage runs, the soft-limit signal raises :class:`_SoftLimit`."""
+    """While a stage runs, the soft-limit signal raises :class:`_SoftLimit`. The handler is
+    installed once per process (billiard installs its own after the process initializer,
+    so not earlier than the first task) and stays; only the flag changes per stage."""
     if _SOFT_SIGNAL is None or threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def handler(_signum: int, _frame: Any) -> None:
-        raise _SoftLimit
-
-    previous = signal.signal(_SOFT_SIGNAL, handler)
+    if signal.getsignal(_SOFT_SIGNAL) is not _soft_limit_handler:
+        signal.signal(_SOFT_SIGNAL, _soft_limit_handler)
+    _in_stage.set()
     try:
         yield
     finally:
-        signal.signal(_SOFT_SIGNAL, previous)
+        _in_stage.clear()
 
 
 class BatchTask(Task):  # type: ignore[misc]
@@ -194,9 +201,10 @@ def run(task: BatchTask, payload: Payload, stage: Callable[[Payload], Payload]) 
       the broker (which is down too) is never needed.
     * The cluster unreachable, 429 or 5xx: retry through the broker with backoff and jitter.
     * A stage of a batch started more than ``MAX_DELIVERIES`` times without finishing (lost
-      processes, the hard time limit, repeated recovery): dead-lettered. A stage that finishes
-      forgets its starts, so a batch recovered because a later stage never finished does not
-      count against the stages it passed.
+      processes, the hard time limit, repeated recovery): dead-lettered. A stage's start
+      clears the counts of the stage before it (it finished and handed the batch on), so a
+      batch recovered because a later stage never finishes is dead-lettered at that stage,
+      not at the first one.
     """
     deadline = time.monotonic() + _patience()
     counted = False
@@ -204,7 +212,9 @@ def run(task: BatchTask, payload: Payload, stage: Callable[[Payload], Payload]) 
         try:
             if not counted:
                 key = f"{task.stage}:{int(task.request.retries or 0)}"
-                n = holder.store().count_delivery(payload["job"], int(payload["batch"]), key)
+                n = holder.store().count_delivery(
+                    payload["job"], int(payload["batch"]), key, _handed_on(task.stage)
+                )
                 counted = True
                 if n > MAX_DELIVERIES:
                     fail(payload, task.stage, f"started {n - 1} times without finishing (worker "
@@ -216,8 +226,6 @@ def run(task: BatchTask, payload: Payload, stage: Callable[[Payload], Payload]) 
                     out = stage(payload)
             except _SoftLimit:
                 raise SoftTimeLimitExceeded() from None
-            with contextlib.suppress(QueueError):  # at worst, a later start counts one more
-                holder.store().stage_finished(payload["job"], int(payload["batch"]), key)
             log.info(
                 "batch %s:%s %s: %d record(s) in %.2fs",
                 payload["job"], payload["batch"], task.stage,
@@ -242,6 +250,18 @@ def run(task: BatchTask, payload: Payload, stage: Callable[[Payload], Payload]) 
                 # the retry could not be sent (the broker is down as well): put the message
                 # back instead, or, if even that fails, leave it to the visibility timeout
                 raise Reject(exc, requeue=True) from None
+
+
+STAGES = ("translate", "embed", "write")  # the order of a batch's chain
+
+
+def _handed_on(stage: str) -> list[str]:
+    """The delivery counts (every retry number) of the stage before ``stage`` (pure)."""
+    i = STAGES.index(stage) if stage in STAGES else 0
+    if i == 0:
+        return []
+    retries = holder.queue_settings().max_retries
+    return [f"{STAGES[i - 1]}:{r}" for r in range(retries + 1)]
 
 
 def _empty(payload: Payload) -> Payload:

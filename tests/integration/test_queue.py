@@ -22,7 +22,7 @@ from typing import Any, cast
 import pytest
 
 from tests.conftest import REPO
-from tests.fixtures.queue import RedisServer, Workers, process_env
+from tests.fixtures.queue import RedisServer, Workers, children, process_env
 from tests.fixtures.translation import FR_EN_PAIRS
 from xlidx.backends.opensearch.client import make_client
 from xlidx.config import ConnectionSettings
@@ -426,18 +426,6 @@ def _embed_log(log: str) -> tuple[list[str], list[str]]:
     return received, embedded
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def _unacked_on(redis_server: RedisServer, queue: str) -> list[str]:
     """Delivery tags of messages of ``queue`` the Redis transport holds as unacknowledged."""
     import redis
@@ -460,7 +448,7 @@ def test_sigterm_mid_batch_warm_shutdown_loses_nothing(
     batch, without a race."""
     embed = workers.one_per_queue()["embed"]
     assert embed.proc is not None
-    (pool,) = _children(embed.proc.pid)
+    (pool,) = children(embed.proc.pid)
     n = 300
     src = corpus(tmp_path / "docs.jsonl", n)
     env = {**queue_env, "XLIDX_RECOVER_AFTER": "3600"}  # --wait sends nothing again

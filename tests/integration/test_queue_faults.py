@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from tests.fixtures.proxy import Faults, start_proxy
-from tests.fixtures.queue import WorkerProc, Workers, process_env
+from tests.fixtures.queue import WorkerProc, Workers, children, process_env
 from tests.fixtures.st_builder import build_tiny_st_model
-from tests.integration.test_queue import _children, corpus, ids_in, xlidx
+from tests.integration.test_queue import corpus, ids_in, xlidx
 from xlidx.config import ConnectionSettings
 
 pytestmark = pytest.mark.integration
@@ -77,15 +77,16 @@ def test_a_task_past_the_soft_limit_is_dead_lettered(
     still come through, not turn into a retry that runs on into the hard limit)."""
     faults, url = proxy
     faults.always, faults.stall_seconds = "stall", 20.0
-    env = {**queue_env, "XLIDX_TASK_TIME_LIMIT": "8", "XLIDX_TASK_SOFT_TIME_LIMIT": "2"}
-    workers.env = env
+    env = queue_env  # the short limits are the write worker's alone (workers read them)
     workers.xlidx("translate,embed")
-    write = workers.xlidx("write", XLIDX_URL=url)
+    write = workers.xlidx(
+        "write", XLIDX_URL=url, XLIDX_TASK_TIME_LIMIT="8", XLIDX_TASK_SOFT_TIME_LIMIT="2"
+    )
     t0 = time.monotonic()
     code, summary = _ingest(corpus(tmp_path / "docs.jsonl", 20), index_name, env)
     assert code == 2, summary
     assert summary["dead_lettered"] == 20 and summary["indexed"] == 0
-    assert time.monotonic() - t0 < 40  # not the hard limit, nor retries
+    assert time.monotonic() - t0 < 90  # not the hard limit and a resend (140 s and more)
     letters = _dead_letters(env, index_name)
     assert sorted(d["id"] for d in letters) == sorted(f"d{i}" for i in range(20))
     assert {(d["stage"], d["reason"]) for d in letters} == {
@@ -104,19 +105,14 @@ def test_a_task_stuck_past_the_hard_limit_is_killed_resent_and_dead_lettered(
     sends the unfinished batch again, and its sixth start is dead-lettered (the 5-starts
     rule). The translate and write workers are the real ones. The stuck worker preloads no
     model, so that its replacement processes start at once."""
-    env = {
-        **queue_env,
-        "XLIDX_TASK_TIME_LIMIT": "2",
-        "XLIDX_TASK_SOFT_TIME_LIMIT": "1",
-        "XLIDX_RETRY_BACKOFF_MAX": "1",
-        "XLIDX_VISIBILITY_TIMEOUT": "10",
-        "XLIDX_RECOVER_AFTER": "3",
-    }
-    workers.env = env
+    env = {**queue_env, "XLIDX_RECOVER_AFTER": "3"}  # the client's: resend soon
     create = xlidx("index", "create", index_name, "--model", str(workers.model), env=env)
     assert create.returncode == 0, create.stderr
     workers.xlidx("translate,write")
-    stuck = _stuck_embed_worker(workers, env, tmp_path / "stuck.log")
+    stuck = _stuck_embed_worker(  # the short limits are the stuck worker's alone
+        workers, queue_env, tmp_path / "stuck.log", XLIDX_TASK_TIME_LIMIT="2",
+        XLIDX_TASK_SOFT_TIME_LIMIT="1", XLIDX_RETRY_BACKOFF_MAX="1",
+    )  # fmt: skip
     code, summary = _ingest(corpus(tmp_path / "docs.jsonl", 5), index_name, env)
     assert code == 2, summary
     assert summary["dead_lettered"] == 5 and summary["batches_done"] == 1
@@ -134,6 +130,8 @@ def test_a_pool_process_killed_mid_task_is_requeued_at_once(
     """The pool process running an embed task dies (SIGKILL, as the OOM killer sends): the
     worker requeues the message at once (``task_reject_on_worker_lost``), a new pool process
     takes it, and the job ends with every document, well before the visibility timeout."""
+    queue_env = {**queue_env, "XLIDX_VISIBILITY_TIMEOUT": "90"}  # far from "at once"
+    workers.env = queue_env
     create = xlidx("index", "create", index_name, "--model", str(workers.model), env=queue_env)
     assert create.returncode == 0, create.stderr
     workers.xlidx("translate,write")
@@ -154,7 +152,7 @@ def test_a_pool_process_killed_mid_task_is_requeued_at_once(
         assert time.monotonic() < deadline, "the embed task never started"
         time.sleep(0.1)
     assert stuck.proc is not None
-    (pool,) = _children(stuck.proc.pid)
+    (pool,) = children(stuck.proc.pid)
     os.kill(pool, signal.SIGKILL)
     killed = time.monotonic()
     client.join(timeout=120)
@@ -182,7 +180,7 @@ def test_a_failing_cluster_is_retried_then_dead_lettered_then_deadletters_retry_
     workers.xlidx("translate,embed")
     write = workers.xlidx("write", XLIDX_URL=url)
     n = 10
-    faults.plan = ["drop"] * 3  # the first delivery's two tries, and the retry's first
+    faults.plan = ["drop"] * 3  # the writer's own tries, then a retry through the broker
     first = f"{index_name}-first"
     code, summary = _ingest(corpus(tmp_path / "first.jsonl", n), first, env)
     assert code == 0, summary

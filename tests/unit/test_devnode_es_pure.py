@@ -167,21 +167,21 @@ def test_cluster_node_settings_elasticsearch(tmp_path: Path) -> None:
     cluster = DevCluster.from_env(
         None, 3, "elasticsearch", env={"XLIDX_DEV_DIR": str(tmp_path / "dev")}
     )
-    assert cluster.urls == tuple(f"http://127.0.0.1:{p}" for p in (9210, 9211, 9212))
+    assert cluster.urls == tuple(f"http://127.0.0.1:{p}" for p in (9260, 9261, 9262))
     node = cluster.node(2)
     settings = node_settings(node, cluster.ports)
     for expected in (
-        "-Ecluster.name=xlidx-dev-9210",
-        "-Enode.name=xlidx-dev-9212",
-        "-Etransport.port=9312",
-        "-Ediscovery.seed_hosts=127.0.0.1:9310,127.0.0.1:9311,127.0.0.1:9312",
-        "-Ecluster.initial_master_nodes=xlidx-dev-9210,xlidx-dev-9211,xlidx-dev-9212",
-        "-Ehttp.port=9212",
-        f"-Epath.data={tmp_path / 'dev' / 'elasticsearch-data-9212'}",
+        "-Ecluster.name=xlidx-dev-9260",
+        "-Enode.name=xlidx-dev-9262",
+        "-Etransport.port=9362",
+        "-Ediscovery.seed_hosts=127.0.0.1:9360,127.0.0.1:9361,127.0.0.1:9362",
+        "-Ecluster.initial_master_nodes=xlidx-dev-9260,xlidx-dev-9261,xlidx-dev-9262",
+        "-Ehttp.port=9262",
+        f"-Epath.data={tmp_path / 'dev' / 'elasticsearch-data-9262'}",
         "-Expack.security.enabled=false",
     ):
         assert expected in settings
     assert not any("single-node" in s or "cluster_manager" in s for s in settings)
-    assert node.pid_file == tmp_path / "dev" / "elasticsearch-9212.pid"
+    assert node.pid_file == tmp_path / "dev" / "elasticsearch-9262.pid"
     with pytest.raises(DevNodeError, match="no node 3"):
         cluster.node(3)

@@ -131,11 +131,11 @@ def test_cluster_default_ports_never_overlap() -> None:
     from xlidx.devnode.node import transport_port
 
     assert default_port("opensearch") == 9200 and default_port("elasticsearch") == 9201
-    assert default_port("opensearch", 3) == 9200 and default_port("elasticsearch", 3) == 9210
+    assert default_port("opensearch", 3) == 9250 and default_port("elasticsearch", 3) == 9260
     os_ports = DevCluster.from_env(None, 3, env={"XLIDX_DEV_DIR": "/x"}).ports
     es_ports = DevCluster.from_env(None, 3, "elasticsearch", env={"XLIDX_DEV_DIR": "/x"}).ports
-    assert os_ports == (9200, 9201, 9202) and es_ports == (9210, 9211, 9212)
-    everything = [*os_ports, *es_ports]
+    assert os_ports == (9250, 9251, 9252) and es_ports == (9260, 9261, 9262)
+    everything = [*os_ports, *es_ports, 9200, 9201]  # the single dev nodes' ports too
     everything += [transport_port(p) for p in everything]
     assert len(set(everything)) == len(everything)
 
@@ -147,3 +147,12 @@ def test_dev_up_refuses_zero_nodes() -> None:
         proc = run_cli("dev", "up", "--nodes", bad)
         assert proc.returncode == 2, proc.stderr
         assert "--nodes" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cluster_ports_must_fit() -> None:
+    from xlidx.devnode.node import cluster_ports
+    from xlidx.errors import DevNodeError
+
+    assert cluster_ports(65535, 1) == (65535,)
+    with pytest.raises(DevNodeError, match="do not fit below 65536"):
+        cluster_ports(65500, 3)

@@ -19,16 +19,14 @@ class FakeStore:
     def __init__(self, deliveries: int = 1, down: int = 0) -> None:
         self.deliveries, self.down = deliveries, down
         self.finished: list[tuple[int, dict[str, Any], list[Any]]] = []
-        self.forgotten: list[str] = []
+        self.forgotten: list[list[str]] = []
 
-    def count_delivery(self, job: str, batch: int, stage: str) -> int:
+    def count_delivery(self, job: str, batch: int, stage: str, forget: Any = ()) -> int:
+        self.forgotten.append(list(forget))
         if self.down:
             self.down -= 1
             raise QueueError("redis is down")
         return self.deliveries
-
-    def stage_finished(self, job: str, batch: int, stage: str) -> None:
-        self.forgotten.append(f"{batch}:{stage}")
 
     def finish_batch(self, job: str, batch: int, result: Any, letters: Any, *, index: str) -> bool:
         self.finished.append((batch, dict(result), list(letters)))
@@ -89,14 +87,19 @@ def test_redis_down_waits_and_goes_on(store: FakeStore) -> None:
     assert out["ok"] and store.finished == []
 
 
-def test_a_stage_that_finishes_forgets_its_starts(store: FakeStore) -> None:
-    """Else a batch recovered five times because a later stage hangs would be dead-lettered
-    at the first stage, which finished every time."""
+def test_a_start_forgets_the_starts_of_the_stage_that_handed_the_batch_on(
+    store: FakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Else a batch recovered five times because ``embed`` hangs would be dead-lettered at
+    ``translate``, which finished every time. Every retry number of the stage before goes."""
+    from xlidx.jobs.settings import QueueSettings
+
+    settings = QueueSettings(max_retries=2)
+    monkeypatch.setattr(holder, "queue_settings", lambda: settings)
     tasks.run(FakeTask(), _payload(), lambda p: p)  # type: ignore[arg-type]
-    assert store.forgotten == ["4:embed:0"]
-    with pytest.raises(KeyError):
-        tasks.run(FakeTask(), _payload(), lambda p: p["missing"])  # type: ignore[arg-type]
-    assert store.forgotten == ["4:embed:0"]  # a stage that failed keeps its count
+    assert store.forgotten == [["translate:0", "translate:1", "translate:2"]]
+    assert tasks._handed_on("translate") == []
+    assert tasks._handed_on("write") == ["embed:0", "embed:1", "embed:2"]
 
 
 def test_transient_cluster_errors_retry_with_backoff_then_fail(store: FakeStore) -> None:
@@ -151,7 +154,13 @@ def test_the_soft_limit_inside_a_client_that_catches_everything_still_ends_the_t
         return _p
 
     previous = signal.getsignal(signal.SIGUSR1)
-    with pytest.raises(SoftTimeLimitExceeded):
-        tasks.run(FakeTask(), _payload(), stuck_in_a_request)  # type: ignore[arg-type]
-    assert signal.getsignal(signal.SIGUSR1) == previous  # the handler is the pool's again
+    try:
+        with pytest.raises(SoftTimeLimitExceeded):
+            tasks.run(FakeTask(), _payload(), stuck_in_a_request)  # type: ignore[arg-type]
+        # outside a stage the signal raises Celery's own exception, as billiard's handler does
+        with pytest.raises(SoftTimeLimitExceeded):
+            os.kill(os.getpid(), signal.SIGUSR1)
+            signal.sigtimedwait([], 0.01)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
     assert "soft time limit" in tasks.failure_reason(SoftTimeLimitExceeded(), 3)

@@ -45,7 +45,7 @@ NodesOpt = Annotated[
         "--nodes",
         min=1,
         help="Nodes in the cluster, on HTTP ports PORT..PORT+N-1 (transport: each + 100). "
-        "Several nodes default to PORT 9200 for opensearch, 9210 for elasticsearch.",
+        "Several nodes default to PORT 9250 for opensearch, 9260 for elasticsearch.",
     ),
 ]
 

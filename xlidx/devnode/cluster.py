@@ -42,6 +42,7 @@ from xlidx.devnode.node import (
 from xlidx.devnode.paths import DevPaths
 from xlidx.errors import DevNodeError
 
+CLUSTER_PORT = 9250  # OpenSearch's multi-node default: off the single dev nodes' ports
 CLUSTER_PORT_STEP = 10  # Elasticsearch's multi-node default: OpenSearch's + 10 (no overlap)
 HEALTHY = ("green", "yellow")
 
@@ -50,11 +51,12 @@ def default_port(engine: Engine, nodes: int = 1) -> int:
     """The first HTTP port of a dev cluster of ``nodes`` nodes (pure).
 
     One node: the engine's own default (9200 OpenSearch, 9201 Elasticsearch), as always.
-    Several: 9200 for OpenSearch and 9210 for Elasticsearch, so that two clusters of up to
-    ten nodes each never share a port (9201-9203 would overlap 9200-9202)."""
+    Several: 9250 for OpenSearch and 9260 for Elasticsearch, so that two clusters of up to
+    ten nodes each never share a port, and no cluster node shares the port (and so the data
+    directory and pid file, keyed by port) of a single dev node on its default port."""
     if nodes <= 1:
         return SPECS[engine].default_port
-    return SPECS["opensearch"].default_port + CLUSTER_PORT_STEP * list(SPECS).index(engine)
+    return CLUSTER_PORT + CLUSTER_PORT_STEP * list(SPECS).index(engine)
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,8 @@ def wipe(cluster: DevCluster, *, logs: bool = False) -> None:
     if running:
         raise DevNodeError(
             f"cannot wipe the data of running nodes ({', '.join(map(str, running))}): stop "
-            f"the cluster first (`xlidx dev down --nodes {cluster.size}`)"
+            f"the cluster first (`xlidx dev down --backend {cluster.engine} --port "
+            f"{cluster.ports[0]} --nodes {cluster.size}`)"
         )
     for p in cluster.nodes:
         shutil.rmtree(p.data_dir, ignore_errors=True)
@@ -233,10 +236,16 @@ def start_cluster(
     if fresh:
         wipe(cluster)
     watch: dict[int, int] = {}
-    for p in cluster.nodes:
-        if running[p.port] is None:
-            watch[p.port] = launch(p, heap=heap, ports=cluster.ports, log=log)
-    found = wait_cluster(cluster, timeout=timeout, watch=watch, via=tuple(watch) or None)
+    try:
+        for p in cluster.nodes:
+            if running[p.port] is None:
+                watch[p.port] = launch(p, heap=heap, ports=cluster.ports, log=log)
+        found = wait_cluster(cluster, timeout=timeout, watch=watch, via=tuple(watch) or None)
+    except BaseException:  # never leave half a cluster running: stop what this call started
+        for p in cluster.nodes:
+            if p.port in watch:
+                stop(p)
+        raise
     pids = tuple(running_pid(p) for p in cluster.nodes)
     return ClusterStartResult(cluster.urls, pids, tuple(watch), time.monotonic() - t0, found)
 

@@ -61,6 +61,12 @@ def cluster_ports(port: int, nodes: int) -> tuple[int, ...]:
     """The HTTP ports of an ``nodes``-node dev cluster whose first node is on ``port``."""
     if nodes < 1:
         raise DevNodeError(f"--nodes must be 1 or more, got {nodes}")
+    last = port + nodes - 1
+    if port < 1 or (transport_port(last) if nodes > 1 else last) > 65535:
+        raise DevNodeError(
+            f"ports {port}..{last} (transport: each + 100) do not fit below 65536: pick a "
+            "lower --port"
+        )
     return tuple(range(port, port + nodes))
 
 

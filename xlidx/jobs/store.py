@@ -238,24 +238,24 @@ class JobStore:
             )
         return len(mapping)
 
-    def count_delivery(self, job: str, batch: int, stage: str) -> int:
-        """How many times this stage of this batch has been started (this one included)."""
+    def count_delivery(
+        self, job: str, batch: int, stage: str, forget: Sequence[str] = ()
+    ) -> int:
+        """How many times this stage of this batch has been started (this one included).
+
+        ``forget``: the counts of the stages this start proves finished (the one before it,
+        which handed the batch on), dropped in the same round trip."""
 
         def run() -> int:
             key = f"{PREFIX}job:{job}:deliveries"
-            n = int(self.redis.hincrby(key, f"{batch}:{stage}", 1))
-            self.redis.expire(key, JOB_TTL)
-            return n
+            pipe = self.redis.pipeline()
+            pipe.hincrby(key, f"{batch}:{stage}", 1)
+            if forget:
+                pipe.hdel(key, *(f"{batch}:{f}" for f in forget))
+            pipe.expire(key, JOB_TTL)
+            return int(pipe.execute()[0])
 
         return self._do("count a delivery", run)
-
-    def stage_finished(self, job: str, batch: int, stage: str) -> None:
-        """Forget the starts of a stage that finished: a batch sent again later (recovered
-        because a later stage never finished) starts its finished stages with a clean count."""
-        self._do(
-            "record a finished stage",
-            lambda: self.redis.hdel(f"{PREFIX}job:{job}:deliveries", f"{batch}:{stage}"),
-        )
 
     def request_calibration(self, index: str) -> bool:
         """Ask for a calibration of ``index``: True when the caller should send it, False

@@ -2,9 +2,9 @@
 node lost and its shards moving to their replicas).
 
 :func:`retryable` says which failures are worth another try: nothing answered at a URL
-(refused, reset, timed out), 429 and 5xx answers, and searches whose shards had no copy to
-answer from (``no_shard_available_action_exception``, a node that just left). A bad query,
-a missing index or refused credentials fail at once.
+(refused, reset, timed out), 429, 502, 503 and 504 answers, and searches whose shards had
+no copy to answer from (``no_shard_available_action_exception``, a node that just left). A
+bad query, a missing index or refused credentials fail at once.
 
 :func:`with_retries` runs a call and, while it fails that way, tries again with exponential
 backoff (0.2 s, 0.4 s, … up to 5 s between tries) until ``budget`` seconds have passed,
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from xlidx.config import format_duration
-from xlidx.errors import BackendError
+from xlidx.errors import BackendError, ConnectionFailed
 
 T = TypeVar("T")
 DEFAULT_QUERY_RETRY_FOR = 30.0
@@ -29,6 +29,7 @@ FIRST_WAIT = 0.2
 MAX_WAIT = 5.0
 
 # failures of a search whose shards have no live copy right now (a node just left)
+RETRY_STATUSES = frozenset({429, 502, 503, 504})  # busy, or a node in between gone
 _SHARD_MARKERS = (
     "no_shard_available_action_exception",
     "NoShardAvailableActionException",
@@ -49,8 +50,8 @@ def retryable(exc: BaseException) -> bool:
     """Whether trying the same query again later may succeed (pure)."""
     if not isinstance(exc, BackendError) or isinstance(exc, QueryUnavailable):
         return False
-    if exc.transient:
-        return True
+    if isinstance(exc, ConnectionFailed) or exc.status in RETRY_STATUSES:
+        return True  # not any 5xx: a 500 from a broken query would only come back again
     text = f"{exc} {exc.details!r}"
     return any(marker in text for marker in _SHARD_MARKERS)
 

@@ -131,11 +131,25 @@ def probe_root(settings: ConnectionSettings) -> tuple[int, dict[str, str], Any]:
 
     client = make_client(settings)
 
-    def get() -> tuple[int, dict[str, str], Any]:
-        conn = client.transport.get_connection()
+    def ask(conn: Any) -> tuple[int, Any, Any]:
         status, headers, raw = conn.perform_request(
             "GET", "/", ignore=(400, 401, 403, 404, 405, 406, 500, 503)
         )
+        return status, headers, raw
+
+    def get() -> tuple[int, dict[str, str], Any]:
+        # each node listed in turn: one that refuses (a node down) is not the cluster's answer
+        nodes = list(getattr(client.transport.connection_pool, "connections", None) or [])
+        last: Exception | None = None
+        for conn in nodes or [client.transport.get_connection()]:
+            try:
+                status, headers, raw = ask(conn)
+                break
+            except osx.ConnectionError as exc:
+                last = exc
+        else:
+            assert last is not None
+            raise last
         lowered = {str(k).lower(): str(v) for k, v in dict(headers).items()}
         if status in (401, 403) and lowered.get("x-elastic-product") != "Elasticsearch":
             raise osx.AuthenticationException(status, "authentication failed", raw)
