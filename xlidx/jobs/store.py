@@ -238,9 +238,7 @@ class JobStore:
             )
         return len(mapping)
 
-    def count_delivery(
-        self, job: str, batch: int, stage: str, forget: Sequence[str] = ()
-    ) -> int:
+    def count_delivery(self, job: str, batch: int, stage: str, forget: Sequence[str] = ()) -> int:
         """How many times this stage of this batch has been started (this one included).
 
         ``forget``: the counts of the stages this start proves finished (the one before it,
