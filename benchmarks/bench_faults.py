@@ -5,7 +5,9 @@ One run, measured against its own baseline: a private 3-node OpenSearch dev clus
 ``xlidx worker`` processes per queue (six in all, concurrency 1 each, the tiny random
 sentence-transformers model of the tests, no translation). The index has 3 shards and 1
 replica. The same corpus (``--docs``, default 20,000 short documents in three languages) is
-ingested twice with ``xlidx ingest --queue --wait``, into two fresh indices:
+ingested twice with ``xlidx ingest --queue --wait``, into two fresh indices, after a warm-up
+job of ``--warmup`` documents (default 4,000; without it the first run pays for the cluster's
+and the workers' cold start, which in a first try made the faults run 1.16x *faster*):
 
 * ``baseline``: no faults;
 * ``faults``: on a schedule set from the baseline's duration, an embed worker is SIGKILLed
@@ -230,6 +232,7 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=20_000)
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--port", type=int, default=9250, help="first HTTP port of the cluster")
+    ap.add_argument("--warmup", type=int, default=4000, help="documents of the warm-up job")
     args = ap.parse_args()
 
     from tests.fixtures.st_builder import build_tiny_st_model
@@ -262,6 +265,9 @@ def main() -> None:
         for w in all_workers:
             w.wait_ready()
         src = _corpus(tmp / "docs.jsonl", args.docs)
+        if args.warmup:
+            warm = _corpus(tmp / "warmup.jsonl", args.warmup)
+            _run("warmup", warm, args.warmup, env, cluster, workers, args, [])
         base = _run("baseline", src, args.docs, env, cluster, workers, args, [])
         d = base["seconds"]
         schedule = [(0.2 * d, "worker:embed"), (0.4 * d, "node"), (0.65 * d, "worker:write")]
