@@ -104,19 +104,11 @@ class Worker:
 
 
 def _busiest_node(cluster: Any, index: str) -> int:
-    """The node holding the most primaries of ``index``."""
-    from xlidx.devnode.node import http_json
+    """The node holding the most primaries of ``index`` (the cluster tests' count)."""
+    from tests.fixtures.cluster import Cluster
 
-    rows = http_json(f"{cluster.urls[0]}/_cat/shards/{index}?format=json&h=prirep,node") or []
-    counts: dict[str, int] = {}
-    for row in rows if isinstance(rows, list) else []:
-        if row.get("prirep") == "p" and row.get("node"):
-            counts[row["node"]] = counts.get(row["node"], 0) + 1
-    busiest = max(counts, key=lambda k: counts[k]) if counts else ""
-    for i, port in enumerate(cluster.ports):
-        if busiest.endswith(str(port)):
-            return i
-    return 1
+    held = Cluster(cluster).primaries(index)
+    return max(held, key=lambda i: held[i]) if held else 1
 
 
 def _ids(urls: tuple[str, ...], index: str) -> tuple[int, int]:
