@@ -7,7 +7,7 @@ each model it encodes the documents (document side), the queries and the documen
 (cosine, numpy) with:
 
 * ``raw``: the model's vectors;
-* ``centered``: :mod:`xlidx.indices.calibration` as an index applies it: documents minus their
+* ``centered``: :mod:`xlidx.pipeline.calibration` as an index applies it: documents minus their
   language's document mean, queries minus their language's query-side mean;
 * ``centered_30``: the means from 30 random documents per language;
 * ``global``: one mean over every document (and every query-side vector) instead;
@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fixtures.tatoeba import mixed_pool
-from xlidx.indices.calibration import center, decide, language_component
+from xlidx.pipeline.calibration import center, decide, language_component
 from xlidx.pipeline.embed import load_embedder
 
 E5 = Path.home() / ".cache" / "xlidx" / "models" / "multilingual-e5-small"

@@ -14,7 +14,7 @@ if needed):
 * ``write``: xlidx's ``BulkWriter`` on the prepared documents, vs the client library's
   ``parallel_bulk`` (opensearch-py or elasticsearch-py, by the engine at ``--url``) on the
   identical actions (the baseline);
-* ``pipeline``: ``xlidx.ingest`` end to end (stages overlap in threads);
+* ``pipeline``: ``xlidx.workflows.ingest`` end to end (stages overlap in threads);
 * ``reingest``: the same input again (every document unchanged).
 
 Targets: pipeline >= 0.8 x the slowest stage alone; writer >= 0.95 x parallel_bulk;
@@ -106,12 +106,13 @@ def main() -> None:
 
     from xlidx.documents import Prepared, RawItem, Record, to_record
     from xlidx.indices.manage import ensure
-    from xlidx.indices.spec import IndexSpec
-    from xlidx.ingest import IngestOptions, ingest
+    from xlidx.indices.writer import BulkWriter
     from xlidx.pipeline.embed import load_embedder
     from xlidx.pipeline.fingerprint import model_source
     from xlidx.pipeline.translate import Translator
-    from xlidx.pipeline.write import BulkWriter, build_document
+    from xlidx.pipeline.write import build_document
+    from xlidx.spec import IndexSpec
+    from xlidx.workflows.ingest import IngestOptions, ingest
 
     setup = ingest_setup(args.url, args.docs)
     url, backend = setup.url, setup.backend

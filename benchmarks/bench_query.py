@@ -98,11 +98,11 @@ def main() -> None:
     from xlidx.backends import open_backend
     from xlidx.config import ConnectionSettings
     from xlidx.documents import RawItem
-    from xlidx.ingest import IngestOptions, ingest
     from xlidx.pipeline.embed import load_embedder
     from xlidx.query.hybrid import fuse
     from xlidx.query.plan import Query
     from xlidx.search import Searcher
+    from xlidx.workflows.ingest import IngestOptions, ingest
 
     fr = (TATOEBA / "tatoeba.fra-eng.fra").read_text(encoding="utf-8").splitlines()
     en = (TATOEBA / "tatoeba.fra-eng.eng").read_text(encoding="utf-8").splitlines()

@@ -4,7 +4,7 @@ The same corpus and models as ``bench_ingest.py`` (synthetic German documents, a
 size de→en argos package, a random encoder of multilingual-e5-small's shape), measured in one
 run against the dev node and a private ``redis-server`` on a free port:
 
-* ``in_process``: ``xlidx.ingest`` with warm models (stages overlap in threads);
+* ``in_process``: ``xlidx.workflows.ingest`` with warm models (stages overlap in threads);
 * ``queued``: the documents enqueued as ``translate → embed → write`` chains, processed by
   three ``xlidx worker`` processes (one per queue, concurrency 1, models preloaded), timed from
   the first batch sent to the last batch recorded as done;
@@ -127,10 +127,10 @@ def main() -> None:
     from bench_ingest import ingest_setup
 
     from xlidx.documents import RawItem
-    from xlidx.ingest import IngestOptions, ingest
     from xlidx.pipeline.embed import load_embedder
     from xlidx.pipeline.fingerprint import model_source, pipeline_fingerprint
     from xlidx.pipeline.translate import Translator
+    from xlidx.workflows.ingest import IngestOptions, ingest
 
     setup = ingest_setup(args.url, args.docs)
     url, backend = setup.url, setup.backend
@@ -170,13 +170,15 @@ def main() -> None:
     os.environ.update({"XLIDX_BROKER_URL": broker})
     procs = _start_workers(env, model_dir, tmp)
     try:
-        from workers.app import app
-        from workers.submit import enqueue
         from xlidx.indices.manage import ensure
-        from xlidx.indices.spec import IndexSpec
+        from xlidx.jobs.app import get_app
         from xlidx.jobs.options import JobOptions
         from xlidx.jobs.store import JobStore
+        from xlidx.jobs.submit import enqueue
+        from xlidx.pipeline.options import IngestOptions
+        from xlidx.spec import IndexSpec
 
+        app = get_app()
         store = JobStore(broker)
         index = f"bench-queued-{tag}"
         ensure(backend, IndexSpec(
@@ -184,11 +186,11 @@ def main() -> None:
             languages=("de", "en"), translate_to=("en",),
         ))  # fmt: skip
         opts = JobOptions(
-            index=index, model=source, embedding=embedding,
+            IngestOptions(index=index, text_fields=("body",), languages=("de", "en"),
+                          translate_to=("en",), batch_size=args.batch_size),
+            model=source, embedding=embedding,
             fingerprint=pipeline_fingerprint(embedding, translate_to=("en",),
                                              text_fields=("body",)),
-            text_fields=("body",), languages=("de", "en"), translate_to=("en",),
-            batch_size=args.batch_size,
         )  # fmt: skip
         t0 = time.perf_counter()
         sent = enqueue(items, app=app, store=store, options=opts, source="bench")
@@ -200,7 +202,7 @@ def main() -> None:
 
         tiny = items[: args.tiny_batches]
         t0 = time.perf_counter()
-        one = dataclasses.replace(opts, batch_size=1)
+        one = dataclasses.replace(opts, options=dataclasses.replace(opts.options, batch_size=1))
         sent = enqueue(tiny, app=app, store=store, options=one, source="bench")
         done = _wait(store, sent.job)
         wall = time.perf_counter() - t0

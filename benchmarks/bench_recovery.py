@@ -103,17 +103,18 @@ def run_once(
     import redis
 
     from tests.fixtures.queue import WorkerProc, process_env
-    from workers.app import make_app
-    from workers.submit import enqueue
     from xlidx.backends import open_backend
     from xlidx.config import ConnectionSettings
     from xlidx.documents import RawItem
     from xlidx.indices.manage import ensure
-    from xlidx.indices.spec import IndexSpec
+    from xlidx.jobs.app import make_app
     from xlidx.jobs.options import JobOptions
     from xlidx.jobs.settings import QueueSettings
     from xlidx.jobs.store import JobStore
+    from xlidx.jobs.submit import enqueue
     from xlidx.pipeline.fingerprint import pipeline_fingerprint
+    from xlidx.pipeline.options import IngestOptions
+    from xlidx.spec import IndexSpec
 
     redis.Redis.from_url(state_url).flushall()
     env = {
@@ -156,9 +157,10 @@ def run_once(
         app = make_app(settings)
         store = JobStore(state_url)
         opts = JobOptions(
-            index=index, model=source, embedding=embedding,
+            IngestOptions(index=index, text_fields=("body",), languages=("en", "fr", "de"),
+                          batch_size=batch_size),
+            model=source, embedding=embedding,
             fingerprint=pipeline_fingerprint(embedding, translate_to=(), text_fields=("body",)),
-            text_fields=("body",), languages=("en", "fr", "de"), batch_size=batch_size,
         )  # fmt: skip
         items = [
             RawItem(f"bench:{i}", payload={"id": f"d{i}", "body": f"{SENTENCES[i % 3]} ({i})"})

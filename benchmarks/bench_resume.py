@@ -151,7 +151,7 @@ def rss_mb() -> float:
 
 
 def timed_run(src: Path, options: Any, backend: Any, *, total: int, sample: bool) -> dict[str, Any]:
-    from xlidx.ingest import FileSource, ingest
+    from xlidx.workflows.ingest import FileSource, ingest
 
     t0 = time.monotonic()
     first_new: list[float] = []
@@ -212,7 +212,7 @@ def main() -> None:
 
     from xlidx.backends import open_backend
     from xlidx.config import ConnectionSettings
-    from xlidx.ingest import IngestOptions
+    from xlidx.workflows.ingest import IngestOptions
 
     backend = open_backend(ConnectionSettings(urls=(args.url,), timeout=120.0))
     index = f"bench-resume-{uuid.uuid4().hex[:6]}"

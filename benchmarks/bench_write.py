@@ -45,8 +45,9 @@ def main() -> None:
     from xlidx.config import ConnectionSettings
     from xlidx.documents import Prepared, RawItem, Record, to_record
     from xlidx.indices.manage import ensure
-    from xlidx.indices.spec import IndexSpec
-    from xlidx.pipeline.write import BulkWriter, build_document
+    from xlidx.indices.writer import BulkWriter
+    from xlidx.pipeline.write import build_document
+    from xlidx.spec import IndexSpec
 
     backend = open_backend(ConnectionSettings(urls=(args.url,), timeout=120.0))
     rng = random.Random(7)  # noqa: S311 - benchmark data, not crypto

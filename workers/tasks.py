@@ -1,5 +1,9 @@
 """Thin tasks over the pipeline stages: a batch in, the same batch (a JSON dict) out.
 
+Each task runs one stage of :class:`xlidx.workflows.pipeline.Pipeline` (translate: ``check``
+and ``prepare``; embed: ``embed``; write: ``write``), built from the job's options with the
+models this process holds (:mod:`workers.holder`).
+
 The payload of a batch (see :mod:`xlidx.pipeline.wire`)::
 
     {"job": id, "batch": n, "options": JobOptions, "prepared": [...], "dead": [...],
@@ -18,6 +22,7 @@ Failures, by kind:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import signal
 import threading
@@ -30,14 +35,18 @@ from celery import Task, shared_task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from workers.holder import holder
+from xlidx.backends.base import Backend
 from xlidx.documents import DeadLetter
 from xlidx.errors import BackendError, ModelMismatch, QueueError, XlidxError
-from xlidx.indices.spec import check_model
+from xlidx.indices.writer import BulkWriter
 from xlidx.jobs.options import JobOptions
 from xlidx.jobs.settings import retry_delay
+from xlidx.pipeline.patience import Patience
 from xlidx.pipeline.patience import is_transient as cluster_transient
-from xlidx.pipeline.stages import Batch, Translate, embed_stage, skip_unchanged
+from xlidx.pipeline.stages import Batch, fail_batch
 from xlidx.pipeline.wire import decode_prepared, encode_prepared
+from xlidx.spec import check_model
+from xlidx.workflows.pipeline import Pipeline, Written
 
 log = logging.getLogger("xlidx.worker")
 
@@ -269,89 +278,75 @@ def _empty(payload: Payload) -> Payload:
     return {**payload, "prepared": [], "dead": [], "finished": True}
 
 
-def _translate(payload: Payload) -> Payload:
-    opts = JobOptions.from_dict(payload["options"])
-    batch = skip_unchanged(holder.backend(), opts.index, _batch(payload))
-    from xlidx.pipeline.detect import detect_stage
-    from xlidx.pipeline.segments import segment_stage
+def _pipeline(job: JobOptions, backend: Backend | None = None, **parts: Any) -> Pipeline:
+    """A pipeline over the job's index with the parts one stage needs (from the holder)."""
+    return Pipeline(backend, job.index, options=job.options, embedding=job.embedding, **parts)
 
-    detector = holder.detector(opts.languages, opts.min_confidence)
-    detect_stage(batch.prepared, detector)
-    segment_stage(batch.prepared, detector)
-    translator = holder.translator() if opts.translate_to else None
-    translate = Translate(translator, opts.translate_to)
-    batch = translate(batch)
+
+def _detector(job: JobOptions) -> Any:
+    return holder.detector(job.options.detect_among, job.options.min_confidence)
+
+
+def _translate(payload: Payload) -> Payload:
+    job = JobOptions.from_dict(payload["options"])
+    translator = holder.translator() if job.options.translate_to else None
+    pipe = _pipeline(job, holder.backend(), detector=_detector(job), translator=translator)
+    batch = pipe.prepare(pipe.check(_batch(payload)))
     if translator is not None:
-        _record_packages(opts, translator)
+        _record_packages(pipe, translator)
     untranslated: Counter[str] = Counter(payload.get("untranslated", {}))
-    untranslated.update(translate.untranslated)
+    untranslated.update(pipe.untranslated)
     return _out(payload, batch, untranslated=dict(untranslated))
 
 
-def _record_packages(opts: JobOptions, translator: Any) -> None:
+def _record_packages(pipe: Pipeline, translator: Any) -> None:
     used = translator.describe()
-    if holder.recorded_packages.get(opts.index) == used:
+    if holder.recorded_packages.get(pipe.index) == used:
         return
     from xlidx.indices.manage import resolve
-    from xlidx.ingest import record_translation
 
-    state = resolve(holder.backend(), opts.index)
+    state = resolve(holder.backend(), pipe.index)
     if state is not None:
-        record_translation(holder.backend(), state, translator, opts.translate_to)
-        holder.recorded_packages[opts.index] = used
+        pipe.record_translation(state)
+        holder.recorded_packages[pipe.index] = used
 
 
 def _embed(payload: Payload) -> Payload:
-    opts = JobOptions.from_dict(payload["options"])
+    job = JobOptions.from_dict(payload["options"])
     batch = _batch(payload)
     if batch.prepared:
         try:
-            embedder = holder.embedder(opts.model)
-            check_model({"xlidx": {"embedding": opts.embedding}}, embedder.describe(), opts.index)
+            embedder = holder.embedder(job.model)
+            check_model({"xlidx": {"embedding": job.embedding}}, embedder.describe(), job.index)
         except (ModelMismatch, XlidxError) as exc:
             if is_transient(exc):
                 raise
-            from xlidx.pipeline.stages import fail_batch
-
             fail_batch(batch, "embed", exc)
             return _out(payload, batch)
-        batch = embed_stage(embedder, holder.detector(opts.languages, opts.min_confidence))(batch)
+        batch = _pipeline(job, embedder=embedder, detector=_detector(job)).embed(batch)
     return _out(payload, batch)
 
 
 def _write(payload: Payload) -> Payload:
     if payload.get("finished"):
         return payload
-    opts = JobOptions.from_dict(payload["options"])
+    job = JobOptions.from_dict(payload["options"])
     batch = _batch(payload)
-    indexed = 0
-    letters = _letters(payload)
-    languages: Counter[str] = Counter()
+    written = Written()
     if batch.prepared:
-        from xlidx.pipeline.patience import Patience
-        from xlidx.pipeline.write import BulkWriter
-
         # a few quick tries here; then the task is retried through the broker (see ``run``)
-        writer = BulkWriter(
-            holder.backend(), patience=Patience(attempts=2, max_wait=5.0), concurrency=1
+        backend = holder.backend()
+        writer = BulkWriter(backend, patience=Patience(attempts=2, max_wait=5.0), concurrency=1)
+        calibration = functools.partial(holder.calibration, job.index)
+        written = _pipeline(job, backend, writer=writer, calibration=calibration).write(batch)
+    if written.transient:
+        raise BackendError(
+            f"the cluster turned away {written.transient} document(s) with 429 or 5xx",
+            status=503,
         )
-        res = writer.write(
-            opts.index,
-            batch.prepared,
-            model=str(opts.embedding.get("model")),
-            calibration=holder.calibration(opts.index),
-        )
-        if res.transient:
-            raise BackendError(
-                f"the cluster turned away {res.transient} document(s) with 429 or 5xx",
-                status=503,
-            )
-        indexed = res.indexed
-        letters.extend(res.dead)
-        rejected = {d.id for d in res.dead}
-        languages.update(p.lang for p in batch.prepared if p.record.id not in rejected)
-    finish(payload, indexed=indexed, languages=languages, letters=letters)
-    _calibrate_when_due(opts, str(payload["job"]), wrote=bool(indexed))
+    letters = [*_letters(payload), *batch.dead]
+    finish(payload, indexed=written.indexed, languages=written.languages, letters=letters)
+    _calibrate_when_due(job, str(payload["job"]), wrote=bool(written.indexed))
     return _empty(payload)
 
 

@@ -1,6 +1,6 @@
 """Every error xlidx raises on purpose derives from :class:`XlidxError`.
 
-The tree::
+The tree (classes defined elsewhere name their module)::
 
     XlidxError                     exit code 1 unless a subclass says otherwise
     ├── ConfigError                bad settings: a malformed config file, a bad flag value
@@ -13,11 +13,23 @@ The tree::
     ├── BackendError               the cluster answered with an error, or could not be reached
     │   ├── ConnectionFailed       nothing answered at the URL (refused, DNS, timeout)
     │   ├── TLSFailed              the TLS handshake failed (unknown CA, bad certificate)
-    │   └── AuthenticationFailed   the cluster refused the credentials (HTTP 401/403)
+    │   ├── AuthenticationFailed   the cluster refused the credentials (HTTP 401/403)
+    │   └── QueryUnavailable       (xlidx.search.retry) a query still failed transiently when
+    │                              its retry budget (``--retry-for``) ran out
     ├── QueueError                 the broker or the job store (Redis) could not be reached,
     │                              or a queued job cannot be followed
+    ├── GateRefused                (xlidx.workflows.migrate) a migration gate measured a regression
+    │                              beyond ``--max-drop``: the alias stays; exit code 3
     └── Interrupted                a signal (SIGINT, SIGTERM) stopped a run; carries what was
                                    done (``summary``); exit code 128 + the signal's number
+
+Two exceptions stay inside the library and are not errors: ``StopWaiting``
+(:mod:`xlidx.pipeline.patience`: a stopping run leaves a wait; the ingest turns it into
+``Interrupted``) and the bulk writer's private ``_TurnedAway`` (documents refused for now).
+
+Which failures are worth another try is decided once, here: :attr:`BackendError.transient`
+(:func:`is_transient`), used by the batch jobs' patience, the bulk writer, the queue workers
+and the query retries alike.
 
 Messages are one line, meant for a person, and never contain credentials. The CLI prints
 ``error: <message>`` and exits with :attr:`XlidxError.exit_code`.
@@ -79,17 +91,51 @@ class BackendError(XlidxError):
 
     @property
     def transient(self) -> bool:
-        """Worth retrying later: nothing answered, the cluster was busy or failing (429, 5xx),
-        or a block that lifts by itself (the disk flood stage's read-only-allow-delete, which
-        OpenSearch answers with 403)."""
+        """Worth trying again later: the cluster was busy or in between (a
+        :data:`TRANSIENT_STATUSES` answer), a node or shard went away under the request
+        (:data:`NODE_GONE_MARKERS`), or a block that lifts by itself (the disk flood stage's
+        read-only-allow-delete, which OpenSearch answers with 403). :class:`ConnectionFailed`
+        (nothing answered) always is."""
         if transient_status(self.status):
+            return True
+        said = f"{self.message} {self.details!r}"
+        if any(marker in said for marker in NODE_GONE_MARKERS):
             return True
         return self.status == 403 and "allow delete" in str(self.details or self.message)
 
 
+# The statuses worth trying again, for queries and writes alike (a document refused in a
+# bulk response included). 500 is not one of them: OpenSearch and Elasticsearch answer 500
+# for an exception nothing handled on a node (a bug, a request that trips one, a failing
+# script), which the same request trips again, so retrying only delays the error (by up to
+# --retry-for, or a queue worker's every retry). What waiting does cure has a status of its
+# own: 429 (queues full, a circuit breaker), 503 (no master, shards not yet assigned, a
+# retryable cluster block), 502 and 504 (a proxy in front of a node that is gone or slow).
+# A node that leaves in the middle of a request can surface with another status (even 400
+# or 500): those are told by what they name (NODE_GONE_MARKERS), not by their status.
+TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+
+# failures that name a node or a shard copy that is gone right now (a node just left)
+NODE_GONE_MARKERS = (
+    "no_shard_available_action_exception",
+    "NoShardAvailableActionException",
+    "node_not_connected_exception",
+    "node_disconnected_exception",
+    "NodeNotConnectedException",
+    "NodeDisconnectedException",
+    "shard_not_found_exception",
+    "primary shard is not active",
+)
+
+
 def transient_status(status: object) -> bool:
-    """An HTTP status worth retrying later: 429 (busy) or 5xx (failing)."""
-    return isinstance(status, int) and (status == 429 or 500 <= status <= 599)
+    """An HTTP status worth trying again later (:data:`TRANSIENT_STATUSES`)."""
+    return isinstance(status, int) and status in TRANSIENT_STATUSES
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A cluster failure that waiting can cure (:attr:`BackendError.transient`)."""
+    return isinstance(exc, BackendError) and exc.transient
 
 
 class ConnectionFailed(BackendError):
@@ -115,7 +161,7 @@ class QueueError(XlidxError):
 class Interrupted(XlidxError):
     """A run stopped on a signal after finishing (or abandoning) the work in flight.
 
-    ``summary`` is what the run did until then (for ``xlidx.ingest.ingest``, its
+    ``summary`` is what the run did until then (for ``xlidx.workflows.ingest.ingest``, its
     ``IngestSummary`` with ``interrupted`` set); ``signal_number`` is the signal that stopped
     it (``signal.SIGINT`` for Ctrl-C or a ``KeyboardInterrupt``). The exit code follows the
     shell's convention: 130 for SIGINT, 143 for SIGTERM.

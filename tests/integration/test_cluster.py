@@ -113,7 +113,7 @@ def _query_loop(env: dict[str, str], index: str, stop: threading.Event, results:
     while not stop.is_set():
         t0 = time.monotonic()
         try:
-            proc = run_cli(*argv, env=env, timeout=120)
+            proc = run_cli(*argv, env=env, timeout=120, subprocess=True)  # from a thread
         except subprocess.TimeoutExpired:  # a hung query: what the test is there to catch
             results.append((-1, "", "Traceback: the query hung for 120 s", 120.0))
             continue
@@ -189,7 +189,9 @@ def test_a_node_lost_under_load_then_a_rolling_restart_under_queries(
         assert two["indexed"] + two["unchanged"] == n_q and two["dead_lettered"] == 0, two
         assert_exactly(cluster, inproc, n_in)
         assert_exactly(cluster, queued, n_q)
-        listed = run_cli("deadletters", "list", "--index", queued, "--jsonl", env=env)
+        listed = run_cli(
+            "deadletters", "list", "--index", queued, "--jsonl", env=env, subprocess=True
+        )
         assert listed.returncode == 0 and listed.stdout.strip() == "", listed.stderr
 
         loop.start()

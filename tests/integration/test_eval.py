@@ -27,11 +27,11 @@ from xlidx.documents import RawItem
 from xlidx.errors import ConfigError
 from xlidx.eval import EvalOptions, EvalQuery, Qrels, encode_queries, read_qrels, run_eval
 from xlidx.eval.metrics import MEASURES
-from xlidx.indices.calibration import from_index_meta
 from xlidx.indices.manage import resolve
-from xlidx.ingest import IngestOptions, ingest
+from xlidx.pipeline.calibration import from_index_meta
 from xlidx.pipeline.embed import Embedder, load_embedder
 from xlidx.search import Searcher
+from xlidx.workflows.ingest import IngestOptions, ingest
 
 pytestmark = pytest.mark.integration
 
@@ -267,6 +267,51 @@ def test_eval_cli_json_and_run_files(
     assert [d["mode"] for d in data] == ["hybrid", "bm25", "knn"]
     assert all(set(d["language_share"]) == {"en"} for d in data)
     assert data[1]["metrics"]["R@1"] == 0.5  # BM25: en-cat first, fr-chat not first
+
+
+def test_index_evaluate_in_process_compares_modes_and_indices(
+    dev_node: ConnectionSettings,
+    tiny_index: str,
+    tiny_embedder: Embedder,
+    eval_files: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    """The service layer's evaluate: files or objects in, typed reports out, the comparison
+    (a mode, another index) and the HTML report, with no process and no printing."""
+    from xlidx.eval.choices import Side
+    from xlidx.workflows import Cluster
+
+    queries, qrels = eval_files
+    stages: list[str] = []
+    index = Cluster(open_backend(dev_node)).index(tiny_index)
+    result = index.evaluate(
+        queries, qrels, modes="bm25", embedder=tiny_embedder, compare=("bm25", "knn"),
+        report=tmp_path / "r.html", progress=lambda stage, _d, _t: stages.append(stage),
+    )  # fmt: skip
+    assert [r.mode for r in result.reports] == ["bm25", "knn"] and not result.others
+    data = result.to_json()
+    assert isinstance(data, dict) and data["reports"] == result.mode_reports()
+    assert (data["comparison"]["a"], data["comparison"]["b"]) == ("bm25", "knn")
+    assert result.report_path == tmp_path / "r.html" and result.report_path.is_file()
+    assert {"starting", "encoding", "bm25", "knn"} <= set(stages)
+
+    # another index, with the queries and qrels as objects: evaluated in the first mode
+    other = f"{tiny_index}-other"
+    _index(dev_node, other, tiny_embedder, DOCS[:5])
+    judgments = {q: {d: r for qq, d, r in QRELS if qq == q} for q, _t, _l in QUERIES}
+    result = index.evaluate(
+        [EvalQuery(q, t, lang) for q, t, lang in QUERIES], judgments, modes=["knn"],
+        embedder=tiny_embedder, compare=(Side("mode", "knn"), Side("index", other)),
+    )  # fmt: skip
+    assert [r.mode for r in result.reports] == ["knn"] and list(result.others) == [other]
+    assert result.others[other].mode == "knn" and result.report_path is None
+    comparison = result.comparison
+    assert comparison is not None and comparison["b"] == f"knn · {other}"
+    assert comparison["metrics"]["nDCG@10"]["b"] == pytest.approx(
+        result.others[other].metrics["nDCG@10"], abs=1e-4
+    )
+    with pytest.raises(ConfigError, match="unknown fusion 'sum'"):
+        index.evaluate(queries, qrels, fusion="sum")
 
 
 # -- Tatoeba EN→FR with the real multilingual-e5-small ------------------------------------------

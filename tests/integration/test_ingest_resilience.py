@@ -217,8 +217,8 @@ def test_the_api_raises_interrupted_with_the_partial_summary(
     dev_node: ConnectionSettings, tiny_st_model: Path, index_name: str, tmp_path: Path
 ) -> None:
     from xlidx.errors import Interrupted
-    from xlidx.ingest import FileSource, IngestOptions, StopRequest, ingest
     from xlidx.pipeline.embed import load_embedder
+    from xlidx.workflows.ingest import FileSource, IngestOptions, StopRequest, ingest
 
     stop = StopRequest()
 

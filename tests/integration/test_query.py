@@ -13,9 +13,9 @@ from xlidx.backends import open_backend
 from xlidx.backends.opensearch.client import make_client
 from xlidx.config import ConnectionSettings
 from xlidx.documents import RawItem
-from xlidx.ingest import IngestOptions, ingest
 from xlidx.query.plan import Query
 from xlidx.search import Searcher
+from xlidx.workflows.ingest import IngestOptions, ingest
 
 pytestmark = pytest.mark.integration
 

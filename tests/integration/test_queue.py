@@ -159,9 +159,8 @@ def _assert_calibrated_by_the_workers(
     """An embed worker calibrated the index as in-process ingest does (every language with 50
     documents has means), and every stored vector is at the calibration's means."""
     from xlidx.backends import open_backend
-    from xlidx.indices.calibrate import stale_query
-    from xlidx.indices.calibration import from_index_meta
     from xlidx.indices.manage import resolve
+    from xlidx.pipeline.calibration import from_index_meta
 
     backend = open_backend(settings)
     deadline = time.monotonic() + timeout
@@ -170,7 +169,7 @@ def _assert_calibrated_by_the_workers(
         cal = from_index_meta(state.xlidx_meta) if state is not None else None
         if state is not None and cal is not None and set(cal.languages) == langs:
             backend.refresh(state.index)
-            if backend.count(state.index, stale_query(cal)) == 0:
+            if backend.count_stale(state.index, cal) == 0:
                 return
         assert time.monotonic() < deadline, f"no calibration of {sorted(langs)} in {timeout:g}s"
         time.sleep(0.5)
@@ -363,8 +362,8 @@ def test_bad_records_dead_lettered_good_ones_indexed(
 def test_job_gone_from_a_redis_without_persistence_is_reported(
     queue_env: dict[str, str], redis_server: RedisServer
 ) -> None:
-    from workers.submit import follow
     from xlidx.errors import QueueError
+    from xlidx.jobs.submit import follow
 
     s = store(queue_env)
     s.create_job("lost", index="x", source="test", options={})

@@ -19,8 +19,8 @@ from xlidx.backends.opensearch.client import make_client
 from xlidx.config import ConnectionSettings
 from xlidx.documents import Prepared, RawItem, Record, to_record
 from xlidx.errors import BackendError
+from xlidx.indices.writer import BulkWriter
 from xlidx.pipeline.patience import Patience
-from xlidx.pipeline.write import BulkWriter
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,8 @@ from xlidx.backends.elasticsearch.query import (
 )
 from xlidx.backends.opensearch import query as os_query
 from xlidx.errors import ConfigError
-from xlidx.indices.spec import IndexSpec, VectorSpec, load_template
 from xlidx.query.plan import Query
+from xlidx.spec import IndexSpec, VectorSpec, load_template
 
 EMB = {"model": "tiny", "dimension": 8, "similarity": "cosine"}
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -336,8 +336,8 @@ def test_mapping_similarity_and_index_options(
 @pytest.mark.parametrize(
     ("vector", "dimension", "message"),
     [
-        (VectorSpec(engine="faiss"), 8, "vector engine 'faiss' is OpenSearch's"),
-        (VectorSpec(engine="nmslib"), 8, "vector engine 'nmslib' is OpenSearch's"),
+        (VectorSpec(knn_engine="faiss"), 8, "vector engine 'faiss' is OpenSearch's"),
+        (VectorSpec(knn_engine="nmslib"), 8, "vector engine 'nmslib' is OpenSearch's"),
         (VectorSpec(index_type="bbq_hnsw"), 63, "bbq_hnsw needs at least 64 dimensions"),
         (VectorSpec(), 4097, "at most 4096 dimensions"),
     ],

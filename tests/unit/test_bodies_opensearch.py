@@ -19,8 +19,8 @@ from xlidx.backends.opensearch.query import (
     pipeline_name,
 )
 from xlidx.errors import ConfigError
-from xlidx.indices.spec import IndexSpec, VectorSpec, load_template
 from xlidx.query.plan import Query
+from xlidx.spec import IndexSpec, VectorSpec, load_template
 
 EMB = {"model": "tiny", "dimension": 8, "similarity": "cosine"}
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -338,10 +338,11 @@ def test_mapping_rejects_elasticsearch_index_types(index_type: str) -> None:
 
 
 def test_mapping_vector_meta_round_trips() -> None:
-    v = VectorSpec(engine="faiss", space_type="innerproduct", m=24, ef_construction=200)
+    v = VectorSpec(knn_engine="faiss", space_type="innerproduct", m=24, ef_construction=200)
     assert VectorSpec.from_meta(v.to_meta()) == v
+    assert v.to_meta()["engine"] == "faiss"  # the key indices made before the rename carry
     assert VectorSpec.from_meta({"engine": "faiss", "unknown": 1}, m=None, ef_construction=64) == (
-        VectorSpec(engine="faiss", ef_construction=64)
+        VectorSpec(knn_engine="faiss", ef_construction=64)
     )
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from xlidx.backends._dsl import stale_query
 from xlidx.errors import ConfigError, MappingError
-from xlidx.indices.calibrate import languages_due, stale_query, symmetric
-from xlidx.indices.calibration import (
+from xlidx.indices.calibrate import languages_due, symmetric
+from xlidx.pipeline.calibration import (
     STRONG_SHARE,
     Calibration,
     Component,
@@ -222,3 +223,65 @@ def test_bm25_is_gated_harder_on_a_centered_index() -> None:
     assert default_weights(0.5) == (0.12, 0.75)
     assert default_weights(0.5, centered=True) == (0.0, 0.75)
     assert default_weights(0.95, centered=True) == (0.24, 0.75)
+
+
+def test_rewrite_moves_stale_passages_through_the_bulk_writer() -> None:
+    """Conditional passage updates: written, lost to a newer write (409), deleted meanwhile
+    (404), or skipped when a passage carries a mean the calibration no longer has."""
+    from collections.abc import Iterator
+    from typing import Any
+
+    from xlidx.backends.base import RawHit
+    from xlidx.indices.calibrate import rewrite
+    from xlidx.pipeline.patience import Patience
+
+    cal = calibration()
+    raw = {"vector": [0.1] * DIM, "n": 0, "lang": "en"}
+    gone = {"vector": [0.1] * DIM, "n": 0, "lang": "en", "center": "gone", "norm": 0.5}
+
+    class Fake:
+        def __init__(self) -> None:
+            self.stale = [3, 0]  # what count_stale answers, round by round
+            self.sent: list[dict[str, Any]] = []
+
+        def refresh(self, index: str) -> None:
+            pass
+
+        def get_meta(self, index: str) -> dict[str, Any]:
+            return {"xlidx": {"calibration": cal.to_meta()}}
+
+        def count_stale(self, index: str, c: Calibration | None) -> int:
+            assert c is cal
+            return self.stale.pop(0)
+
+        def stale_documents(self, index: str, c: Calibration | None, *, size: int) -> Any:
+            for doc_id, passage in (("a", raw), ("b", raw), ("c", raw), ("lost", gone)):
+                src = {"xlidx": {"passages": [passage]}}
+                yield RawHit(index, doc_id, source=src, seq_no=1, primary_term=1)
+
+        def passages_update(self, hit: RawHit, passages: Any) -> dict[str, Any]:
+            return {"_id": hit.id, "if_seq_no": hit.seq_no, "passages": passages}
+
+        def bulk(self, actions: Any, **_kw: Any) -> Iterator[tuple[bool, dict[str, Any]]]:
+            status = {"a": 200, "b": 409, "c": 404}
+            for a in actions:
+                self.sent.append(a)
+                s = status[a["_id"]]
+                yield s == 200, {"update": {"_id": a["_id"], "status": s}}
+
+    from xlidx.indices.writer import BulkWriter
+
+    fake = Fake()
+    seen: list[tuple[str, int, int]] = []
+    writer = BulkWriter(fake, patience=Patience(attempts=0))  # type: ignore[arg-type]
+    done = rewrite(
+        fake,  # type: ignore[arg-type]
+        "docs-v1",
+        cal,
+        writer=writer,
+        progress=lambda what, n, total: seen.append((what, n, total)),
+    )
+    assert done == (1, 1, 1)  # a rewritten, b in conflict, the lost one left alone
+    assert [a["_id"] for a in fake.sent] == ["a", "b", "c"]
+    assert fake.sent[0]["passages"][0]["center"] == cal.languages["en"].document
+    assert seen == [("moving vectors", 3, 3)]

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from xlidx.backends.hits import RawHit
 from xlidx.errors import BackendError, ConnectionFailed
+from xlidx.indices.existing import read_index
 from xlidx.pipeline.checkpoint import Checkpoint, Position, PrefixDigest, Saved, checkpoint_key
-from xlidx.pipeline.sources import read_csv, read_index, read_jsonl, resumable
+from xlidx.pipeline.sources import read_csv, read_jsonl, resumable
 from xlidx.pipeline.stages import MemoryIds, batches
 
 
@@ -137,13 +138,13 @@ class FlakyScan:
         self.n, self.fail_after, self.error = n, fail_after, error
         self.scans = 0
 
-    def scan(self, index: str, size: int = 500) -> Iterator[Mapping[str, Any]]:
+    def documents(self, index: str, size: int = 500) -> Iterator[RawHit]:
         self.scans += 1
         for i in range(self.n):
             if self.scans == 1 and i == self.fail_after:
                 raise self.error
             j = (i * 7 + self.scans) % self.n  # another order each time
-            yield {"_index": index, "_id": f"d{j}", "_source": {"body": f"b{j}"}}
+            yield RawHit(index, f"d{j}", source={"body": f"b{j}"})
 
     def count(self, index: str) -> int:
         return self.n
@@ -213,9 +214,9 @@ def test_the_size_limit_is_part_of_the_checkpoint_key(tmp_path: Path) -> None:
 
 def test_read_index_keeps_same_ids_of_different_indices() -> None:
     class TwoIndices:
-        def scan(self, index: str, size: int = 500) -> Iterator[Mapping[str, Any]]:
+        def documents(self, index: str, size: int = 500) -> Iterator[RawHit]:
             for name in ("a-v1", "b-v1"):
-                yield {"_index": name, "_id": "d1", "_source": {"body": name}}
+                yield RawHit(name, "d1", source={"body": name})
 
         def count(self, index: str) -> int:
             return 2

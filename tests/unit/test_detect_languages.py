@@ -18,7 +18,7 @@ from xlidx.documents import UNDETERMINED
 from xlidx.pipeline import detect
 from xlidx.pipeline.detect import Detector, detect_passages, detect_query, explain_query
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.models]  # lingua's language models
 
 TEXTS = Path(__file__).resolve().parent.parent / "fixtures" / "langtexts"
 FIXTURES = {p.stem: json.loads(p.read_text("utf-8")) for p in sorted(TEXTS.glob("*.json"))}

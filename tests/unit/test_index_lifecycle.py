@@ -18,7 +18,7 @@ from xlidx.backends.opensearch import mapping
 from xlidx.config import ConnectionSettings
 from xlidx.errors import ConfigError, MappingError
 from xlidx.indices.manage import delete, ensure, prune, resolve, rollback
-from xlidx.indices.spec import IndexSpec
+from xlidx.spec import IndexSpec
 
 XLIDX_META = {"xlidx": {"mapping_version": 1, "embedding": {"model": "tiny", "dimension": 8}}}
 

@@ -12,7 +12,8 @@ import pytest
 from xlidx.backends.opensearch.mapping import index_body
 from xlidx.documents import Prepared, Record
 from xlidx.errors import ConfigError, MappingError, ModelMismatch
-from xlidx.indices.spec import (
+from xlidx.pipeline.write import build_document
+from xlidx.spec import (
     IndexSpec,
     VectorSpec,
     check_model,
@@ -20,7 +21,6 @@ from xlidx.indices.spec import (
     parse_versioned,
     validate_index_name,
 )
-from xlidx.pipeline.write import build_document
 
 EMB = {
     "model": "tiny",
@@ -41,7 +41,7 @@ def _golden_spec() -> IndexSpec:
         text_fields=("title", "body"),
         languages=("en", "fr"),
         translate_to=("ja",),
-        vector=VectorSpec(engine="faiss", space_type="innerproduct", m=24, ef_construction=200),
+        vector=VectorSpec(knn_engine="faiss", space_type="innerproduct", m=24, ef_construction=200),
     )
 
 
@@ -150,7 +150,7 @@ def test_versioned_names() -> None:
 
 def test_bad_vector_spec() -> None:
     with pytest.raises(ConfigError, match="unknown vector engine"):
-        VectorSpec(engine="annoy")
+        VectorSpec(knn_engine="annoy")
     with pytest.raises(ConfigError, match="unknown space type"):
         VectorSpec(space_type="hamming")
 
@@ -218,7 +218,7 @@ def test_build_document_golden() -> None:
 
 
 def test_analyzer_choice_prefers_plugins_then_builtin_then_icu() -> None:
-    from xlidx.indices.spec import analyzer_fallbacks, analyzer_for, wanted_analyzers
+    from xlidx.spec import analyzer_fallbacks, analyzer_for, wanted_analyzers
 
     builtin = {"english", "greek", "thai", "cjk", "hindi", "arabic", "turkish"}
     with_plugins = frozenset({*builtin, "kuromoji", "nori", "icu_analyzer"})

@@ -103,6 +103,11 @@ def test_what_counts_as_transient() -> None:
     assert not is_transient(AuthenticationFailed("denied", status=403))
     assert not is_transient(BackendError("x", status=400))
     assert not is_transient(ValueError("x"))
+    # one rule for writes and queries: a 500 is a failure the same request trips again...
+    assert not is_transient(BackendError("null_pointer_exception", status=500))
+    # ...unless it names a node or shard copy that just went away
+    gone = {"error": {"root_cause": [{"type": "node_disconnected_exception"}]}}
+    assert is_transient(BackendError("failed", status=500, details=gone))
 
 
 @pytest.mark.parametrize(
@@ -158,7 +163,7 @@ def test_documents_turned_away_until_the_budget_is_spent_become_dead_letters(
     from collections.abc import Iterator, Mapping
     from typing import Any
 
-    from xlidx.pipeline.write import BulkWriter
+    from xlidx.indices.writer import BulkWriter
 
     class Busy:
         def bulk(self, actions: Any, **_kw: Any) -> Iterator[tuple[bool, Mapping[str, Any]]]:

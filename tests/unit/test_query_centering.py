@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from tests.unit.test_calibration import calibration
-from xlidx.indices.calibration import Calibration, center
 from xlidx.indices.manage import IndexState
+from xlidx.pipeline.calibration import Calibration, center
 from xlidx.query.plan import Query
 from xlidx.search.encode import QueryEncoder
 from xlidx.search.searcher import Searcher

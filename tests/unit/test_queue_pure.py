@@ -15,7 +15,9 @@ from xlidx.documents import DeadLetter, Prepared, Record
 from xlidx.errors import BackendError, ConfigError, ConnectionFailed, QueueError, TLSFailed
 from xlidx.jobs.options import JobOptions
 from xlidx.jobs.settings import QueueSettings, retry_delay
-from xlidx.jobs.store import JobProgress, letter_key
+from xlidx.jobs.store import letter_key
+from xlidx.pipeline.options import IngestOptions
+from xlidx.pipeline.summary import QueuedSummary
 from xlidx.pipeline.wire import decode_prepared, encode_prepared
 
 
@@ -67,14 +69,14 @@ def test_dead_letter_dict_round_trip() -> None:
 
 def test_job_options_round_trip() -> None:
     opts = JobOptions(
-        index="news",
+        IngestOptions(
+            index="news", text_fields=("title", "body"), languages=("en", "fr"),
+            translate_to=("en",),
+        ),
         model="/models/e5",
         embedding={"model": "e5", "dimension": 384},
         fingerprint="f",
-        text_fields=("title", "body"),
-        languages=("en", "fr"),
-        translate_to=("en",),
-    )
+    )  # fmt: skip
     assert JobOptions.from_dict(opts.to_dict()) == opts
 
 
@@ -154,8 +156,9 @@ def test_transient_errors_are_retried_others_are_not() -> None:
 
     assert is_transient(ConnectionFailed("down"))
     assert is_transient(QueueError("redis down"))
-    for status in (429, 500, 502, 503, 504):
+    for status in (429, 502, 503, 504):
         assert is_transient(BackendError("busy", status=status))
+    assert not is_transient(BackendError("internal error", status=500))  # xlidx/errors.py
     assert not is_transient(BackendError("bad request", status=400))
     assert not is_transient(BackendError("no status"))
     assert not is_transient(TLSFailed("bad cert"))
@@ -165,11 +168,11 @@ def test_transient_errors_are_retried_others_are_not() -> None:
 
 
 def test_job_progress_is_finished_only_once_enqueued_and_done() -> None:
-    p = JobProgress(id="j", enqueued=False, batches=0)
+    p = QueuedSummary(job="j", enqueued=False, batches=0)
     assert not p.finished
     p.enqueued = True
     assert p.finished  # an empty job is done at once
-    p.batches, p.batches_done, p.indexed, p.dead_lettered, p.invalid = 3, 2, 15, 1, 2
+    p.batches, p.batches_done, p.indexed, p.dead_lettered, p.invalid = 3, 2, 15, 3, 2
     assert not p.finished and p.docs_done == 16
     assert p.to_json()["dead_lettered"] == 3 and p.to_json()["state"] == "queued"
 
@@ -187,12 +190,14 @@ class _StuckStore:
     def __init__(self) -> None:
         self.resent = 0
 
-    def progress(self, job: str) -> JobProgress:
-        return JobProgress(id=job, enqueued=True, batches=2, batches_done=1 + min(1, self.resent))
+    def progress(self, job: str) -> QueuedSummary:
+        return QueuedSummary(
+            job=job, enqueued=True, batches=2, batches_done=1 + min(1, self.resent)
+        )
 
 
 def test_follow_sends_unfinished_batches_again_after_a_stall() -> None:
-    from workers.submit import follow
+    from xlidx.jobs.submit import follow
 
     store = _StuckStore()
     stalls: list[float] = []
@@ -214,7 +219,7 @@ def test_follow_sends_unfinished_batches_again_after_a_stall() -> None:
 
 
 def test_follow_reports_a_vanished_job() -> None:
-    from workers.submit import follow
+    from xlidx.jobs.submit import follow
 
     class Empty:
         def progress(self, job: str) -> None:
@@ -241,10 +246,11 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_importing_workers_builds_no_app_from_the_environment() -> None:
     res = _python(
         """
-        import workers, workers.app, workers.holder, workers.submit, workers.tasks
+        import workers, workers.app, workers.holder, workers.tasks, xlidx.jobs.submit
+        import xlidx.jobs.app
         from celery import _state
 
-        assert workers.app._app is None and workers.app._settings is None
+        assert xlidx.jobs.app._app is None and xlidx.jobs.app._settings is None
         assert not [a for a in _state._get_active_apps() if a.main == "xlidx"]
         try:
             workers.app.app

@@ -56,8 +56,8 @@ def _stored(payload: dict[str, Any], *, lang: str, translations: dict[str, str])
 
 @pytest.mark.slow
 def test_redetect_relabels_keeps_declared_and_translates_again() -> None:
-    from xlidx.indices.redetect import RedetectReport, redetector
     from xlidx.pipeline.detect import Detector
+    from xlidx.workflows.redetect import RedetectReport, redetector
 
     tr, en, de = _para("tr"), _para("en"), _para("de")
     docs = [

@@ -9,8 +9,8 @@ import pytest
 from xlidx.backends.elasticsearch.mapping import index_body as es_index_body
 from xlidx.backends.opensearch.mapping import index_body as os_index_body
 from xlidx.errors import AuthenticationFailed, BackendError, ConfigError, ConnectionFailed
-from xlidx.indices.spec import IndexSpec, shards_of
 from xlidx.search.retry import QueryUnavailable, backoff, retryable, with_retries
+from xlidx.spec import IndexSpec, shards_of
 
 EMB = {"model": "tiny", "dimension": 8, "similarity": "cosine"}
 
@@ -78,6 +78,8 @@ def test_what_a_query_retries() -> None:
     assert not retryable(BackendError("no such index", status=404))
     assert not retryable(AuthenticationFailed("no", status=401))
     assert not retryable(ValueError("x"))
+    assert not retryable(BackendError("search_phase_execution_exception", status=500))
+    assert not retryable(QueryUnavailable("gave up", status=503))  # never retried twice
     assert [backoff(n) for n in (1, 2, 3, 6, 10)] == [0.2, 0.4, 0.8, 5.0, 5.0]
 
 

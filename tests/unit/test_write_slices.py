@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from xlidx.pipeline.write import slice_bounds
+from xlidx.indices.writer import slice_bounds
 
 
 @pytest.mark.parametrize(

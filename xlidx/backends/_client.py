@@ -14,12 +14,15 @@ from datetime import datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from xlidx.backends import _dsl
 from xlidx.backends.base import Backend, BulkItem
+from xlidx.backends.hits import RawHit, buckets_of, hits_of, raw_hit
 from xlidx.errors import BackendError, XlidxError
 
 if TYPE_CHECKING:
-    from xlidx.indices.spec import IndexSpec
+    from xlidx.pipeline.calibration import Calibration
     from xlidx.plans import QueryPlan
+    from xlidx.spec import IndexSpec
 
 
 class ClientBackend(Backend):
@@ -180,6 +183,93 @@ class ClientBackend(Backend):
             raise  # a BackendError already, or an error of whatever made the actions
         except Exception as exc:
             raise self._translate(exc, "write documents") from exc
+
+    # -- the domain ----------------------------------------------------------------------------
+    def documents(
+        self, index: str, *, size: int = 500, source: Sequence[str] | None = None
+    ) -> Iterator[RawHit]:
+        return (raw_hit(h) for h in self.scan(index, size=size, source=source))
+
+    def language_counts(self, index: str, *, any_text: bool = False) -> dict[str, int]:
+        body = _dsl.language_counts_body(_dsl.LANGS if any_text else _dsl.LANG)
+        return buckets_of(self.search(index, body, "count documents per language"), "langs")
+
+    def count_text_languages(self, index: str, langs: Iterable[str]) -> int:
+        return self.count(index, _dsl.text_languages_query(langs))
+
+    def sample_language(
+        self, index: str, lang: str, size: int, *, fields: Sequence[str] = (), seed: int = 0
+    ) -> list[RawHit]:
+        body = _dsl.sample_body(lang, size, fields, seed)
+        return hits_of(self.search(index, body, f"sample the {lang} documents"))
+
+    def count_stale(self, index: str, cal: Calibration | None) -> int:
+        return self.count(index, _dsl.stale_query(cal))
+
+    def stale_documents(
+        self, index: str, cal: Calibration | None, *, size: int = 200
+    ) -> Iterator[RawHit]:
+        hits = self.scan(
+            index, _dsl.stale_query(cal), size=size, source=[_dsl.PASSAGES], versions=True
+        )
+        return (raw_hit(h) for h in hits)
+
+    def means_carried(self, index: str, means: Iterable[str]) -> set[str]:
+        return {m for m in sorted(set(means)) if self.count(index, _dsl.carrying_query(m))}
+
+    def search_bm25(
+        self,
+        index: str,
+        plan: QueryPlan,
+        *,
+        size: int | None = None,
+        offset: int | None = None,
+        lean: bool = False,
+    ) -> list[RawHit]:
+        body = self.bm25_body(plan, size=size, offset=offset, lean=lean)
+        return hits_of(self.search(index, body, "run the BM25 query"))
+
+    def search_knn(
+        self,
+        index: str,
+        plan: QueryPlan,
+        *,
+        size: int | None = None,
+        offset: int | None = None,
+        lean: bool = False,
+    ) -> list[RawHit]:
+        body = self.knn_body(plan, size=size, offset=offset, lean=lean)
+        return hits_of(self.search(index, body, "run the kNN query"))
+
+    def search_candidates(
+        self, index: str, plan: QueryPlan, window: int
+    ) -> tuple[list[RawHit], list[RawHit]]:
+        bm25, knn = self.msearch(
+            index,
+            [
+                self.bm25_body(plan, size=window, offset=0, lean=True),
+                self.knn_body(plan, size=window, offset=0, lean=True),
+            ],
+            "run the BM25 and kNN queries",
+        )
+        return hits_of(bm25), hits_of(knn)
+
+    def hit_sources(
+        self, index: str, plan: QueryPlan, ids: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        src = self.source_filter(plan)
+        return self.mget(index, ids, includes=src.get("includes"), excludes=src["excludes"])
+
+    @abstractmethod
+    def _hybrid_response(
+        self, index: str, plan: QueryPlan, weights: tuple[float, float]
+    ) -> dict[str, Any]:
+        """The response of one hybrid request fused on the server."""
+
+    def hybrid_search(
+        self, index: str, plan: QueryPlan, weights: tuple[float, float]
+    ) -> list[RawHit]:
+        return hits_of(self._hybrid_response(index, plan, weights))
 
     # -- rendering -----------------------------------------------------------------------------
     def index_body(

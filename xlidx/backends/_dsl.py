@@ -4,14 +4,21 @@
   the query is available in (its own, and its translations) over ``i18n.<field>.<lang>``, so
   each language is matched with its own analyzer.
 * Filters: ``term``/``terms``/``range`` clauses, and ``xlidx.lang`` for ``--lang``.
+* The domain reads of the lifecycle and calibration: documents per language, a random sample
+  of a language, documents whose passages are off a calibration's means, those carrying a mean.
+* Bulk actions: a whole document, and a conditional partial update of its passages.
 User text only ever goes into ``multi_match`` (no query-string syntax is parsed).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from xlidx.plans import QueryPlan, RangeFilter, TermFilter
+
+if TYPE_CHECKING:
+    from xlidx.pipeline.calibration import Calibration
 
 PASSAGES = "xlidx.passages"
 VECTOR_FIELD = f"{PASSAGES}.vector"
@@ -107,3 +114,81 @@ def search_body(
     )
     body["query"] = filtered(query, plan)
     return body
+
+
+# -- the domain reads of the index lifecycle and calibration (pure) -----------------------------
+LANG = "xlidx.lang"  # a document's language
+LANGS = "xlidx.langs"  # every language a document has text in (originals, passages, translations)
+AGG_SIZE = 500  # languages per count: more than lingua knows
+
+
+def language_counts_body(field: str) -> dict[str, Any]:
+    """Documents per value of the keyword ``field`` (a terms aggregation named ``langs``)."""
+    return {"size": 0, "aggs": {"langs": {"terms": {"field": field, "size": AGG_SIZE}}}}
+
+
+def text_languages_query(langs: Iterable[str]) -> dict[str, Any]:
+    """Documents with text in one of ``langs``."""
+    return {"terms": {LANGS: sorted(langs)}}
+
+
+def sample_body(lang: str, size: int, fields: Sequence[str], seed: int) -> dict[str, Any]:
+    """Up to ``size`` random documents in ``lang`` (the same on every run for one ``seed``:
+    seeded on the document id), with their passages and ``fields``."""
+    return {
+        "size": size,
+        "_source": [PASSAGES, *fields],
+        "query": {
+            "function_score": {
+                "query": {"term": {LANG: lang}},
+                "random_score": {"seed": seed, "field": "xlidx.id"},
+                "boost_mode": "replace",
+            }
+        },
+    }
+
+
+def stale_query(cal: Calibration | None) -> dict[str, Any]:
+    """Documents with a passage not at ``cal``'s means (any centered one, without ``cal``, or
+    when ``cal`` centers nothing)."""
+    if cal is None or not cal.centers:
+        inner: dict[str, Any] = {"exists": {"field": f"{PASSAGES}.center"}}
+    else:
+        should: list[dict[str, Any]] = []
+        for lang, m in sorted(cal.languages.items()):
+            should.append({"bool": {
+                "filter": [{"term": {f"{PASSAGES}.lang": lang}}],
+                "must_not": [{"term": {f"{PASSAGES}.center": m.document}}],
+            }})  # fmt: skip
+        if cal.fallback:
+            should.append({"bool": {"must_not": [
+                {"terms": {f"{PASSAGES}.lang": sorted(cal.languages)}},
+                {"term": {f"{PASSAGES}.center": cal.fallback[0]}},
+            ]}})  # fmt: skip
+        inner = {"bool": {"should": should, "minimum_should_match": 1}}
+    return {"nested": {"path": PASSAGES, "query": inner}}
+
+
+def carrying_query(mean: str) -> dict[str, Any]:
+    """Documents with a passage centered with the mean ``mean``."""
+    return {"nested": {"path": PASSAGES, "query": {"term": {f"{PASSAGES}.center": mean}}}}
+
+
+def index_action(index: str, doc_id: str, source: Mapping[str, Any]) -> dict[str, Any]:
+    """A bulk action that writes the whole document ``doc_id``."""
+    return {"_op_type": "index", "_index": index, "_id": doc_id, "_source": dict(source)}
+
+
+def passages_update(
+    index: str, doc_id: str, seq_no: int, primary_term: int, passages: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A bulk action that replaces the passages of document ``doc_id``, unless the document
+    changed since it was read at ``seq_no`` / ``primary_term`` (then it answers 409)."""
+    return {
+        "_op_type": "update",
+        "_index": index,
+        "_id": doc_id,
+        "if_seq_no": seq_no,
+        "if_primary_term": primary_term,
+        "doc": {"xlidx": {"passages": [dict(p) for p in passages]}},
+    }

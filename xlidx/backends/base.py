@@ -7,6 +7,12 @@ translates every client exception into the :class:`~xlidx.errors.BackendError` t
 index specs and query plans into request bodies, and says what its cluster can do
 (:class:`Capabilities`, detected from the cluster on first use, never assumed).
 
+It speaks the domain: documents per language, a sample of a language's passages, the documents
+a calibration has not reached yet, partial passage updates, and searches that return typed
+:class:`~xlidx.backends.hits.RawHit` s. No query DSL and no raw hit is seen above it
+(``count``, ``search``, ``msearch`` and ``scan`` take and give raw JSON for the backends
+themselves and for tests).
+
 A third engine is one more package under ``backends/`` implementing this class, plus its
 golden body tests.
 """
@@ -21,14 +27,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from xlidx.backends import _dsl
+from xlidx.backends.hits import RawHit
 from xlidx.config import ConnectionSettings
 from xlidx.errors import AuthenticationFailed
 
 log = logging.getLogger("xlidx.backends")
 
 if TYPE_CHECKING:
-    from xlidx.indices.spec import IndexSpec
+    from xlidx.pipeline.calibration import Calibration
     from xlidx.plans import QueryPlan
+    from xlidx.spec import IndexSpec
+
+__all__ = ["Backend", "BulkItem", "Capabilities", "RawHit"]
 
 BulkItem = tuple[bool, dict[str, Any]]
 
@@ -217,6 +227,97 @@ class Backend(ABC):
         request that fails as a whole raises a :class:`~xlidx.errors.BackendError`.
         """
 
+    # -- the domain: documents -----------------------------------------------------------------
+    @abstractmethod
+    def documents(
+        self, index: str, *, size: int = 500, source: Sequence[str] | None = None
+    ) -> Iterator[RawHit]:
+        """Every document of ``index`` (a scroll of ``size`` hits a page); ``source``: the
+        fields of ``_source`` to read (default all)."""
+
+    @abstractmethod
+    def language_counts(self, index: str, *, any_text: bool = False) -> dict[str, int]:
+        """Documents per language (``und`` included): by the document's language
+        (``xlidx.lang``), or with ``any_text`` by every language it has text in
+        (``xlidx.langs``: originals, passages and translations)."""
+
+    @abstractmethod
+    def count_text_languages(self, index: str, langs: Iterable[str]) -> int:
+        """Documents with text in one of ``langs`` (what BM25 can match in them)."""
+
+    @abstractmethod
+    def sample_language(
+        self, index: str, lang: str, size: int, *, fields: Sequence[str] = (), seed: int = 0
+    ) -> list[RawHit]:
+        """Up to ``size`` random documents in ``lang`` (the same ones on every run for one
+        ``seed``), their sources holding ``xlidx.passages`` and ``fields``."""
+
+    @abstractmethod
+    def count_stale(self, index: str, cal: Calibration | None) -> int:
+        """Documents with a passage not at ``cal``'s means (without ``cal``, or when it
+        centers nothing: any centered passage)."""
+
+    @abstractmethod
+    def stale_documents(
+        self, index: str, cal: Calibration | None, *, size: int = 200
+    ) -> Iterator[RawHit]:
+        """The documents :meth:`count_stale` counts, with their passages and their versions
+        (``seq_no``, ``primary_term``) for :meth:`passages_update`."""
+
+    @abstractmethod
+    def means_carried(self, index: str, means: Iterable[str]) -> set[str]:
+        """Of the calibration means ``means``, those some passage still carries."""
+
+    def index_action(self, index: str, doc_id: str, source: Mapping[str, Any]) -> dict[str, Any]:
+        """The :meth:`bulk` action that writes document ``doc_id`` whole (pure)."""
+        return _dsl.index_action(index, doc_id, source)
+
+    def passages_update(self, hit: RawHit, passages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The :meth:`bulk` action that replaces the passages of ``hit`` (read with its
+        version), refused with 409 when the document changed since (pure)."""
+        if hit.seq_no is None or hit.primary_term is None:
+            raise ValueError(f"document {hit.id!r} was read without its version")
+        return _dsl.passages_update(hit.index, hit.id, hit.seq_no, hit.primary_term, passages)
+
+    # -- the domain: search ----------------------------------------------------------------------
+    @abstractmethod
+    def search_bm25(
+        self,
+        index: str,
+        plan: QueryPlan,
+        *,
+        size: int | None = None,
+        offset: int | None = None,
+        lean: bool = False,
+    ) -> list[RawHit]:
+        """The BM25 query of ``plan`` (:meth:`bm25_body`), its hits in order."""
+
+    @abstractmethod
+    def search_knn(
+        self,
+        index: str,
+        plan: QueryPlan,
+        *,
+        size: int | None = None,
+        offset: int | None = None,
+        lean: bool = False,
+    ) -> list[RawHit]:
+        """The kNN query of ``plan`` (:meth:`knn_body`), its hits in order."""
+
+    @abstractmethod
+    def search_candidates(
+        self, index: str, plan: QueryPlan, window: int
+    ) -> tuple[list[RawHit], list[RawHit]]:
+        """The first ``window`` BM25 and kNN hits of ``plan`` in one request, lean (sources
+        hold the language only, unless the plan highlights): the candidates of client fusion."""
+
+    @abstractmethod
+    def hit_sources(
+        self, index: str, plan: QueryPlan, ids: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """``{id: _source}`` of the documents ``ids`` that exist, as a hit of ``plan`` returns
+        its source (:meth:`source_filter`: never the vectors)."""
+
     # -- rendering (pure) ----------------------------------------------------------------------
     @abstractmethod
     def index_body(
@@ -265,5 +366,6 @@ class Backend(ABC):
     @abstractmethod
     def hybrid_search(
         self, index: str, plan: QueryPlan, weights: tuple[float, float]
-    ) -> dict[str, Any]:
-        """One hybrid request fused on the server (``plan.window`` hits, lean sources)."""
+    ) -> list[RawHit]:
+        """One hybrid request fused on the server: ``plan.window`` hits in order, lean
+        sources (the caller keeps ``[offset : offset + size]``)."""

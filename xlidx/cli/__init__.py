@@ -1,8 +1,20 @@
-"""The ``xlidx`` command line. Command groups live one per module and are assembled here.
+"""The ``xlidx`` command line: an adapter over the service layer (:mod:`xlidx.workflows`).
 
-Exit codes: 0 success; 1 an error (one line on stderr, ``error: …``); 2 a usage error
-(bad flag or argument). ``xlidx --help`` must stay light: nothing here imports torch,
-transformers, sentence-transformers or argostranslate at module level.
+Command groups live one per module and are assembled here; options shared by several
+commands live in :mod:`xlidx.cli.options`. A command parses its flags, calls the library and
+renders the result; the workflows themselves are not here.
+
+Exit codes:
+
+* 0: success;
+* 1: an error, one line on stderr (``error: …``): any :class:`~xlidx.errors.XlidxError`;
+* 2: a usage error (a bad flag or argument, from click); and for ``xlidx ingest`` (in-process
+  or ``--queue``): some records were dead-lettered, the rest were indexed;
+* 3: ``xlidx index migrate --gate``: the gate refused the new version (the alias stays);
+* 130 and 143: stopped by SIGINT or SIGTERM (128 + the signal), after a summary.
+
+``xlidx --help`` must stay light: nothing here imports torch, transformers,
+sentence-transformers or argostranslate at module level.
 """
 
 from __future__ import annotations

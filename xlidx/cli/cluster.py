@@ -1,23 +1,34 @@
-"""``xlidx info``: look at the configured cluster."""
+"""``xlidx info``: look at the configured cluster; :func:`connect`, the cluster every command
+works on."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from xlidx.cli._state import out, state
 
+if TYPE_CHECKING:
+    from xlidx.workflows import Cluster
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def connect(ctx: typer.Context) -> Cluster:
+    """The configured cluster (the root command's flags, then ``XLIDX_*`` and the config
+    file); its backend opens on first use."""
+    from xlidx.workflows import Cluster
+
+    cli = state(ctx)
+    return Cluster.from_settings(cli.flags, config_path=cli.config_path)
 
 
 def info(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Engine, version, plugins and health of the configured cluster (see the connection
     options), and what xlidx found it can do."""
-    backend = state(ctx).backend()
-    report = backend.describe()
-    report["capabilities"] = backend.capabilities().to_json()
+    report = connect(ctx).describe()
     if as_json:
         out.print_json(json.dumps(report))
         return

@@ -29,17 +29,21 @@ unknown index, cluster unreachable); 2 a bad flag.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from xlidx.cli._state import err, out, state
-from xlidx.cli.ingest import split_csv
+from xlidx.cli.options import split_csv
 from xlidx.errors import ConfigError
+
+if TYPE_CHECKING:
+    from xlidx.eval.evaluation import Evaluation
 
 DEFAULT_MODES = "hybrid,bm25,knn"
 
@@ -56,18 +60,6 @@ def parse_weights(value: str | None) -> tuple[float, float] | None:
     if len(nums) != 2:
         raise ConfigError(f"--weights must be two numbers BM25,kNN, got {value!r}")
     return (nums[0], nums[1])
-
-
-def parse_modes(value: str) -> tuple[str, ...]:
-    from xlidx.query.plan import MODES
-
-    modes = tuple(dict.fromkeys(m.lower() for m in split_csv(value)))
-    if not modes:
-        raise ConfigError("--mode is empty: give hybrid, bm25 and/or knn")
-    for m in modes:
-        if m not in MODES:
-            raise ConfigError(f"unknown mode {m!r}: expected {', '.join(MODES)}")
-    return modes
 
 
 def _metrics_table(reports: list[dict[str, Any]]) -> Table:
@@ -227,46 +219,40 @@ def eval_command(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Measure retrieval quality (nDCG@10, RR@10, R@1, R@100) on queries and qrels."""
-    from xlidx.eval.compare import TESTS
-    from xlidx.eval.data import read_qrels, read_queries
-    from xlidx.eval.harness import EvalOptions, run_eval
-    from xlidx.search import Searcher
+    from xlidx.eval.choices import check_fusion, check_modes, check_test, parse_compare
+    from xlidx.workflows import Cluster
+    from xlidx.workflows.evaluate import compare_run_files
 
     sides = parse_compare(compare) if compare is not None else None
-    if test not in TESTS:
-        raise ConfigError(f"unknown --test {test!r}: expected {', '.join(TESTS)}")
-    if test != "student" and sides is None:
-        raise ConfigError("--test applies with --compare A,B")
-    if sides is not None and all(kind == "file" for kind, _ in sides) and not index:
+    check_test(test, comparing=sides is not None)
+    if sides is not None and all(s.kind == "file" for s in sides) and not index:
         if qrels is None:
             raise ConfigError("--compare RUN_A,RUN_B needs --qrels FILE")
-        _compare_files_only(sides, read_qrels(qrels), test, as_json, report_path)
+        a, b = sides
+        _render(compare_run_files(a.value, b.value, qrels, test=test, report=report_path), as_json)
         return
     if queries is None or qrels is None:
         raise ConfigError("--queries FILE and --qrels FILE are required")
     if not index:
         raise ConfigError("--index NAME is required")
-    if fusion is not None and fusion not in ("minmax", "rrf"):
-        raise ConfigError(f"unknown fusion {fusion!r}: expected minmax or rrf")
-    modes = parse_modes(mode)
-    if sides is not None:  # modes named by --compare are evaluated too
-        modes = tuple(dict.fromkeys([*modes, *(v for kind, v in sides if kind == "mode")]))
-    options = EvalOptions(
-        modes=modes,
-        k=k,
-        translate=translate_query,
-        balance=balance,
-        centering=centering,
-        fusion=fusion,
-        weights=parse_weights(weights),
-        candidates=candidates,
-        run_prefix=run_out,
-    )
-    query_list = read_queries(queries, queries_format)
-    judgments = read_qrels(qrels)
+    check_fusion(fusion)
+    modes = check_modes(split_csv(mode))
+    pair = parse_weights(weights)
+    st = state(ctx)
+    target = Cluster.from_settings(st.flags, st.config_path).index(index)
+    with _progress_bar(show=not no_progress and not as_json and err.is_terminal) as progress:
+        result = target.evaluate(
+            queries, qrels, modes=modes, k=k, translate=translate_query, balance=balance,
+            centering=centering, fusion=fusion, weights=pair, candidates=candidates,
+            run_prefix=run_out, queries_format=queries_format, device=device,
+            compare=sides, test=test, report=report_path, progress=progress,
+        )  # fmt: skip
+    _render(result, as_json)
 
-    searcher = Searcher(state(ctx).backend(), index, device=device)
-    show = not no_progress and not as_json and err.is_terminal
+
+@contextmanager
+def _progress_bar(*, show: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar on stderr (when ``show``), and the callback that moves it."""
     with Progress(
         TextColumn("[bold]{task.fields[stage]:<9}"),
         BarColumn(),
@@ -276,80 +262,25 @@ def eval_command(
         disable=not show,
         transient=True,
     ) as bar:
-        task = bar.add_task("eval", total=len(query_list), stage="starting")
+        task = bar.add_task("eval", total=1, stage="starting")
 
         def progress(stage: str, done: int, total: int) -> None:
             bar.update(task, completed=done, total=total, stage=stage)
 
-        mode_reports = run_eval(searcher, query_list, judgments, options, progress=progress)
-        others = {
-            value: run_eval(
-                Searcher(searcher.backend, value, device=device),
-                query_list,
-                judgments,
-                replace(options, modes=options.modes[:1], run_prefix=None),
-                progress=progress,
-            )[0]
-            for kind, value in (sides or [])
-            if kind == "index"
-        }
-    reports = [r.to_json() for r in mode_reports]
-    comparison = None
-    if sides is not None:
-        from xlidx.eval.compare import compare_runs
+        yield progress
 
-        runs = [_side_run(side, mode_reports, others) for side in sides]
-        comparison = compare_runs(
-            runs[0],
-            runs[1],
-            judgments.judgments,
-            labels=(_label(sides[0], options), _label(sides[1], options)),
-            measures=options.measures,
-            test=test,
-        )
-    if report_path is not None:
-        from xlidx.eval.reporting import index_settings, report_data, write_report
 
-        extra = list(others.values())
-        data = report_data(
-            f"xlidx eval: {index}",
-            [*mode_reports, *extra],
-            query_list,
-            judgments,
-            settings={
-                **index_settings(searcher),
-                "queries": str(queries),
-                "qrels": str(qrels),
-                "k": k,
-                "fusion": fusion or "minmax (default)",
-                "weights": weights or "xlidx decides per query",
-                "balance": balance,
-                "centering": centering,
-                "translate query": translate_query,
-                **{
-                    f"{m} fusion": r["fusion"]
-                    for r in reports
-                    if (m := r["mode"]) and r.get("fusion")
-                },
-            },
-            labels=[
-                *(r.mode for r in mode_reports),
-                *(f"{e.mode} · {n}" for n, e in others.items()),
-            ],
-            comparison=comparison,
-        )
-        written = write_report(report_path, data)
-        if not as_json:
-            err.print(f"report: {written}")
+def _render(result: Evaluation, as_json: bool) -> None:
+    if result.report_path is not None and not as_json:
+        err.print(f"report: {result.report_path}")
     if as_json:
-        if comparison is not None:
-            out.print_json(json.dumps({"reports": reports, "comparison": comparison}))
-        else:
-            out.print_json(json.dumps(reports))
+        out.print_json(json.dumps(result.to_json()))
         return
-    out.print(_metrics_table(reports))
-    out.print(_per_language_table(reports))
-    out.print(_share_table(reports))
+    reports = result.mode_reports()
+    if reports:
+        out.print(_metrics_table(reports))
+        out.print(_per_language_table(reports))
+        out.print(_share_table(reports))
     for r in reports:
         if r.get("fusion"):
             f = r["fusion"]
@@ -361,81 +292,8 @@ def eval_command(
             )
         if r["run_file"]:
             out.print(f"run file ({r['mode']}): {r['run_file']}")
-    if comparison is not None:
-        out.print(_comparison_table(comparison))
-
-
-Side = tuple[str, str]  # ("mode" | "index" | "file", value)
-
-
-def parse_compare(value: str) -> tuple[Side, Side]:
-    """``A,B`` → two sides: a mode name, an existing file (a TREC run), else an index."""
-    from xlidx.query.plan import MODES
-
-    parts = split_csv(value)
-    if len(parts) != 2 or parts[0] == parts[1]:
-        raise ConfigError(f"--compare takes two different runs A,B, got {value!r}")
-    sides: list[Side] = []
-    for p in parts:
-        if p in MODES:
-            sides.append(("mode", p))
-        elif Path(p).expanduser().is_file():
-            sides.append(("file", str(Path(p).expanduser())))
-        elif p.endswith((".trec", ".run", ".txt", ".tsv")):
-            raise ConfigError(f"--compare: run file not found: {p}")
-        else:
-            sides.append(("index", p))
-    return sides[0], sides[1]
-
-
-def _side_run(side: Side, reports: Any, others: dict[str, Any]) -> Any:
-    from xlidx.eval.metrics import read_trec_run
-
-    kind, value = side
-    if kind == "mode":
-        return next(r.run for r in reports if r.mode == value)
-    if kind == "index":
-        return others[value].run
-    return read_trec_run(value)
-
-
-def _label(side: Side, options: Any) -> str:
-    kind, value = side
-    if kind == "index":
-        return f"{options.modes[0]} · {value}"
-    return Path(value).name if kind == "file" else value
-
-
-def _compare_files_only(
-    sides: tuple[Side, Side], judgments: Any, test: str, as_json: bool, report_path: Path | None
-) -> None:
-    """``--compare A.trec,B.trec`` without an index: the comparison alone."""
-    from xlidx.eval.compare import compare_runs
-    from xlidx.eval.metrics import read_trec_run
-
-    a, b = (read_trec_run(v) for _k, v in sides)
-    comparison = compare_runs(
-        a, b, judgments.judgments, labels=(_label(sides[0], None), _label(sides[1], None)),
-        test=test,
-    )  # fmt: skip
-    if report_path is not None:
-        from xlidx.eval.reporting import report_data, write_report
-
-        data = report_data(
-            "xlidx eval: run comparison",
-            [],
-            [],
-            judgments,
-            settings={"run A": sides[0][1], "run B": sides[1][1], "test": test},
-            comparison=comparison,
-        )
-        written = write_report(report_path, data)
-        if not as_json:
-            err.print(f"report: {written}")
-    if as_json:
-        out.print_json(json.dumps({"reports": [], "comparison": comparison}))
-        return
-    out.print(_comparison_table(comparison))
+    if result.comparison is not None:
+        out.print(_comparison_table(result.comparison))
 
 
 def _comparison_table(comparison: dict[str, Any]) -> Table:

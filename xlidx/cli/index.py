@@ -1,104 +1,65 @@
-"""``xlidx index``: create, inspect, migrate, roll back, prune and delete versioned indices."""
+"""``xlidx index``: create, inspect, migrate, roll back, prune and delete versioned indices.
+
+Each command parses its flags, calls :class:`~xlidx.workflows.Index` and renders the result.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from xlidx.cli._state import err, out, state
-from xlidx.cli.ingest import (
+from xlidx.cli._state import err, out
+from xlidx.cli.cluster import connect
+from xlidx.cli.options import (
     DEFAULT_TEXT_FIELDS_TEXT,
+    CenteringOpt,
     DeviceOpt,
+    JsonOpt,
     LanguagesOpt,
     ModelOpt,
+    ReplicasOpt,
+    ShardsOpt,
     TextFieldsOpt,
     TranslateOpt,
     VectorIndexOpt,
-    resolve_model,
     split_csv,
 )
-from xlidx.documents import DEFAULT_TEXT_FIELDS
-from xlidx.errors import ConfigError, MappingError
-from xlidx.indices.calibration import MIN_DOCS, SAMPLE_DOCS
+from xlidx.errors import ConfigError
+from xlidx.pipeline.calibration import MIN_DOCS, SAMPLE_DOCS
+
+if TYPE_CHECKING:
+    from xlidx.eval.gate import Gate
+    from xlidx.workflows import Index
+    from xlidx.workflows.lifecycle import IndexStatus
+    from xlidx.workflows.migrate import Migration
 
 app = typer.Typer(help="Manage xlidx indices (versioned, behind aliases).", no_args_is_help=True)
 UND_WARN_SHARE = 0.1  # `index status` warns when this share of documents is `und`
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-ShardsOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--shards",
-        help="Primary shards of the new version (create: 1; migrate: the current version's).",
-        show_default=False,
-    ),
-]
-ReplicasOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--replicas",
-        help="Replicas of each shard of the new version (create: 0; migrate: the current "
-        "version's).",
-        show_default=False,
-    ),
-]
+NameArg = Annotated[str, typer.Argument(help="Index name (the alias).")]
+
+
+def _index(ctx: typer.Context, name: str) -> Index:
+    return connect(ctx).index(name)
 
 
 @app.command("list")
 def list_indices(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List the cluster's indices with their aliases and document counts."""
-    backend = state(ctx).backend()
-    rows = backend.cat_indices()
-    aliases = backend.cat_aliases()
-    by_index: dict[str, list[str]] = {}
-    for a in aliases:
-        by_index.setdefault(a["index"], []).append(a["alias"])
-    visible = sorted((r for r in rows if not r["index"].startswith(".")), key=lambda r: r["index"])
-    result = [
-        {
-            "index": r["index"],
-            "aliases": sorted(by_index.get(r["index"], [])),
-            "health": r.get("health"),
-            "docs": int(r["docs.count"]) if r.get("docs.count") not in (None, "") else None,
-            "size": r.get("store.size"),
-        }
-        for r in visible
-    ]
+    rows = connect(ctx).indices()
     if as_json:
-        out.print_json(json.dumps(result))
+        out.print_json(json.dumps([r.to_json() for r in rows]))
         return
     table = Table("index", "aliases", "health", "docs", "size")
-    for r in result:
-        table.add_row(r["index"], ", ".join(r["aliases"]), r["health"], str(r["docs"]), r["size"])
+    for r in rows:
+        table.add_row(r.index, ", ".join(r.aliases), r.health, str(r.docs), r.size)
     out.print(table)
-
-
-def _spec(
-    name: str,
-    embedding: dict[str, Any],
-    *,
-    text_fields: Sequence[str],
-    languages: Sequence[str],
-    translate_to: Sequence[str],
-    vector: Any,
-    **more: Any,
-) -> Any:
-    from xlidx.indices.spec import IndexSpec
-
-    return IndexSpec(
-        name=name,
-        embedding=embedding,
-        text_fields=tuple(text_fields),
-        languages=tuple(languages),
-        translate_to=tuple(translate_to),
-        vector=vector,
-        **more,
-    )
 
 
 @app.command()
@@ -121,87 +82,31 @@ def create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create NAME-v1 behind the alias NAME (does nothing if NAME exists)."""
-    from xlidx.indices.manage import ensure
-    from xlidx.indices.spec import VectorSpec, check_model, check_shards, validate_index_name
-    from xlidx.pipeline.detect import parse_languages
-    from xlidx.pipeline.embed import load_embedder
-    from xlidx.pipeline.fingerprint import model_source
+    from xlidx.spec import VectorSpec, check_shards, validate_index_name
 
     validate_index_name(name)
     check_shards(shards, replicas)
-    targets = parse_languages(split_csv(translate_to)) if translate_to else ()
-    langs = parse_languages(split_csv(languages))  # () = every language lingua knows
-    vector = VectorSpec(engine=engine, space_type=space, index_type=vector_index)
-    backend = state(ctx).backend()
-    embedder = load_embedder(resolve_model(model, None), device=device)
-    embedding = {**embedder.describe(), "source": model_source(embedder)}
-    spec = _spec(
-        name,
-        embedding,
-        text_fields=split_csv(text_fields),
-        languages=langs,
-        translate_to=targets,
-        vector=vector,
-        shards=shards,
-        replicas=replicas,
-    )
-    st, created = ensure(backend, spec)
-    if not created:
-        check_model(st.meta, embedding, name)
+    vector = VectorSpec(knn_engine=engine, space_type=space, index_type=vector_index)
+    done = _index(ctx, name).create(
+        model=model, device=device, languages=split_csv(languages),
+        translate_to=split_csv(translate_to), text_fields=split_csv(text_fields),
+        vector=vector, shards=shards, replicas=replicas,
+    )  # fmt: skip
     if as_json:
-        out.print_json(json.dumps({"name": name, "index": st.index, "created": created}))
+        out.print_json(json.dumps(done.to_json()))
     else:
-        out.print(f"{'created' if created else 'exists:'} {st.index} behind alias {name}")
+        out.print(f"{'created' if done.created else 'exists:'} {done.index} behind alias {name}")
 
 
 @app.command()
-def status(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Index name (the alias).")],
-    as_json: JsonOpt = False,
-) -> None:
+def status(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
     """Version, documents, model, languages and their analyzers of an xlidx index."""
-    from xlidx.indices.manage import status as index_status
-
-    report = index_status(state(ctx).backend(), name)
+    report = _index(ctx, name).status()
     if as_json:
-        out.print_json(json.dumps(report))
+        out.print_json(json.dumps(report.to_json()))
         return
-    langs = ", ".join(
-        f"{k} {v}" for k, v in sorted(report["languages"].items(), key=lambda kv: -kv[1])
-    )
-    vector = report["vector"]
-    out.print(f"index:      {report['name']} -> {report['index']} (version {report['version']})")
-    out.print(f"versions:   {', '.join(report['versions'])}")
-    out.print(f"documents:  {report['documents']}")
-    out.print(f"languages:  {langs or '-'}")
-    out.print(f"model:      {report['model']} ({report['dimension']}-d, {report['backend']})")
-    out.print(
-        f"vectors:    {vector.get('engine')} {vector.get('index_type', vector.get('method'))} "
-        f"{vector.get('space_type')} on {report.get('engine') or 'opensearch'}"
-    )
-    out.print(f"translate:  {', '.join(report['translate_to']) or '-'}")
-    cal = report.get("calibration")
-    out.print(
-        f"centering:  {calibration_line(cal)}; made {cal.get('made_at')}"
-        if cal
-        else "centering:  not calibrated yet (a language needs "
-        f"{MIN_DOCS} documents; `xlidx index calibrate {name}`)"
-    )
-    analyzers = report.get("analyzers") or {}
-    if analyzers:
-        out.print("analyzers:  " + ", ".join(f"{lang} {a}" for lang, a in analyzers.items()))
-    fallbacks = report.get("analyzer_fallbacks") or {}
-    by_stand_in: dict[str, list[str]] = {}
-    for lang, wanted in sorted(fallbacks.items()):
-        stand_in = analyzers.get(lang, "standard")
-        by_stand_in.setdefault(stand_in, []).append(f"{lang} ({wanted})")
-    for stand_in, missing in by_stand_in.items():
-        out.print(
-            f"            {stand_in} for {', '.join(missing)}: the cluster lacks these "
-            "language analyzers"
-        )
-    und = float(report.get("und_share") or 0.0)
+    _print_status(report)
+    und = float(report.und_share or 0.0)
     if und >= UND_WARN_SHARE:
         err.print(
             f"warning: {und:.0%} of the documents have no detected language (und): they are "
@@ -209,10 +114,43 @@ def status(
         )
 
 
+def _print_status(r: IndexStatus) -> None:
+    langs = ", ".join(f"{k} {v}" for k, v in sorted(r.languages.items(), key=lambda kv: -kv[1]))
+    vector = r.vector
+    out.print(f"index:      {r.name} -> {r.index} (version {r.version})")
+    out.print(f"versions:   {', '.join(r.versions)}")
+    out.print(f"documents:  {r.documents}")
+    out.print(f"languages:  {langs or '-'}")
+    out.print(f"model:      {r.model} ({r.dimension}-d, {r.backend})")
+    out.print(
+        f"vectors:    {vector.get('engine')} {vector.get('index_type', vector.get('method'))} "
+        f"{vector.get('space_type')} on {r.engine or 'opensearch'}"
+    )
+    out.print(f"translate:  {', '.join(r.translate_to) or '-'}")
+    cal = r.calibration
+    out.print(
+        f"centering:  {calibration_line(cal)}; made {cal.get('made_at')}"
+        if cal
+        else "centering:  not calibrated yet (a language needs "
+        f"{MIN_DOCS} documents; `xlidx index calibrate {r.name}`)"
+    )
+    analyzers = r.analyzers or {}
+    if analyzers:
+        out.print("analyzers:  " + ", ".join(f"{lang} {a}" for lang, a in analyzers.items()))
+    by_stand_in: dict[str, list[str]] = {}
+    for lang, wanted in sorted((r.analyzer_fallbacks or {}).items()):
+        by_stand_in.setdefault(analyzers.get(lang, "standard"), []).append(f"{lang} ({wanted})")
+    for stand_in, missing in by_stand_in.items():
+        out.print(
+            f"            {stand_in} for {', '.join(missing)}: the cluster lacks these "
+            "language analyzers"
+        )
+
+
 @app.command()
 def migrate(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Index name (the alias).")],
+    name: NameArg,
     model: Annotated[
         str | None,
         typer.Option(
@@ -294,167 +232,66 @@ def migrate(
     and, with --gate, only when the new version is no worse on your judgments (exit 3 and the
     alias untouched otherwise; the new version is kept for inspection).
     """
-    from xlidx.indices.manage import migrate as do_migrate
-    from xlidx.indices.manage import resolve
-    from xlidx.indices.spec import VectorSpec, check_shards, shards_of
-    from xlidx.pipeline.fingerprint import model_source
+    from xlidx.spec import check_shards
+    from xlidx.workflows.migrate import GateRefused
 
     check_shards(shards, replicas)
-    gate_spec = _gate_spec(gate, qrels, metric, max_drop, gate_mode, device, report_path)
-    backend = state(ctx).backend()
-    current = resolve(backend, name)
-    if current is None:
-        raise MappingError(f"no xlidx index named {name!r} to migrate")
-    x = current.xlidx_meta
-    embedding = dict(x.get("embedding", {}))
-    if languages is not None and not redetect:
-        raise ConfigError("--languages applies with --redetect")
-    steps: list[Any] = []
-    detect_langs = tuple(x.get("languages", []))
-    detection = dict(x.get("detection") or {})
-    relabel = None
-    if redetect:
-        from xlidx.indices.redetect import RedetectReport, redetector
-        from xlidx.pipeline.detect import Detector, parse_languages
-
-        # every language unless --languages says otherwise: the index's old restriction is
-        # usually what mislabelled it
-        detect_langs = parse_languages(split_csv(languages)) if languages is not None else ()
-        detector = Detector(detect_langs)
-        detection = detector.describe()
-        translator = None
-        if x.get("translate_to"):
-            from xlidx.pipeline.translate import Translator
-            from xlidx.pipeline.translation_cache import TranslationCache
-
-            translator = Translator(device=device, cache=TranslationCache())
-        relabel = RedetectReport()
-        steps.append(redetector(x, detector, translator, relabel))
-    embedder = None
-    if model is not None:
-        from xlidx.indices.reembed import reembedder
-        from xlidx.pipeline.embed import load_embedder
-
-        embedder = load_embedder(model, device=device)
-        embedding = {**embedder.describe(), "source": model_source(embedder)}
-        steps.append(reembedder(embedder, x))
-
-    def transform(docs: Any) -> Any:
-        for step in steps:
-            docs = step(docs)
-        return docs
-
-    vector = VectorSpec.from_meta(
-        x.get("vector", {}), engine=engine, space_type=space, index_type=vector_index
-    )
-    old_shards, old_replicas = shards_of(backend.index_settings(current.index))
-    spec = _spec(
-        name,
-        embedding,
-        text_fields=x.get("text_fields", DEFAULT_TEXT_FIELDS),
-        languages=detect_langs,
-        translate_to=x.get("translate_to", []),
-        vector=vector,
-        detection=detection,
-        translation_packages=tuple(x.get("translation_packages", [])),
-        shards=shards if shards is not None else old_shards,
-        replicas=replicas if replicas is not None else old_replicas,
-    )
-    if not as_json:
-        doing = [w for w, on in (("relabelling", redetect), ("re-embedding", model)) if on]
-        err.print(f"… migrating {current.index} ({', '.join(doing) or 'copying'})")
-    gated: dict[str, Any] = {}
-    calibrated: dict[str, Any] = {}
-
-    def prepare(new: str) -> None:
-        from xlidx.indices.calibrate import IndexModel, calibrate
-        from xlidx.indices.calibration import from_index_meta
-        from xlidx.indices.manage import version_state
-
-        if not as_json:
-            err.print(f"… calibrating {new}")
-        version = version_state(backend, new)
-        old_cal = from_index_meta(x)
-        # new vectors or labels: every mean afresh; a plain copy keeps the means it carries
-        done = calibrate(
-            backend,
-            version,
-            encoder=IndexModel(version, device=device, embedder=embedder),
-            mode=old_cal.mode if old_cal else None,
-            full=bool(steps),
-        )
-        if done is not None:
-            calibrated.update(done.to_json())
-
-    def decide(old: str, new: str) -> bool:
-        from xlidx.eval.gate import run_gate
-        from xlidx.eval.reporting import report_data, write_report
-
-        if not as_json:
-            err.print(f"… evaluating {old} and {new} on {len(gate_spec.queries)} queries")
-        result, reports = run_gate(backend, gate_spec, old, new)
-        data = report_data(
-            f"xlidx migrate gate: {name}",
-            reports,
-            gate_spec.queries,
-            gate_spec.qrels,
-            settings={
-                "index": name, "old version": old, "new version": new,
-                "old model": x.get("embedding", {}).get("model"),
-                "new model": embedding.get("model"), "mode": gate_spec.mode,
-                "metric": gate_spec.metric, "max drop": gate_spec.max_drop,
-                "decision": "moved the alias" if result.passed else "refused",
-                "reason": result.reason(),
-            },
-            labels=[f"{gate_spec.mode} · {old}", f"{gate_spec.mode} · {new}"],
-            comparison=result.comparison,
-            main_metric=gate_spec.metric,
+    checked = _gate(gate, qrels, metric, max_drop, gate_mode, device, report_path)
+    on_step: Callable[[str], None] | None = None if as_json else err.print
+    try:
+        done = _index(ctx, name).migrate(
+            model=model, device=device, knn_engine=engine, space=space,
+            vector_index=vector_index, gate=checked, report=report_path, redetect=redetect,
+            languages=None if languages is None else split_csv(languages), shards=shards,
+            replicas=replicas, on_step=on_step,
         )  # fmt: skip
-        try:
-            path: str | None = str(
-                write_report(report_path or Path(f"xlidx-gate-{new}.html"), data)
-            )
-        except ConfigError as exc:  # the decision stands without its page
-            err.print(f"warning: {exc}")
-            path = None
-        gated.update(result.to_json(), report=path)
-        return result.passed
+    except GateRefused as refused:  # exit 3, after the decision's JSON
+        _report_migration(refused.migration, as_json=as_json)
+        raise
+    _report_migration(done, as_json=as_json)
+    if not as_json:
+        _print_migration(done)
 
-    report = do_migrate(
-        backend,
-        spec,
-        transform=transform if steps else None,
-        decide=decide if gate_spec is not None else None,
-        prepare=prepare,
-    )
-    if calibrated:
-        report["calibration"] = calibrated
-    if relabel is not None:
-        report["redetect"] = relabel.to_json()
-    if gated:
-        report["gate"] = gated
-    if as_json:
-        out.print_json(json.dumps(report))
-    if gated and not report["moved"]:
-        from xlidx.eval.gate import GateRefused
 
-        raise GateRefused(
-            f"migration refused by the gate: {gated['reason']}; the alias {name} still points "
-            f"at {report['from']}, {report['to']} is kept for inspection; report: "
-            f"{gated['report']}"
-        )
+def _gate(
+    queries: Path | None,
+    qrels: Path | None,
+    metric: str,
+    max_drop: float,
+    mode: str,
+    device: str,
+    report: Path | None,
+) -> Gate | None:
+    """The checked gate (read before anything is migrated), or None without --gate."""
+    if queries is None:
+        if qrels is not None or report is not None:
+            raise ConfigError("--qrels and --report apply with --gate QUERIES")
+        return None
+    if qrels is None:
+        raise ConfigError("--gate needs --qrels FILE (the relevance judgments)")
+    from xlidx.eval.gate import Gate
+
+    return Gate.from_files(queries, qrels, metric, max_drop, mode, device)
+
+
+def _report_migration(done: Migration, *, as_json: bool) -> None:
+    for warning in done.warnings:  # the decision stands without its page
+        err.print(f"warning: {warning}")
     if as_json:
-        return
-    if calibrated:
-        out.print(calibration_line(calibrated))
-    if gated:
-        out.print(f"gate passed: {gated['reason']}; report: {gated['report']}")
+        out.print_json(json.dumps(done.to_json()))
+
+
+def _print_migration(done: Migration) -> None:
+    if done.calibration is not None:
+        out.print(calibration_line(done.calibration.to_json()))
+    if done.gate is not None:
+        out.print(f"gate passed: {done.gate.reason()}; report: {done.report}")
     out.print(
-        f"migrated {report['documents']} documents: {report['from']} -> {report['to']}; "
-        f"alias {name} now points at {report['to']} ({report['from']} kept for rollback)"
+        f"migrated {done.documents} documents: {done.from_index} -> {done.to_index}; "
+        f"alias {done.name} now points at {done.to_index} ({done.from_index} kept for rollback)"
     )
-    if relabel is not None:
-        r = relabel
+    r = done.redetect
+    if r is not None:
         after = ", ".join(f"{k} {v}" for k, v in r.languages_after.most_common())
         out.print(
             f"relabelled {r.relabelled} of {r.documents} documents; languages now: {after}; "
@@ -463,21 +300,10 @@ def migrate(
         )
 
 
-CenteringOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--centering",
-        help="auto (on where the language component is strong), on or off; kept for the "
-        "index (default: what it has, else auto).",
-        show_default=False,
-    ),
-]
-
-
 @app.command()
 def calibrate(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Index name (the alias).")],
+    name: NameArg,
     centering: CenteringOpt = None,
     min_docs: Annotated[
         int | None,
@@ -506,30 +332,16 @@ def calibrate(
 
     No document is re-embedded: each centered passage stores what undoes its centering.
     """
-    from xlidx.indices.calibrate import IndexModel
-    from xlidx.indices.calibrate import calibrate as do_calibrate
-    from xlidx.indices.calibration import check_mode
-    from xlidx.indices.manage import resolve
+    from xlidx.pipeline.calibration import check_mode
 
     if centering is not None:
         check_mode(centering)
-    backend = state(ctx).backend()
-    current = resolve(backend, name)
-    if current is None:
-        raise MappingError(f"no xlidx index named {name!r} to calibrate")
-    done = _calibrate(
-        lambda progress: do_calibrate(
-            backend,
-            current,
-            encoder=IndexModel(current, device=device),
-            mode=centering,
-            min_docs=min_docs,
-            sample_docs=sample_docs,
+    index = _index(ctx, name)
+    with _progress_bar(show=not as_json) as progress:
+        done = index.calibrate(
+            centering=centering, min_docs=min_docs, sample_docs=sample_docs, device=device,
             progress=progress,
-        ),
-        show=not as_json,
-    )
-    assert done is not None  # a full calibration always reports
+        )  # fmt: skip
     if as_json:
         out.print_json(json.dumps(done.to_json()))
         return
@@ -544,8 +356,9 @@ def calibration_line(cal: dict[str, Any]) -> str:
     return f"centering {state} ({cal.get('mode')}): {cal.get('reason')}; means: {langs or '-'}"
 
 
-def _calibrate(run: Any, *, show: bool) -> Any:
-    """Run a calibration with a progress bar on a terminal."""
+@contextmanager
+def _progress_bar(*, show: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A calibration's ``progress(stage, done, total)``, as a bar on a terminal."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -562,29 +375,23 @@ def _calibrate(run: Any, *, show: bool) -> Any:
         def progress(stage: str, done: int, total: int) -> None:
             bar.update(task, completed=done, total=max(1, total), stage=stage)
 
-        return run(progress)
+        yield progress
 
 
 @app.command()
-def rollback(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Index name (the alias).")],
-    as_json: JsonOpt = False,
-) -> None:
+def rollback(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
     """Point NAME back at its previous version (the one `migrate` kept)."""
-    from xlidx.indices.manage import rollback as do_rollback
-
-    report = do_rollback(state(ctx).backend(), name)
+    done = _index(ctx, name).rollback()
     if as_json:
-        out.print_json(json.dumps(report))
+        out.print_json(json.dumps(done.to_json()))
     else:
-        out.print(f"alias {name} now points at {report['to']} (was {report['from']})")
+        out.print(f"alias {name} now points at {done.to_index} (was {done.from_index})")
 
 
 @app.command()
 def prune(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Index name (the alias).")],
+    name: NameArg,
     keep: Annotated[
         int,
         typer.Option(help="Versions to keep, counting the current one (always kept)."),
@@ -592,75 +399,38 @@ def prune(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete old versions of NAME, keeping the current one and the newest others."""
-    from xlidx.indices.manage import prune as do_prune
-
-    report = do_prune(state(ctx).backend(), name, keep)
+    done = _index(ctx, name).prune(keep)
     if as_json:
-        out.print_json(json.dumps(report))
-    elif report["deleted"]:
-        out.print(f"deleted {', '.join(report['deleted'])}; kept {', '.join(report['kept'])}")
+        out.print_json(json.dumps(done.to_json()))
+    elif done.deleted:
+        out.print(f"deleted {', '.join(done.deleted)}; kept {', '.join(done.kept)}")
     else:
-        out.print(f"nothing to prune; kept {', '.join(report['kept'])}")
+        out.print(f"nothing to prune; kept {', '.join(done.kept)}")
 
 
 @app.command()
 def delete(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Index name (the alias).")],
+    name: NameArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete the alias NAME and every version behind it (asks first on a terminal)."""
-    from xlidx.indices.manage import all_versions
-    from xlidx.indices.manage import delete as do_delete
-    from xlidx.indices.spec import validate_index_name
+    from xlidx.spec import validate_index_name
 
     validate_index_name(name)
-    backend = state(ctx).backend()
+    index = _index(ctx, name)
     if not yes:
         if not sys.stdin.isatty():
             raise ConfigError(
                 f"refusing to delete {name} without a terminal to confirm: pass --yes"
             )
-        versions = all_versions(backend, name)
-        listed = ", ".join(versions) or "no versions"
+        listed = ", ".join(index.versions()) or "no versions"
         if not typer.confirm(f"delete {name} and {listed}?", default=False, err=True):
             err.print("not deleted")
             raise typer.Exit(1)
-    report = do_delete(backend, name)
+    done = index.delete()
     if as_json:
-        out.print_json(json.dumps(report))
+        out.print_json(json.dumps(done.to_json()))
     else:
-        out.print(f"deleted {name}: {', '.join(report['deleted'])}")
-
-
-def _gate_spec(
-    gate: Path | None,
-    qrels: Path | None,
-    metric: str,
-    max_drop: float,
-    mode: str,
-    device: str,
-    report: Path | None,
-) -> Any:
-    """The checked gate settings (read before anything is migrated), or None without --gate."""
-    if gate is None:
-        if qrels is not None or report is not None:
-            raise ConfigError("--qrels and --report apply with --gate QUERIES")
-        return None
-    if qrels is None:
-        raise ConfigError("--gate needs --qrels FILE (the relevance judgments)")
-    from xlidx.eval.data import check_qrels, read_qrels, read_queries
-    from xlidx.eval.gate import GateSpec, canonical_metric
-    from xlidx.query.plan import MODES
-
-    if mode not in MODES:
-        raise ConfigError(f"unknown --gate-mode {mode!r}: expected {', '.join(MODES)}")
-    metric = canonical_metric(metric)
-    queries = read_queries(gate)
-    judgments = read_qrels(qrels)
-    check_qrels(queries, judgments)
-    return GateSpec(
-        queries=queries, qrels=judgments, metric=metric, max_drop=max_drop, mode=mode,
-        device=device,
-    )  # fmt: skip
+        out.print(f"deleted {name}: {', '.join(done.deleted)}")

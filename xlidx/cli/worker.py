@@ -95,8 +95,8 @@ def worker_command(
         load_embedder(spec, device="cpu")  # cheap checks only (path, cached hub model)
     connection = state(ctx).connection()
 
-    from workers.app import get_app, get_settings
     from workers.holder import configure
+    from xlidx.jobs.app import get_app, get_settings
     from xlidx.jobs.store import JobStore
 
     queue_settings = get_settings()

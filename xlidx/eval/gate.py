@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from xlidx.errors import ConfigError, XlidxError
+from xlidx.errors import ConfigError
 
-EXIT_REFUSED = 3
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
 
-
-class GateRefused(XlidxError):
-    """``index migrate --gate`` measured a regression beyond ``--max-drop``: the alias stays."""
-
-    exit_code = EXIT_REFUSED
+    from xlidx.eval.data import EvalQuery, Qrels
+    from xlidx.eval.harness import ModeReport
 
 
 @dataclass(frozen=True)
@@ -72,15 +71,53 @@ class GateResult:
 
 
 @dataclass(frozen=True)
-class GateSpec:
-    """What ``index migrate --gate`` checks: queries and qrels files, the mode, the metric."""
+class Gate:
+    """What a gated migration checks: the user's queries and judgments, the measure that
+    decides, the largest accepted drop of it (absolute), the search mode, and the device
+    the queries are encoded on. The metric is kept under ir-measures' own name."""
 
-    queries: Any  # list[EvalQuery]
-    qrels: Any  # Qrels
+    queries: Sequence[EvalQuery]
+    qrels: Qrels
     metric: str = "nDCG@10"
     max_drop: float = 0.01
     mode: str = "hybrid"
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_gate_mode(self.mode)
+        if not self.max_drop >= 0:
+            raise ConfigError(f"--max-drop must be 0 or more, got {self.max_drop!r}")
+        object.__setattr__(self, "metric", canonical_metric(self.metric))
+
+    @classmethod
+    def from_files(
+        cls,
+        queries_path: str | Path,
+        qrels_path: str | Path,
+        metric: str = "nDCG@10",
+        max_drop: float = 0.01,
+        mode: str = "hybrid",
+        device: str = "auto",
+    ) -> Gate:
+        """Queries (TSV or JSONL, as for ``xlidx eval``) and TREC qrels read and checked
+        against each other, before anything is migrated."""
+        from xlidx.eval.data import check_qrels, read_qrels, read_queries
+
+        check_gate_mode(mode)  # the settings first, then the files
+        metric = canonical_metric(metric)
+        queries = read_queries(queries_path)
+        qrels = read_qrels(qrels_path)
+        check_qrels(queries, qrels)
+        return cls(queries, qrels, metric, max_drop, mode, device)
+
+
+def check_gate_mode(mode: str) -> str:
+    """``mode`` if the gate can search with it, else a one-line ConfigError."""
+    from xlidx.query.plan import MODES
+
+    if mode not in MODES:
+        raise ConfigError(f"unknown --gate-mode {mode!r}: expected {', '.join(MODES)}")
+    return mode
 
 
 def canonical_metric(metric: str) -> str:
@@ -98,32 +135,32 @@ def measures_for(metric: str) -> tuple[str, ...]:
 
 
 def run_gate(
-    backend: Any, spec: GateSpec, old_index: str, new_index: str
-) -> tuple[GateResult, list[Any]]:
+    backend: Any, gate: Gate, old_index: str, new_index: str
+) -> tuple[GateResult, list[ModeReport]]:
     """Evaluate both versions with the same settings; the result and both mode reports."""
     from xlidx.eval.compare import compare_runs
     from xlidx.eval.harness import EvalOptions, run_eval
     from xlidx.indices.manage import version_state
     from xlidx.search import Searcher
 
-    measures = measures_for(spec.metric)
-    options = EvalOptions(modes=(spec.mode,), measures=measures)
+    measures = measures_for(gate.metric)
+    options = EvalOptions(modes=(gate.mode,), measures=measures)
     reports = []
     for index in (old_index, new_index):
         st = version_state(backend, index)
-        searcher = Searcher(backend, st.alias, state=st, device=spec.device)
-        reports.append(run_eval(searcher, spec.queries, spec.qrels, options)[0])
+        searcher = Searcher(backend, st.alias, state=st, device=gate.device)
+        reports.append(run_eval(searcher, gate.queries, gate.qrels, options)[0])
     old, new = reports
     try:
         comparison: dict[str, Any] | None = compare_runs(
-            old.run, new.run, spec.qrels.judgments, labels=(old_index, new_index),
+            old.run, new.run, gate.qrels.judgments, labels=(old_index, new_index),
             measures=measures,
         )  # fmt: skip
     except ConfigError:  # a version with no hit for any judged query: the threshold decides
         comparison = None
     result = GateResult(
-        metric=spec.metric,
-        max_drop=spec.max_drop,
+        metric=gate.metric,
+        max_drop=gate.max_drop,
         old_index=old_index,
         new_index=new_index,
         old=old.metrics,

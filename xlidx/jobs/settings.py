@@ -150,7 +150,13 @@ class QueueSettings:
 
 
 def retry_delay(attempt: int, *, cap: float, base: float = 1.0, jitter: float = 0.5) -> float:
-    """Exponential backoff with jitter: ``base·2^attempt`` capped at ``cap``, then scaled by a
-    random factor in ``[1 - jitter, 1]`` so that retries from many tasks spread out."""
-    delay = min(cap, base * 2.0 ** max(0, attempt))
+    """Exponential backoff with jitter, by tenacity: ``base·2^attempt`` capped at ``cap``
+    (``wait_exponential``), then scaled by a random factor in ``[1 - jitter, 1]`` so that
+    retries from many tasks spread out. The task retries through the broker with this
+    countdown, so tenacity's wait is computed here rather than slept."""
+    from tenacity import RetryCallState, Retrying, wait_exponential
+
+    state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = max(0, attempt) + 1  # tenacity waits base·2^(attempt_number - 1)
+    delay = float(wait_exponential(multiplier=base, max=cap)(state))
     return delay * (1.0 - jitter * random.random())  # noqa: S311 - jitter, not crypto

@@ -25,7 +25,6 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
@@ -33,6 +32,7 @@ import redis
 from xlidx.config import redact_url
 from xlidx.documents import DeadLetter
 from xlidx.errors import QueueError
+from xlidx.pipeline.summary import QueuedSummary
 
 PREFIX = "xlidx:"
 CALIBRATION_TTL = 3600  # a calibration lock left by a dead worker lapses after an hour
@@ -70,54 +70,6 @@ def new_job_id() -> str:
 
 def letter_key(job: str, letter: DeadLetter) -> str:
     return f"{job}:{letter.origin}:{letter.id or ''}"
-
-
-@dataclass
-class JobProgress:
-    """A job as the store sees it (the ``batches``/``docs`` totals are known once enqueued)."""
-
-    id: str
-    index: str = ""
-    source: str = ""
-    created: float = 0.0
-    enqueued: bool = False
-    batches: int = 0
-    docs: int = 0
-    read: int = 0
-    invalid: int = 0
-    batches_done: int = 0
-    indexed: int = 0
-    unchanged: int = 0
-    dead_lettered: int = 0
-    untranslated: dict[str, int] = field(default_factory=dict)
-    languages: dict[str, int] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def finished(self) -> bool:
-        return self.enqueued and self.batches_done >= self.batches
-
-    @property
-    def docs_done(self) -> int:
-        return self.indexed + self.unchanged + self.dead_lettered
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "index": self.index,
-            "source": self.source,
-            "created": self.created,
-            "state": "done" if self.finished else ("queued" if self.enqueued else "enqueuing"),
-            "batches": self.batches,
-            "batches_done": self.batches_done,
-            "read": self.read,
-            "docs": self.docs,
-            "indexed": self.indexed,
-            "unchanged": self.unchanged,
-            "dead_lettered": self.dead_lettered + self.invalid,
-            "languages": self.languages,
-            "untranslated": self.untranslated,
-        }
 
 
 class JobStore:
@@ -287,7 +239,7 @@ class JobStore:
         """Release the lock whatever was asked (a calibration that failed, or never sent)."""
         self._do("release a calibration", lambda: self.redis.delete(f"{PREFIX}calibrate:{index}"))
 
-    def progress(self, job: str) -> JobProgress | None:
+    def progress(self, job: str) -> QueuedSummary | None:
         def run() -> tuple[dict[str, str], dict[str, str]]:
             pipe = self.redis.pipeline()
             pipe.hgetall(f"{PREFIX}job:{job}")
@@ -298,8 +250,9 @@ class JobStore:
         info, done = self._do("read the job's progress", run)
         if not info:
             return None
-        p = JobProgress(
-            id=job,
+        invalid = int(info.get("invalid", 0))
+        p = QueuedSummary(
+            job=job,
             index=info.get("index", ""),
             source=info.get("source", ""),
             created=float(info.get("created", 0)),
@@ -307,8 +260,8 @@ class JobStore:
             batches=int(info.get("batches", 0)),
             docs=int(info.get("docs", 0)),
             read=int(info.get("read", 0)),
-            invalid=int(info.get("invalid", 0)),
-            options=json.loads(info.get("options") or "{}"),
+            invalid=invalid,
+            dead_lettered=invalid,
         )
         for raw in done.values():
             r = json.loads(raw)
@@ -318,10 +271,10 @@ class JobStore:
             p.dead_lettered += int(r.get("dead_lettered", 0))
             for key, target in (("untranslated", p.untranslated), ("languages", p.languages)):
                 for k, v in (r.get(key) or {}).items():
-                    target[k] = target.get(k, 0) + int(v)
+                    target[k] += int(v)
         return p
 
-    def recent_jobs(self, limit: int = 10) -> list[JobProgress]:
+    def recent_jobs(self, limit: int = 10) -> list[QueuedSummary]:
         ids = self._do(
             "list jobs", lambda: self.redis.zrevrange(f"{PREFIX}jobs", 0, max(0, limit - 1))
         )

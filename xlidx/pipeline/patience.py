@@ -1,8 +1,9 @@
 """How long a batch job waits out a cluster that cannot take requests, and how it shows it.
 
-A :class:`Patience` runs one cluster call and, while the failure is transient (nothing
-answered, 429, 502/503/504, a cluster block that lifts by itself), tries it again with
-exponential backoff and jitter (tenacity) until ``budget`` seconds have passed since the call
+A :class:`Patience` runs one cluster call and, while the failure is transient (the one rule
+of :func:`xlidx.errors.is_transient`: nothing answered, 429, 502/503/504, a node or shard
+that went away, a cluster block that lifts by itself), tries it again with tenacity's
+exponential backoff and jitter until ``budget`` seconds have passed since the call
 began (a bulk request that made progress before failing counts from its start). Waiting is
 reported every second through ``on_wait`` so a progress bar can say "waiting for the cluster
 (n s)"; ``on_wait(None)`` says the wait is over, and ``should_stop`` ends a wait at once.
@@ -28,7 +29,9 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from xlidx.config import DEFAULT_RETRY_FOR, format_duration
-from xlidx.errors import BackendError
+from xlidx.errors import BackendError, is_transient
+
+__all__ = ["Patience", "StopWaiting", "WaitReport", "is_transient"]
 
 T = TypeVar("T")
 WaitReport = Callable[[float | None], None]
@@ -36,11 +39,6 @@ WaitReport = Callable[[float | None], None]
 
 class StopWaiting(Exception):
     """Raised out of a wait when ``Patience.should_stop`` says the run is stopping."""
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A cluster failure that waiting can cure."""
-    return isinstance(exc, BackendError) and exc.transient
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""Read documents: JSONL, CSV, a directory of .txt/.md files, stdin, or an existing index.
+"""Read documents: JSONL, CSV, a directory of .txt/.md files or stdin.
+
+An existing index is read by :func:`xlidx.indices.existing.read_index`.
 
 Every reader yields :class:`~xlidx.documents.RawItem` s and never raises for a bad record:
 a line that is not JSON, not UTF-8, or not an object becomes an item carrying its error, so
@@ -13,17 +15,13 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from xlidx.documents import RawItem
 from xlidx.errors import ConfigError
 from xlidx.pipeline.checkpoint import Position
 
-if TYPE_CHECKING:
-    from xlidx.backends.base import Backend
-
 FORMATS = ("jsonl", "csv", "dir")
-MAX_FRUITLESS_REOPENS = 5
 _TEXT_SUFFIXES = (".txt", ".md")
 
 
@@ -211,45 +209,6 @@ def open_source(source: str, fmt: str | None = None) -> Iterator[RawItem]:
 
 def _read_csv_stdin() -> Iterator[RawItem]:
     yield from read_csv_stream(sys.stdin.buffer, "stdin")
-
-
-def read_index(
-    backend: Backend, index: str, *, batch_size: int = 500, retry_for: float = 0.0
-) -> Iterator[RawItem]:
-    """Every document of an existing index on the cluster (scroll), as raw items.
-
-    The document's ``_id`` becomes the record id unless the source has an ``id`` field. When
-    the cluster fails while reading, or the scroll is lost (it expired, or its node
-    restarted), the read waits for the cluster for up to ``retry_for`` seconds, opens a new
-    scroll and skips the hits it already gave (their index and id are kept in memory); a
-    scroll reopened ``MAX_FRUITLESS_REOPENS`` times in a row without a new hit gives up.
-    """
-    from xlidx.errors import BackendError
-    from xlidx.pipeline.patience import Patience, is_transient
-
-    given: set[tuple[str, str]] = set()
-    patience = Patience(budget=retry_for)
-    fruitless = 0
-    while True:
-        before = len(given)
-        try:
-            for hit in backend.scan(index, size=batch_size):
-                key = (str(hit["_index"]), str(hit["_id"]))
-                if key in given:
-                    continue
-                given.add(key)
-                src = dict(hit.get("_source") or {})
-                src.setdefault("id", hit["_id"])
-                yield RawItem(f"index:{hit['_index']}/{hit['_id']}", payload=src)
-            return
-        except BackendError as exc:
-            lost = exc.status == 404 and "search_context_missing" in str(exc.details or exc)
-            fruitless = 0 if len(given) > before else fruitless + 1
-            if not (lost or is_transient(exc)) or retry_for <= 0:
-                raise
-            if fruitless > MAX_FRUITLESS_REOPENS:
-                raise
-            patience.call(f"read {index}", lambda: backend.count(index))  # the cluster is back
 
 
 def resumable(source: str, fmt: str | None = None) -> tuple[Path, str] | None:

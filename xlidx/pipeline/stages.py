@@ -1,4 +1,5 @@
-"""The batch stages of ingest, shared by in-process ingest and the Celery workers.
+"""The batch stages of ingest, which :class:`xlidx.workflows.pipeline.Pipeline` orders for
+in-process ingest and the Celery workers alike.
 
 Each stage takes a :class:`Batch` and returns it: records that a stage cannot process leave
 ``prepared`` for ``dead`` with the stage and the reason, so one bad record never stops a
@@ -12,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from xlidx.backends.base import Backend
 from xlidx.documents import UNDETERMINED, DeadLetter, Prepared, RawItem, to_record
 from xlidx.errors import ModelError, XlidxError
 from xlidx.pipeline.checkpoint import Position
@@ -128,18 +128,6 @@ def batches(
 
 def batch_end(batch: Batch) -> int:
     return batch.end.offset if batch.end is not None else 0
-
-
-def skip_unchanged(backend: Backend, index: str, batch: Batch) -> Batch:
-    if not batch.prepared:
-        return batch
-    ids = [p.record.id for p in batch.prepared]
-    found = backend.mget(index, ids, includes=["xlidx.content_hash"])
-    known = {i: (src.get("xlidx") or {}).get("content_hash") for i, src in found.items()}
-    keep = [p for p in batch.prepared if known.get(p.record.id) != p.record.content_hash]
-    batch.unchanged += len(batch.prepared) - len(keep)
-    batch.prepared = keep
-    return batch
 
 
 def fail_batch(batch: Batch, stage: str, exc: XlidxError) -> None:

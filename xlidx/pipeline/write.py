@@ -1,4 +1,6 @@
-"""Write prepared records to the index with the client library's bulk helper (the backend's).
+"""The document xlidx writes for a prepared record (pure).
+
+:mod:`xlidx.indices.writer` writes them:
 
 * Requests are bounded by both document count and bytes (``streaming_bulk``'s own chunking);
   big batches are written by a few threads at once, like ``parallel_bulk``.
@@ -12,21 +14,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from xlidx.backends.base import Backend
-from xlidx.documents import UNDETERMINED, DeadLetter, Prepared
-from xlidx.errors import BackendError, transient_status
-from xlidx.indices.calibration import Calibration
-from xlidx.pipeline.patience import Patience
+from xlidx.documents import UNDETERMINED, Prepared
+from xlidx.pipeline.calibration import Calibration
 from xlidx.pipeline.segments import field_units
-
-DEFAULT_MAX_DOCS = 500
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
 
 def build_document(
@@ -37,7 +30,7 @@ def build_document(
     calibration: Calibration | None = None,
 ) -> dict[str, Any]:
     """The ``_source`` of one prepared record (pure); with ``calibration``, its passage
-    vectors are centered as it says (:mod:`xlidx.indices.calibration`)."""
+    vectors are centered as it says (:mod:`xlidx.pipeline.calibration`)."""
     rec = p.record
     i18n: dict[str, dict[str, str]] = {}
     for f in rec.texts:
@@ -81,168 +74,3 @@ def build_document(
             "passages": passages,
         },
     }
-
-
-def slice_bounds(n: int, max_docs: int, concurrency: int) -> list[tuple[int, int]]:
-    """Contiguous ``(start, end)`` slices of ``n`` actions for up to ``concurrency`` threads,
-    each a whole number of ``max_docs`` requests, so that threading sends no more requests
-    than one thread would (pure)."""
-    if n <= 0:
-        return []
-    requests = -(-n // max_docs)
-    slices = max(1, min(concurrency, requests))
-    base, extra = divmod(requests, slices)
-    bounds: list[tuple[int, int]] = []
-    start = 0
-    for i in range(slices):
-        end = min(n, start + (base + (1 if i < extra else 0)) * max_docs)
-        bounds.append((start, end))
-        start = end
-    return bounds
-
-
-@dataclass
-class WriteResult:
-    indexed: int = 0
-    dead: list[DeadLetter] = field(default_factory=list)
-    retries: int = 0
-    transient: int = 0  # of ``dead``, those the cluster turned away with 429 or 5xx
-
-
-class _TurnedAway(BackendError):
-    """Some documents of a request were refused with 429 or 5xx (the rest was written)."""
-
-
-@dataclass
-class BulkWriter:
-    """Writes index actions; one instance per run (no I/O in the constructor).
-
-    Large batches are cut into up to ``concurrency`` contiguous slices of whole requests
-    (:func:`slice_bounds`), written in parallel threads,
-    each through ``streaming_bulk`` (which bounds requests by ``max_docs`` and ``max_bytes``
-    and serializes every document once). A request that fails as a whole (nothing answered,
-    429, 502/503/504) and documents refused one by one with 429 or 5xx are sent again under
-    ``patience``: a time budget for in-process ingest, a few retries on a queue worker.
-    """
-
-    backend: Backend
-    max_docs: int = DEFAULT_MAX_DOCS
-    max_bytes: int = DEFAULT_MAX_BYTES
-    concurrency: int = 4
-    patience: Patience = field(default_factory=lambda: Patience(attempts=6))
-    item_retries: int = 3  # the bulk helper's own retries of documents refused with 429
-
-    def write(
-        self,
-        index: str,
-        batch: Sequence[Prepared],
-        *,
-        model: str,
-        calibration: Calibration | None = None,
-    ) -> WriteResult:
-        actions = [
-            {
-                "_op_type": "index",
-                "_index": index,
-                "_id": p.record.id,
-                "_source": build_document(p, model=model, calibration=calibration),
-            }
-            for p in batch
-        ]
-        return self.write_actions(actions, {p.record.id: p for p in batch})
-
-    def write_actions(
-        self, actions: Sequence[Mapping[str, Any]], records: Mapping[str, Prepared] | None = None
-    ) -> WriteResult:
-        """Write prepared actions; per-item failures become dead letters (with their record)."""
-        records = records or {}
-        n = len(actions)
-        parts = [actions[a:b] for a, b in slice_bounds(n, self.max_docs, self.concurrency)]
-        if len(parts) <= 1:
-            results = [self._write_slice(parts[0] if parts else [], records)]
-        else:
-            with ThreadPoolExecutor(
-                max_workers=len(parts), thread_name_prefix="xlidx-bulk"
-            ) as pool:
-                results = list(pool.map(lambda part: self._write_slice(part, records), parts))
-        total = WriteResult()
-        for r in results:
-            total.indexed += r.indexed
-            total.retries += r.retries
-            total.transient += r.transient
-            total.dead.extend(r.dead)
-        return total
-
-    def _write_slice(
-        self, actions: Sequence[Mapping[str, Any]], records: Mapping[str, Prepared]
-    ) -> WriteResult:
-        result = WriteResult()
-        pending = list(actions)  # not yet written nor refused for good
-        refused: dict[str, Mapping[str, Any]] = {}  # id -> the item of its last 429/5xx refusal
-        tries = 0
-
-        def send() -> None:
-            nonlocal pending, tries
-            tries += 1
-            finished: set[str] = set()
-            try:
-                for ok, item in self.backend.bulk(
-                    pending,
-                    chunk_size=self.max_docs,
-                    max_chunk_bytes=self.max_bytes,
-                    max_retries=self.item_retries,
-                    initial_backoff=self.patience.initial,
-                    max_backoff=self.patience.max_wait,
-                ):
-                    info = next(iter(item.values()))
-                    doc_id = str(info.get("_id"))
-                    if not ok and transient_status(info.get("status")):
-                        refused[doc_id] = item  # sent again below, while patience lasts
-                        continue
-                    finished.add(doc_id)
-                    refused.pop(doc_id, None)
-                    self._record(ok, item, records, result)
-            finally:  # whatever was answered for good is never sent again
-                pending = [a for a in pending if str(a.get("_id")) not in finished]
-            if pending:
-                statuses = [next(iter(refused[i].values())).get("status") for i in refused]
-                status = max((s for s in statuses if s), default=503)
-                raise _TurnedAway(
-                    f"the cluster turned away {len(pending)} document(s) (HTTP {status})",
-                    status=status,
-                )
-
-        try:
-            self.patience.call("write documents", send)
-        except _TurnedAway:  # patience ran out: what is still refused becomes dead letters
-            for item in refused.values():
-                result.transient += 1
-                self._record(False, item, records, result)
-        result.retries = max(0, tries - 1)
-        return result
-
-    @staticmethod
-    def _record(
-        ok: bool, item: Mapping[str, Any], records: Mapping[str, Prepared], result: WriteResult
-    ) -> None:
-        info = next(iter(item.values()))
-        if ok:
-            result.indexed += 1
-            return
-        doc_id = str(info.get("_id"))
-        p = records.get(doc_id)
-        error = info.get("error")
-        reason = (
-            f"{error.get('type')}: {error.get('reason')}"
-            if isinstance(error, dict)
-            else str(error or f"HTTP {info.get('status')}")
-        )
-        result.dead.append(
-            DeadLetter(
-                origin=p.record.origin if p else "?",
-                stage="write",
-                reason=f"rejected by the cluster (HTTP {info.get('status')}): {reason}",
-                record=p.record.as_input() if p else None,
-                id=doc_id,
-            )
-        )

@@ -4,7 +4,7 @@ Default weights: BM25 only helps for documents that have text in a language the 
 available in (its own, or a translation of it). xlidx counts those documents and scales the
 BM25 weight (0.25 against kNN's 0.75) by their share, and leaves BM25 out below 5%, so a query
 that BM25 cannot match across languages falls back to kNN instead of dragging the dense
-ranking down. On an index whose vectors are centered (:mod:`xlidx.indices.calibration`), the
+ranking down. On an index whose vectors are centered (:mod:`xlidx.pipeline.calibration`), the
 gate is 90%: there BM25 over the query's own language only would put that language back on top.
 The same rule holds on every backend.
 """

@@ -12,10 +12,10 @@ from typing import Any
 
 from xlidx.documents import UNDETERMINED
 from xlidx.errors import ModelError
-from xlidx.indices.calibration import Calibration, from_index_meta
-from xlidx.indices.spec import check_model
+from xlidx.pipeline.calibration import Calibration, from_index_meta
 from xlidx.query.plan import Query, QueryPlan
 from xlidx.search.facts import IndexFacts
+from xlidx.spec import check_model
 
 
 class QueryEncoder:
@@ -46,7 +46,7 @@ class QueryEncoder:
         return self._embedder
 
     def calibration(self) -> Calibration | None:
-        """The index's calibration (:mod:`xlidx.indices.calibration`), if it has one (read
+        """The index's calibration (:mod:`xlidx.pipeline.calibration`), if it has one (read
         once per state of the index)."""
         state = self.facts.state()
         if self._calibrated is None or self._calibrated[0] is not state:

@@ -4,6 +4,7 @@ BM25 can reach in a set of languages. Read once per searcher, then cached."""
 from __future__ import annotations
 
 from xlidx.backends.base import Backend
+from xlidx.documents import UNDETERMINED
 from xlidx.errors import MappingError
 from xlidx.indices.manage import IndexState, resolve
 
@@ -30,15 +31,8 @@ class IndexFacts:
         and translations), ``und`` left out: the prior of query-language detection and the
         languages a query is translated into."""
         if self._languages is None:
-            res = self.backend.search(
-                self.state().index,
-                {"size": 0, "aggs": {"langs": {"terms": {"field": "xlidx.langs", "size": 500}}}},
-                "count documents per language",
-            )
-            buckets = res.get("aggregations", {}).get("langs", {}).get("buckets", [])
-            self._languages = {
-                str(b["key"]): int(b["doc_count"]) for b in buckets if b["key"] != "und"
-            }
+            counts = self.backend.language_counts(self.state().index, any_text=True)
+            self._languages = {lang: n for lang, n in counts.items() if lang != UNDETERMINED}
         return self._languages
 
     def reach(self, langs: frozenset[str]) -> float:
@@ -52,6 +46,6 @@ class IndexFacts:
             if not self._total:
                 self._reach[langs] = 0.0
             else:
-                n = self.backend.count(index, {"terms": {"xlidx.langs": sorted(langs)}})
+                n = self.backend.count_text_languages(index, langs)
                 self._reach[langs] = n / self._total
         return self._reach[langs]

@@ -1,10 +1,12 @@
-"""Hits and query results, and turning a search response into them (pure)."""
+"""Hits and query results, and turning a backend's raw hits into them (pure)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from xlidx.backends.hits import RawHit
 
 
 @dataclass
@@ -68,26 +70,25 @@ class QueryResult:
         return out
 
 
-def ranked(res: Mapping[str, Any]) -> list[tuple[str, float]]:
-    """``(id, score)`` of a response's hits, in order."""
-    return [(h["_id"], float(h["_score"])) for h in res["hits"]["hits"]]
+def ranked(hits: Sequence[RawHit]) -> list[tuple[str, float]]:
+    """``(id, score)`` of hits, in order."""
+    return [(h.id, h.score) for h in hits]
 
 
-def hits_by_id(*responses: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    out: dict[str, Mapping[str, Any]] = {}
-    for res in responses:
-        for h in res["hits"]["hits"]:
-            out.setdefault(h["_id"], h)
+def hits_by_id(*lists: Sequence[RawHit]) -> dict[str, RawHit]:
+    """Each id's first hit across ``lists``."""
+    out: dict[str, RawHit] = {}
+    for hits in lists:
+        for h in hits:
+            out.setdefault(h.id, h)
     return out
 
 
-def make_hit(h: Mapping[str, Any], score: float) -> Hit:
-    src = dict(h.get("_source") or {})
-    x = src.get("xlidx") or {}
+def make_hit(h: RawHit, score: float) -> Hit:
     return Hit(
-        id=h["_id"],
+        id=h.id,
         score=score,
-        lang=x.get("lang") if isinstance(x, dict) else None,
-        source=src,
-        highlight=dict(h.get("highlight") or {}),
+        lang=h.xlidx.get("lang"),
+        source=dict(h.source),
+        highlight=dict(h.highlight),
     )

@@ -97,8 +97,7 @@ class Searcher:
         plan = query.plan()
         index = self.state().index
         if plan.mode == "bm25":
-            res = self.backend.search(index, self.backend.bm25_body(plan), "run the BM25 query")
-            hits = [make_hit(h, float(h["_score"])) for h in res["hits"]["hits"]]
+            hits = [make_hit(h, h.score) for h in self.backend.search_bm25(index, plan)]
             for r, h in enumerate(hits, start=plan.offset + 1):
                 h.bm25_rank, h.bm25_score = r, h.score
             return self._result(plan, hits, t0, timings)
@@ -119,7 +118,7 @@ class Searcher:
             return self._result(plan, hits, t0, timings, weights=weights, fused_on="client")
         if where == "server":
             try:
-                res = self.backend.hybrid_search(index, plan, weights)
+                fused_hits = self.backend.hybrid_search(index, plan, weights)
             except BackendError as exc:
                 # a capability probe can pass where the real request fails (a licence that
                 # covers the probe's empty search only); fall back unless the user insisted
@@ -129,25 +128,14 @@ class Searcher:
                 # a licence refusal holds for every query; a 400 may be this query's own
                 self._server_failed = exc.status == 403
             else:
-                page = res["hits"]["hits"][plan.offset : plan.offset + plan.size]
-                hits = self._with_sources(plan, [make_hit(h, float(h["_score"])) for h in page])
+                page = fused_hits[plan.offset : plan.offset + plan.size]
+                hits = self._with_sources(plan, [make_hit(h, h.score) for h in page])
                 return self._result(plan, hits, t0, timings, weights=weights, fused_on="server")
 
-        window = plan.window
-        responses = self.backend.msearch(
-            index,
-            [
-                self.backend.bm25_body(plan, size=window, offset=0, lean=True),
-                self.backend.knn_body(plan, size=window, offset=0, lean=True),
-            ],
-            "run the BM25 and kNN queries",
-        )
-        bm25, knn = ranked(responses[0]), ranked(responses[1])
-        by_id = hits_by_id(*responses)
-        langs = {
-            i: str((h.get("_source") or {}).get("xlidx", {}).get("lang", ""))
-            for i, h in by_id.items()
-        }
+        bm25_hits, knn_hits = self.backend.search_candidates(index, plan, plan.window)
+        bm25, knn = ranked(bm25_hits), ranked(knn_hits)
+        by_id = hits_by_id(bm25_hits, knn_hits)
+        langs = {i: str(h.xlidx.get("lang", "")) for i, h in by_id.items()}
         fused = fuse(plan, bm25, knn, weights, langs)[plan.offset : plan.offset + plan.size]
         hits = []
         for f in fused:
@@ -159,9 +147,10 @@ class Searcher:
         return self._result(plan, hits, t0, timings, weights=weights, fused_on="client")
 
     def _knn_hits(self, plan: QueryPlan) -> list[Hit]:
-        body = self.backend.knn_body(plan, size=plan.offset + plan.size, offset=0)
-        res = self.backend.search(self.state().index, body, "run the kNN query")
-        hits = [make_hit(h, float(h["_score"])) for h in res["hits"]["hits"]][plan.offset :]
+        raw = self.backend.search_knn(
+            self.state().index, plan, size=plan.offset + plan.size, offset=0
+        )
+        hits = [make_hit(h, h.score) for h in raw][plan.offset :]
         for r, h in enumerate(hits, start=plan.offset + 1):
             h.knn_rank, h.knn_score = r, h.score
         return hits
@@ -170,13 +159,7 @@ class Searcher:
         """Fetch the sources of the final page (fusion candidates were fetched lean)."""
         if plan.highlight or not hits:
             return hits
-        src = self.backend.source_filter(plan)
-        found = self.backend.mget(
-            self.state().index,
-            [h.id for h in hits],
-            includes=src.get("includes"),
-            excludes=src["excludes"],
-        )
+        found = self.backend.hit_sources(self.state().index, plan, [h.id for h in hits])
         for h in hits:
             h.source = dict(found.get(h.id, {}))
         return hits

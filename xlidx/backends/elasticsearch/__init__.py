@@ -227,7 +227,7 @@ class ElasticsearchBackend(ClientBackend):
         return {d["_id"]: d.get("_source") or {} for d in res.get("docs", []) if d.get("found")}
 
     # -- rendering -----------------------------------------------------------------------------
-    def hybrid_search(
+    def _hybrid_response(
         self, index: str, plan: QueryPlan, weights: tuple[float, float]
     ) -> dict[str, Any]:
         return self.search(

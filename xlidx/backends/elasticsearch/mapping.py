@@ -1,4 +1,4 @@
-"""Render an :class:`~xlidx.indices.spec.IndexSpec` into an Elasticsearch index body (pure).
+"""Render an :class:`~xlidx.spec.IndexSpec` into an Elasticsearch index body (pure).
 
 The vector is a ``dense_vector`` in the nested passages, with ``dims`` and ``similarity``
 from the spec (``cosinesimil`` → ``cosine``, ``innerproduct`` → ``max_inner_product``, which
@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from xlidx.errors import ConfigError
-from xlidx.indices.spec import IndexSpec, build_index_body
+from xlidx.spec import IndexSpec, build_index_body
 
 SIMILARITY = {"cosinesimil": "cosine", "innerproduct": "max_inner_product", "l2": "l2_norm"}
 MAX_DIMS = 4096
@@ -22,9 +22,9 @@ BBQ_MIN_DIMS = 64
 def vector_field(spec: IndexSpec) -> dict[str, Any]:
     v = spec.vector
     dims = int(spec.embedding["dimension"])
-    if v.engine != "lucene":
+    if v.knn_engine != "lucene":
         raise ConfigError(
-            f"vector engine {v.engine!r} is OpenSearch's; Elasticsearch's vectors are Lucene "
+            f"vector engine {v.knn_engine!r} is OpenSearch's; Elasticsearch's vectors are Lucene "
             "HNSW (pick quantization with --vector-index hnsw|int8_hnsw|bbq_hnsw)"
         )
     if dims > MAX_DIMS:

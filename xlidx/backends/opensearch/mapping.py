@@ -1,4 +1,4 @@
-"""Render an :class:`~xlidx.indices.spec.IndexSpec` into an OpenSearch index body (pure).
+"""Render an :class:`~xlidx.spec.IndexSpec` into an OpenSearch index body (pure).
 
 The vector is a ``knn_vector`` with the k-NN plugin's method (engine, space, HNSW parameters)
 in the nested passages, and the index has ``index.knn: true``.
@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from xlidx.errors import ConfigError
-from xlidx.indices.spec import IndexSpec, build_index_body
+from xlidx.spec import IndexSpec, build_index_body
 
 
 def vector_field(spec: IndexSpec) -> dict[str, Any]:

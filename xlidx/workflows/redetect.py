@@ -20,7 +20,7 @@ from typing import Any
 from xlidx.documents import UNDETERMINED, Prepared, Record, canonical_hash
 from xlidx.errors import ModelError
 from xlidx.indices.calibrate import raw_vector
-from xlidx.indices.calibration import Calibration, from_index_meta
+from xlidx.pipeline.calibration import Calibration, from_index_meta
 from xlidx.pipeline.detect import Detector, detect_stage
 from xlidx.pipeline.segments import segment_stage
 from xlidx.pipeline.stages import Batch, Translate, TranslatorLike

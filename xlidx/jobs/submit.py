@@ -2,7 +2,8 @@
 
 Records are validated here (bad ones become dead letters of the job at once), cut into
 batches and sent as ``translate → embed → write`` chains. Progress lives in the job store,
-so ``--wait`` and ``xlidx queue status`` can follow a job from any machine.
+so ``--wait`` and ``xlidx queue status`` can follow a job from any machine. Jobs are
+:class:`~xlidx.pipeline.summary.QueuedSummary` objects, sent and followed alike.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery, chain
@@ -18,18 +18,10 @@ from celery import Celery, chain
 from xlidx.documents import RawItem
 from xlidx.errors import ModelError, QueueError, XlidxError
 from xlidx.jobs.options import JobOptions
-from xlidx.jobs.store import JobProgress, JobStore, new_job_id
+from xlidx.jobs.store import JobStore, new_job_id
 from xlidx.pipeline.stages import batches
+from xlidx.pipeline.summary import QueuedSummary
 from xlidx.pipeline.wire import encode_prepared
-
-
-@dataclass
-class Enqueued:
-    job: str
-    batches: int = 0
-    docs: int = 0
-    read: int = 0
-    invalid: int = 0
 
 
 def _publish_error(app: Celery, exc: Exception) -> QueueError:
@@ -47,23 +39,26 @@ def enqueue(
     store: JobStore,
     options: JobOptions,
     source: str,
-    on_batch: Callable[[Enqueued], None] = lambda _e: None,
-) -> Enqueued:
-    """Validate ``items`` and send them in batches; returns what was sent under which job."""
+    on_batch: Callable[[QueuedSummary], None] = lambda _s: None,
+) -> QueuedSummary:
+    """Validate ``items`` and send them in batches; returns what was sent under which job
+    (a receipt: ``to_json()`` gives job, batches, docs, read and invalid)."""
     job = new_job_id()
-    store.create_job(job, index=options.index, source=source, options=options.to_dict())
-    sent = Enqueued(job=job)
     opts = options.to_dict()
+    store.create_job(job, index=options.index, source=source, options=opts)
+    sent = QueuedSummary(job=job, index=options.index, source=source, receipt=True)
     for batch in batches(
         items,
-        text_fields=options.text_fields,
-        max_doc_bytes=options.max_doc_bytes,
-        batch_size=options.batch_size,
+        text_fields=options.options.text_fields,
+        max_doc_bytes=options.options.max_doc_bytes,
+        batch_size=options.options.batch_size,
         fingerprint=options.fingerprint,
     ):
         sent.read += batch.read
         if batch.dead:
-            sent.invalid += store.add_dead_letters(job, batch.dead, index=options.index)
+            n = store.add_dead_letters(job, batch.dead, index=options.index)
+            sent.invalid += n
+            sent.dead_lettered += n
         if not batch.prepared:
             continue
         payload: dict[str, Any] = {
@@ -83,6 +78,7 @@ def enqueue(
     store.mark_enqueued(
         job, batches=sent.batches, docs=sent.docs, read=sent.read, invalid=sent.invalid
     )
+    sent.enqueued = True
     return sent
 
 
@@ -118,7 +114,7 @@ def follow(
     store: JobStore,
     job: str,
     *,
-    on_progress: Callable[[JobProgress], None] = lambda _p: None,
+    on_progress: Callable[[QueuedSummary], None] = lambda _p: None,
     on_stall: Callable[[float], None] = lambda _s: None,
     recover: Callable[[], int] | None = None,
     recover_after: float = 3720.0,
@@ -126,7 +122,7 @@ def follow(
     stall_after: float = 60.0,
     store_outage: float = 120.0,
     timeout: float | None = None,
-) -> JobProgress:
+) -> QueuedSummary:
     """Poll the store until ``job`` has every batch done; survives a Redis restart of up to
     ``store_outage`` seconds. When nothing finished for ``recover_after`` seconds (longer than
     a lost worker's messages take to come back), ``recover()`` sends the unfinished batches

@@ -31,7 +31,7 @@ from xlidx.errors import ConfigError, MappingError, ModelMismatch
 MAPPING_VERSION = 2
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,200}$")
 _VERSIONED = re.compile(r"^(?P<alias>.+)-v(?P<version>\d+)$")
-ENGINES = ("lucene", "faiss", "nmslib")
+KNN_ENGINES = ("lucene", "faiss", "nmslib")  # the vector libraries of OpenSearch's k-NN
 SPACES = ("cosinesimil", "innerproduct", "l2")
 # Elasticsearch's dense_vector index_options types (OpenSearch: hnsw only)
 INDEX_TYPES = ("hnsw", "int8_hnsw", "bbq_hnsw")
@@ -57,13 +57,16 @@ def parse_versioned(index: str) -> tuple[str, int] | None:
 
 @dataclass(frozen=True)
 class VectorSpec:
-    """The kNN field: engine (lucene on the dev node, faiss in production), method, space.
+    """The kNN field: the vector library (``knn_engine``: lucene on the dev node, faiss in
+    production), method, space.
 
-    ``index_type`` is Elasticsearch's ``index_options.type`` (``hnsw``, or the quantized
-    ``int8_hnsw`` / ``bbq_hnsw``); OpenSearch takes ``hnsw`` only.
+    ``knn_engine`` is OpenSearch's k-NN engine, not the search engine (the backend);
+    ``_meta`` records it as ``engine``. ``index_type`` is Elasticsearch's
+    ``index_options.type`` (``hnsw``, or the quantized ``int8_hnsw`` / ``bbq_hnsw``);
+    OpenSearch takes ``hnsw`` only.
     """
 
-    engine: str = "lucene"
+    knn_engine: str = "lucene"
     method: str = "hnsw"
     space_type: str = "cosinesimil"
     m: int = 16
@@ -71,9 +74,9 @@ class VectorSpec:
     index_type: str = "hnsw"
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
+        if self.knn_engine not in KNN_ENGINES:
             raise ConfigError(
-                f"unknown vector engine {self.engine!r}: expected {', '.join(ENGINES)}"
+                f"unknown vector engine {self.knn_engine!r}: expected {', '.join(KNN_ENGINES)}"
             )
         if self.space_type not in SPACES:
             raise ConfigError(
@@ -89,14 +92,14 @@ class VectorSpec:
     def method_body(self) -> dict[str, Any]:
         return {
             "name": self.method,
-            "engine": self.engine,
+            "engine": self.knn_engine,
             "space_type": self.space_type,
             "parameters": {"m": self.m, "ef_construction": self.ef_construction},
         }
 
     def to_meta(self) -> dict[str, Any]:
         return {
-            "engine": self.engine,
+            "engine": self.knn_engine,  # the key existing indices carry
             "method": self.method,
             "space_type": self.space_type,
             "m": self.m,
@@ -106,10 +109,11 @@ class VectorSpec:
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any], **overrides: Any) -> VectorSpec:
-        """The spec an index's ``_meta.xlidx.vector`` records, with ``overrides`` applied
-        (``None`` values are ignored)."""
+        """The spec an index's ``_meta.xlidx.vector`` records (its ``engine`` is
+        ``knn_engine``), with ``overrides`` (field names) applied; ``None`` values are ignored."""
         known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in meta.items() if k in known}
+        renamed = {("knn_engine" if k == "engine" else k): v for k, v in meta.items()}
+        values = {k: v for k, v in renamed.items() if k in known}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -163,7 +167,7 @@ def mappings_dir() -> Path:
     """Where the JSON templates are: $XLIDX_MAPPINGS_DIR, the source tree, or the install."""
     candidates = [
         env_mappings_dir(),
-        str(Path(__file__).resolve().parents[2] / "mappings"),
+        str(Path(__file__).resolve().parents[1] / "mappings"),
         str(Path(sys.prefix) / "share" / "xlidx" / "mappings"),
     ]
     for c in candidates:

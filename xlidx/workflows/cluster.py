@@ -1,0 +1,87 @@
+"""A connection to one cluster, opened on first use; :meth:`Cluster.index` names an index."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xlidx.config import ConnectionSettings, load_connection
+
+if TYPE_CHECKING:
+    from xlidx.backends.base import Backend
+    from xlidx.workflows.index import Index
+    from xlidx.workflows.lifecycle import IndexRow
+
+
+class Cluster:
+    """The cluster xlidx works on. No I/O in the constructor: the backend (which asks the
+    cluster which engine it is, unless the settings say) opens on first use.
+
+    >>> cluster = Cluster.connect("http://127.0.0.1:9200")   # doctest: +SKIP
+    >>> news = cluster.index("news")                          # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        backend: Backend | None = None,
+        *,
+        settings: ConnectionSettings | None = None,
+    ) -> None:
+        self._backend = backend
+        self._settings = settings
+
+    @classmethod
+    def connect(
+        cls,
+        *urls: str,
+        config_path: Path | None = None,
+        **flags: Any,
+    ) -> Cluster:
+        """Settings from ``urls`` and ``flags`` (the names of
+        :class:`~xlidx.config.ConnectionSettings`: ``username``, ``password``, ``api_key``,
+        ``ca_certs``, ``verify_certs``, ``timeout``, ``engine``, …), then ``XLIDX_*`` and the
+        config file, as the CLI reads them."""
+        given: dict[str, Any] = dict(flags)
+        if urls:
+            given["urls"] = list(urls)
+        return cls(settings=load_connection(given, config_path=config_path))
+
+    @classmethod
+    def from_settings(cls, flags: Mapping[str, Any], config_path: Path | None = None) -> Cluster:
+        """The CLI's way in: its root flags, then ``XLIDX_*`` and the config file."""
+        return cls(settings=load_connection(dict(flags), config_path=config_path))
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        if self._settings is None:
+            self._settings = (
+                self._backend.settings if self._backend is not None else load_connection({})
+            )
+        return self._settings
+
+    @property
+    def backend(self) -> Backend:
+        """The cluster's backend, opened on first use."""
+        if self._backend is None:
+            from xlidx.backends import open_backend
+
+            self._backend = open_backend(self.settings)
+        return self._backend
+
+    def index(self, name: str) -> Index:
+        """The xlidx index (alias) ``name``; nothing is read until a workflow runs."""
+        from xlidx.workflows.index import Index
+
+        return Index(self, name)
+
+    def indices(self) -> list[IndexRow]:
+        """The cluster's indices (hidden ones left out) with their aliases and documents."""
+        from xlidx.workflows.lifecycle import list_indices
+
+        return list_indices(self.backend)
+
+    def describe(self) -> dict[str, Any]:
+        """Engine, version, plugins and health of the cluster, and what xlidx found it can do
+        (``capabilities``)."""
+        return {**self.backend.describe(), "capabilities": self.backend.capabilities().to_json()}
