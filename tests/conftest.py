@@ -99,8 +99,32 @@ def _builds_models(item: pytest.Item) -> bool:
     )
 
 
+# The slowest files, slowest first (measured on a 2-core CI run). They run first, so that
+# xdist (``--dist loadfile --no-loadscope-reorder``, one file per worker at a time) spreads
+# them over its workers instead of leaving them for the end while the others idle.
+SLOW_FIRST = (
+    "integration/test_eval.py",  # the Tatoeba pool, the migration gate
+    "integration/test_cluster.py",  # 3-node clusters, both engines
+    "integration/test_queue.py",
+    "integration/test_ingest_resilience.py",
+    "integration/test_centering.py",
+    "integration/test_queue_faults.py",
+    "integration/test_queue_rabbitmq.py",
+    "contract/test_engines.py",
+)
+
+
+def _slowness(item: pytest.Item) -> int:
+    try:
+        where = item.path.relative_to(TESTS).as_posix()
+    except ValueError:
+        return len(SLOW_FIRST)
+    return SLOW_FIRST.index(where) if where in SLOW_FIRST else len(SLOW_FIRST)
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_slowness)  # stable: the order within a file and among the rest stays
     for item in items:
         try:
             top = item.path.relative_to(TESTS).parts[0]

@@ -11,7 +11,7 @@ The payload of a batch (see :mod:`xlidx.pipeline.wire`)::
 
 Failures, by kind:
 
-* transient (cluster unreachable, 429/5xx, Redis unreachable): retried with exponential
+* transient (cluster unreachable, 429/502/503/504, Redis unreachable): retried with exponential
   backoff and jitter, up to ``XLIDX_TASK_MAX_RETRIES`` times;
 * a record a stage cannot process: dead-lettered by the stage, the rest go on;
 * anything else, retries used up, the soft time limit, or a stage started five times without
@@ -208,7 +208,8 @@ def run(task: BatchTask, payload: Payload, stage: Callable[[Payload], Payload]) 
     * Redis (broker and job store) unreachable: wait here and try again, for up to half the
       soft time limit; the message stays unacknowledged in Redis meanwhile, so a retry through
       the broker (which is down too) is never needed.
-    * The cluster unreachable, 429 or 5xx: retry through the broker with backoff and jitter.
+    * The cluster unreachable, 429, 502, 503 or 504: retry through the broker with backoff
+      and jitter.
     * A stage of a batch started more than ``MAX_DELIVERIES`` times without finishing (lost
       processes, the hard time limit, repeated recovery): dead-lettered. A stage's start
       clears the counts of the stage before it (it finished and handed the batch on), so a
@@ -341,7 +342,7 @@ def _write(payload: Payload) -> Payload:
         written = _pipeline(job, backend, writer=writer, calibration=calibration).write(batch)
     if written.transient:
         raise BackendError(
-            f"the cluster turned away {written.transient} document(s) with 429 or 5xx",
+            f"the cluster turned away {written.transient} document(s) with 429, 502, 503 or 504",
             status=503,
         )
     letters = [*_letters(payload), *batch.dead]

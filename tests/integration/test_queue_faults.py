@@ -1,7 +1,7 @@
-"""The rows of the README's failure table that need a worker to fail, reproduced with real
-Redis, real Celery worker processes and the real dev node (behind a failing proxy where the
-cluster must misbehave). Limits are short, set through the documented ``XLIDX_*`` settings,
-so that each test takes seconds.
+"""The rows of the failure table (docs/operations/failures.md) that need a worker to fail,
+reproduced with real Redis, real Celery worker processes and the real dev node (behind a
+failing proxy where the cluster must misbehave). Limits are short, set through the documented
+``XLIDX_*`` settings, so that each test takes seconds.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The CLI as a user runs it (a subprocess), for everything that needs no server."""
+"""The CLI as a user runs it (in-process through ``run_cli``, with the same error lines and
+exit codes as ``xlidx.cli.main``), for everything that needs no server."""
 
 from __future__ import annotations
 

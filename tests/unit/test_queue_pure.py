@@ -137,7 +137,7 @@ def test_celery_config_delivery_guarantees() -> None:
 
 
 def test_worker_defaults_per_queue_set() -> None:
-    from xlidx.cli.worker import parse_queues, worker_defaults
+    from workers.run import parse_queues, worker_defaults
 
     assert worker_defaults(("embed",), 16) == (1, 1)
     assert worker_defaults(("translate", "embed", "write"), 16) == (1, 1)

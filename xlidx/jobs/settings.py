@@ -154,9 +154,10 @@ def retry_delay(attempt: int, *, cap: float, base: float = 1.0, jitter: float = 
     (``wait_exponential``), then scaled by a random factor in ``[1 - jitter, 1]`` so that
     retries from many tasks spread out. The task retries through the broker with this
     countdown, so tenacity's wait is computed here rather than slept."""
-    from tenacity import RetryCallState, Retrying, wait_exponential
+    from tenacity import wait_exponential
 
-    state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = max(0, attempt) + 1  # tenacity waits base·2^(attempt_number - 1)
-    delay = float(wait_exponential(multiplier=base, max=cap)(state))
+    from xlidx.pipeline.patience import wait_before
+
+    # tenacity waits base·2^(attempt_number - 1) after try attempt_number
+    delay = wait_before(wait_exponential(multiplier=base, max=cap), max(0, attempt) + 1)
     return delay * (1.0 - jitter * random.random())  # noqa: S311 - jitter, not crypto

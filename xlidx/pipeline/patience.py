@@ -27,14 +27,23 @@ from tenacity import (
     wait_random,
 )
 from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
 from xlidx.config import DEFAULT_RETRY_FOR, format_duration
 from xlidx.errors import BackendError, is_transient
 
-__all__ = ["Patience", "StopWaiting", "WaitReport", "is_transient"]
+__all__ = ["Patience", "StopWaiting", "WaitReport", "is_transient", "wait_before"]
 
 T = TypeVar("T")
 WaitReport = Callable[[float | None], None]
+
+
+def wait_before(wait: wait_base, attempt_number: int) -> float:
+    """The seconds tenacity's ``wait`` gives after try ``attempt_number`` (1, 2, …) (pure):
+    for callers that schedule the next try themselves (a Celery countdown) or tell it ahead."""
+    state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt_number
+    return float(wait(state))
 
 
 class StopWaiting(Exception):

@@ -7,7 +7,7 @@
 * 429 is retried per item by ``streaming_bulk``; 502/503/504, timeouts and connection errors
   fail a whole request, which is sent again here (what was not yet answered) with exponential
   backoff and jitter under a :class:`~xlidx.pipeline.patience.Patience`, as are documents
-  refused one by one with 429 or 5xx (the ids are fixed, so a retry never duplicates one).
+  refused one by one with 429, 502, 503 or 504 (the ids are fixed, so a retry never duplicates one).
 * Per-item failures (mapping errors, documents that are too large) become dead letters with
   the record and the cluster's reason. They never stop the run.
 """

@@ -14,6 +14,7 @@ class IndexFacts:
         self.backend = backend
         self.index = index
         self._state: IndexState | None = state  # given: a concrete version, not the alias's
+        self._pinned = state is not None
         self._reach: dict[frozenset[str], float] = {}
         self._total: int | None = None
         self._languages: dict[str, int] | None = None
@@ -25,6 +26,15 @@ class IndexFacts:
                 raise MappingError(f"no xlidx index named {self.index!r}")
             self._state = st
         return self._state
+
+    def forget(self) -> None:
+        """Read the index again on next use: after documents were written, a calibration, or
+        a new version behind the alias (a pinned version stays pinned)."""
+        if not self._pinned:
+            self._state = None
+        self._reach.clear()
+        self._total = None
+        self._languages = None
 
     def languages(self) -> dict[str, int]:
         """Documents per language that BM25 can match (``xlidx.langs``: originals, passages

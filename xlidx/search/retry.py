@@ -25,6 +25,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 
 from xlidx.config import format_duration
 from xlidx.errors import BackendError, is_transient
+from xlidx.pipeline.patience import wait_before
 
 T = TypeVar("T")
 DEFAULT_QUERY_RETRY_FOR = 30.0
@@ -36,6 +37,12 @@ WAIT = wait_exponential(multiplier=FIRST_WAIT, max=MAX_WAIT)  # no jitter: one c
 class QueryUnavailable(BackendError):
     """The cluster did not answer a query within the retry budget (exit code 1)."""
 
+    @property
+    def transient(self) -> bool:
+        """The retries are spent: whatever failure it carries, trying again is not the
+        caller's job (its message names the last error, which may read as transient)."""
+        return False
+
 
 def retryable(exc: BaseException) -> bool:
     """Whether trying the same query again later may succeed (pure)."""
@@ -44,9 +51,7 @@ def retryable(exc: BaseException) -> bool:
 
 def backoff(attempt: int) -> float:
     """Seconds to wait before retry number ``attempt`` (1, 2, …) (pure)."""
-    state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = attempt
-    return float(WAIT(state))
+    return wait_before(WAIT, attempt)
 
 
 def with_retries(

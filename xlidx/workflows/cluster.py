@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xlidx.config import ConnectionSettings, load_connection
+from xlidx.errors import ConfigError
 
 if TYPE_CHECKING:
     from xlidx.backends.base import Backend
@@ -30,6 +31,7 @@ class Cluster:
     ) -> None:
         self._backend = backend
         self._settings = settings
+        self._indices: dict[str, Index] = {}
 
     @classmethod
     def connect(
@@ -42,6 +44,15 @@ class Cluster:
         :class:`~xlidx.config.ConnectionSettings`: ``username``, ``password``, ``api_key``,
         ``ca_certs``, ``verify_certs``, ``timeout``, ``engine``, …), then ``XLIDX_*`` and the
         config file, as the CLI reads them."""
+        from dataclasses import fields
+
+        known = {f.name for f in fields(ConnectionSettings)}
+        unknown = sorted(set(flags) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown connection setting {', '.join(map(repr, unknown))}: expected "
+                f"{', '.join(sorted(known))}"
+            )
         given: dict[str, Any] = dict(flags)
         if urls:
             given["urls"] = list(urls)
@@ -70,10 +81,13 @@ class Cluster:
         return self._backend
 
     def index(self, name: str) -> Index:
-        """The xlidx index (alias) ``name``; nothing is read until a workflow runs."""
+        """The xlidx index (alias) ``name``; nothing is read until a workflow runs. The same
+        object each time, so that the models its searches load are kept."""
         from xlidx.workflows.index import Index
 
-        return Index(self, name)
+        if name not in self._indices:
+            self._indices[name] = Index(self, name)
+        return self._indices[name]
 
     def indices(self) -> list[IndexRow]:
         """The cluster's indices (hidden ones left out) with their aliases and documents."""

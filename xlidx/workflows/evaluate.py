@@ -98,7 +98,8 @@ def evaluate(
     single = replace(options, modes=options.modes[:1], run_prefix=None)
     others = {
         s.value: run_eval(
-            Searcher(index.backend, s.value, device=device, embedder=embedder),
+            # another index loads its own model (it may not be this one's)
+            Searcher(index.backend, s.value, device=device),
             query_list, judgments, single, progress=tick,
         )[0]
         for s in sides or ()

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from xlidx.query.plan import MODES
+from xlidx.search.retry import DEFAULT_QUERY_RETRY_FOR
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence  # (migrate, evaluate)
     from pathlib import Path  # (evaluate)
@@ -84,11 +87,14 @@ class Index:
         """
         from xlidx.workflows.lifecycle import create
 
-        return create(
-            self, spec, model=model, device=device, languages=languages,
-            translate_to=translate_to, text_fields=text_fields, vector=vector, shards=shards,
-            replicas=replicas,
-        )  # fmt: skip
+        try:
+            return create(
+                self, spec, model=model, device=device, languages=languages,
+                translate_to=translate_to, text_fields=text_fields, vector=vector,
+                shards=shards, replicas=replicas,
+            )  # fmt: skip
+        finally:
+            self._refresh_searchers()
 
     def status(self) -> IndexStatus:
         """Version, documents, model, languages, analyzers and calibration of the index."""
@@ -113,7 +119,10 @@ class Index:
         """Delete old versions, keeping the current one and the ``keep - 1`` newest others."""
         from xlidx.workflows.lifecycle import prune
 
-        return prune(self.backend, self.name, keep)
+        try:
+            return prune(self.backend, self.name, keep)
+        finally:
+            self._refresh_searchers()
 
     def delete(self) -> Deleted:
         """Delete the alias and every version behind it."""
@@ -159,11 +168,14 @@ class Index:
         """
         from xlidx.workflows.ingest import ingest_into
 
-        return ingest_into(
-            self, source, options, fmt=fmt, model=model, device=device, embedder=embedder,
-            translator=translator, dead_letters=dead_letters, progress=progress,
-            on_wait=on_wait, stop=stop,
-        )  # fmt: skip
+        try:
+            return ingest_into(
+                self, source, options, fmt=fmt, model=model, device=device,
+                embedder=embedder, translator=translator, dead_letters=dead_letters,
+                progress=progress, on_wait=on_wait, stop=stop,
+            )  # fmt: skip
+        finally:  # what was written (an interrupted run's too) counts for the next search
+            self._refresh_searchers()
 
     def enqueue(
         self,
@@ -191,10 +203,13 @@ class Index:
         """
         from xlidx.workflows.enqueue import enqueue_into
 
-        return enqueue_into(
-            self, source, options, fmt=fmt, model=model, wait=wait, on_sent=on_sent,
-            on_progress=on_progress, on_stall=on_stall, on_recover=on_recover,
-        )  # fmt: skip
+        try:
+            return enqueue_into(
+                self, source, options, fmt=fmt, model=model, wait=wait, on_sent=on_sent,
+                on_progress=on_progress, on_stall=on_stall, on_recover=on_recover,
+            )  # fmt: skip
+        finally:
+            self._refresh_searchers()
 
     # -- search (workflows/search.py) ---------------------------------------------------------
     def search(
@@ -203,7 +218,7 @@ class Index:
         *,
         translate: bool = False,
         explain: bool = False,
-        retry_for: float = 30.0,
+        retry_for: float = DEFAULT_QUERY_RETRY_FOR,
         on_retry: OnRetry | None = None,
         device: str = "auto",
     ) -> QueryResult:
@@ -225,8 +240,9 @@ class Index:
 
     def searcher(self, device: str = "auto") -> Searcher:
         """The index's :class:`~xlidx.search.Searcher` on ``device``, made on first use and
-        kept: its models load once, and what it reads of the index is read once (a
-        rollback, migration or deletion through this object starts afresh)."""
+        kept: its models load once, and what it reads of the index is read again after a
+        workflow on this object changed it (ingest, enqueue, calibrate, create, prune; a
+        rollback, a migration that moved the alias or a deletion starts it afresh)."""
         from xlidx.search import Searcher
 
         cache: dict[str, Searcher] = vars(self).setdefault("_searchers", {})
@@ -235,7 +251,14 @@ class Index:
         return cache[device]
 
     def _forget_searchers(self) -> None:
+        """Another version, or none, behind the alias: models and facts start afresh."""
         vars(self).pop("_searchers", None)
+
+    def _refresh_searchers(self) -> None:
+        """Documents, versions or calibration changed: the searchers keep their models and
+        read the index again on their next query."""
+        for searcher in vars(self).get("_searchers", {}).values():
+            searcher.facts.forget()
 
     # -- migrate, with its gate (workflows/migrate.py) ----------------------------------------
     def migrate(
@@ -307,10 +330,13 @@ class Index:
         """
         from xlidx.workflows.calibrate import calibrate_index
 
-        return calibrate_index(
-            self, centering=centering, min_docs=min_docs, sample_docs=sample_docs,
-            device=device, embedder=embedder, progress=progress,
-        )  # fmt: skip
+        try:
+            return calibrate_index(
+                self, centering=centering, min_docs=min_docs, sample_docs=sample_docs,
+                device=device, embedder=embedder, progress=progress,
+            )  # fmt: skip
+        finally:
+            self._refresh_searchers()
 
     # -- evaluate (workflows/evaluate.py) -----------------------------------------------------
     def evaluate(
@@ -318,7 +344,7 @@ class Index:
         queries: QueriesIn,
         qrels: QrelsIn,
         *,
-        modes: str | Sequence[str] = ("hybrid", "bm25", "knn"),
+        modes: str | Sequence[str] = MODES,
         k: int = 100,
         translate: bool = False,
         balance: bool = False,

@@ -171,8 +171,10 @@ def ingest(
     it). When ``stop`` is set, or on ``KeyboardInterrupt``, the run ends early and raises
     :class:`~xlidx.errors.Interrupted` carrying its summary (``interrupted`` set).
     """
-    if options.languages is None or options.retry_for is None:
-        options = settled(backend, options, resolve(backend, options.index))
+    existing = (
+        resolve(backend, options.index) if options.index and options.languages is None else None
+    )
+    options = settled(backend, options, existing)
     run = _InProcess(
         items,
         backend=backend,
@@ -317,7 +319,7 @@ class _InProcess:
         self.summary.unchanged += batch.unchanged
         self.summary.dead_lettered += len(batch.dead)
         # a record that failed for a reason a rerun may cure (translation, embedding, the
-        # cluster turning it away with 429/5xx) holds the checkpoint where it is, so the
+        # cluster turning it away with 429/502/503/504) holds the checkpoint where it is, so the
         # rerun tries it again; records bad in themselves (unreadable, no text, a repeated
         # id, refused by the mapping) do not
         self.held = self.held or any(d.stage in RETRIED_STAGES for d in batch.dead)

@@ -114,16 +114,31 @@ def check_from_start(options: IngestOptions, items: object, *, queued: bool) -> 
 
 
 def settled(backend: Backend, options: IngestOptions, existing: IndexState | None) -> IngestOptions:
-    """``options`` with the defaults that depend on the cluster filled in: an existing
-    index keeps the languages it was built with (``index migrate --redetect`` changes
-    them), and ``retry_for`` is the connection's."""
+    """``options`` checked (the index's name, the language codes), with the defaults that
+    depend on the cluster filled in: an existing index keeps the languages it was built
+    with (``index migrate --redetect`` changes them), and ``retry_for`` is the
+    connection's."""
+    from xlidx.pipeline.detect import parse_languages
+    from xlidx.spec import validate_index_name
+
+    if not options.index:
+        raise ConfigError("no index to write to: name one (IngestOptions.index, or an Index)")
+    validate_index_name(options.index)
+    translate_to = parse_languages(options.translate_to)
+    if options.translate_to and not translate_to:
+        raise ConfigError("translate_to takes language codes, not 'all'")
     languages = options.languages
     if languages is None:
         languages = tuple(existing.xlidx_meta.get("languages") or ()) if existing else ()
     retry_for = options.retry_for
     if retry_for is None:
         retry_for = backend.settings.retry_for
-    return replace(options, languages=languages, retry_for=retry_for)
+    return replace(
+        options,
+        languages=parse_languages(languages),
+        translate_to=translate_to,
+        retry_for=retry_for,
+    )
 
 
 @dataclass

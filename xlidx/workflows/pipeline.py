@@ -44,7 +44,7 @@ class Written:
 
     indexed: int = 0
     languages: Counter[str] = field(default_factory=Counter)  # of the documents written
-    transient: int = 0  # of the refused, those the cluster turned away with 429 or 5xx
+    transient: int = 0  # of the refused, those the cluster turned away for now (429, 502, 503, 504)
 
 
 class Pipeline:
