@@ -21,6 +21,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from xlidx.cli._state import err, out, state
+from xlidx.cli.ingest_queue import EXIT_DEAD_LETTERS
 from xlidx.cli.options import (
     DEFAULT_TEXT_FIELDS_TEXT,
     LanguagesOpt,
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
     from xlidx.workflows import Index
     from xlidx.workflows.ingest import StopRequest
     from xlidx.workflows.inputs import Source
-
-EXIT_DEAD_LETTERS = 2
 
 
 def ingest_command(

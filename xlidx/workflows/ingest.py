@@ -32,7 +32,13 @@ from xlidx.pipeline.stages import Batch, EmbedderLike, TranslatorLike, batches
 from xlidx.pipeline.summary import IngestSummary
 from xlidx.spec import check_model
 from xlidx.workflows.inputs import FileSource, FromIndex, Source, open_ingest, open_run, settled
-from xlidx.workflows.pipeline import Pipeline, Progress, index_spec, record_translation
+from xlidx.workflows.pipeline import (
+    Pipeline,
+    Progress,
+    index_spec,
+    quiet,
+    record_translation,
+)
 
 if TYPE_CHECKING:
     from xlidx.workflows.index import Index
@@ -96,10 +102,6 @@ class StopRequest:
         return self._event.is_set()
 
 
-def _quiet(_stage: str, _n: int) -> None:
-    return None
-
-
 def default_dead_letters(index: str) -> Path:
     """Where an ingest into ``index`` writes its dead letters unless told: the working
     directory's ``xlidx-deadletters-INDEX.jsonl`` (created on the first one)."""
@@ -144,7 +146,7 @@ def ingest_into(
         embedder=embedder,
         translator=translator,
         dead_letters=dead_letters,
-        progress=progress or _quiet,
+        progress=progress or quiet,
         on_wait=on_wait,
         stop=stop,
     )
@@ -158,7 +160,7 @@ def ingest(
     embedder: EmbedderLike,
     translator: TranslatorLike | None = None,
     dead_letters: DeadLetterSink | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
     on_wait: WaitReport | None = None,
     stop: StopRequest | None = None,
 ) -> IngestSummary:

@@ -34,8 +34,8 @@ T = TypeVar("T")
 Progress = Callable[[str, int], None]  # (stage, records done): ("embedding", 0), ("done", 64)
 
 
-def _quiet(_stage: str, _n: int) -> None:
-    return None
+def quiet(_stage: str, _n: int) -> None:
+    """The progress callback that hears nothing (the default of every ingest)."""
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Pipeline:
         writer: BulkWriter | None = None,
         calibration: Callable[[], Calibration | None] = lambda: None,
         patience: Patience | None = None,
-        progress: Progress = _quiet,
+        progress: Progress = quiet,
     ) -> None:
         self.backend = backend
         self.index = index
