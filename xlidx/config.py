@@ -240,16 +240,20 @@ def _coerce(key: str, value: Any, name: str) -> Any:
     return str(value)
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Read the ``[connection]`` table of a TOML config file."""
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read the ``[connection]`` table of a TOML config file."""
+    data = _read_toml(path)
     section = data.get("connection", {})
     if not isinstance(section, dict):
         raise ConfigError(f"config file {path}: [connection] must be a table")
@@ -303,16 +307,67 @@ def load_connection(
 ) -> ConnectionSettings:
     """Read the config file and the environment, then apply flags. The edge that does I/O."""
     env = os.environ if env is None else env
-    file_values: dict[str, Any] = {}
-    if config_path is not None:
-        file_values = read_config_file(config_path.expanduser())
-    elif env.get("XLIDX_CONFIG"):
-        file_values = read_config_file(Path(env["XLIDX_CONFIG"]).expanduser())
-    else:
-        default = DEFAULT_CONFIG_PATH.expanduser()
-        if default.is_file():
-            file_values = read_config_file(default)
+    path = config_file(config_path, env)
+    file_values = read_config_file(path) if path is not None else {}
     return resolve_connection(file_values=file_values, env_values=read_env(env), flag_values=flags)
+
+
+def config_file(config_path: Path | None, env: Mapping[str, str]) -> Path | None:
+    """The config file in use: ``--config``, else ``$XLIDX_CONFIG``, else the default path
+    where it exists."""
+    if config_path is not None:
+        return config_path.expanduser()
+    if env.get("XLIDX_CONFIG"):
+        return Path(env["XLIDX_CONFIG"]).expanduser()
+    default = DEFAULT_CONFIG_PATH.expanduser()
+    return default if default.is_file() else None
+
+
+# --- a running `xlidx serve`, as its clients reach it ---------------------------------------
+
+ENV_SERVE_URL = "XLIDX_SERVE_URL"
+ENV_SERVE_API_KEY = "XLIDX_SERVE_API_KEY"  # the key a client sends
+ENV_SERVE_API_KEYS = "XLIDX_SERVE_API_KEYS"  # the keys a service accepts, comma-separated
+
+
+@dataclass(frozen=True)
+class ServeClientSettings:
+    """Where a client finds a running ``xlidx serve`` (``xlidx query --serve``)."""
+
+    url: str | None = None
+    api_key: Secret | None = field(default=None, repr=False)
+
+
+def serve_client_settings(
+    config_path: Path | None = None, env: Mapping[str, str] | None = None
+) -> ServeClientSettings:
+    """The ``[serve]`` table of the config file (``url``, ``api_key``), then
+    ``XLIDX_SERVE_URL`` and ``XLIDX_SERVE_API_KEY``."""
+    env = _environ(env)
+    path = config_file(config_path, env)
+    table = _read_toml(path).get("serve", {}) if path is not None else {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: [serve] must be a table")
+    unknown = sorted(set(table) - {"url", "api_key"})
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown key(s) in [serve]: {', '.join(unknown)}")
+    url = env.get(ENV_SERVE_URL) or table.get("url")
+    key = env.get(ENV_SERVE_API_KEY) or table.get("api_key")
+    if url is not None:
+        parts = urlsplit(str(url))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"invalid serve URL {redact_url(str(url))!r}: expected http(s)://host[:port]"
+            )
+    return ServeClientSettings(
+        url=str(url) if url else None, api_key=Secret(str(key)) if key else None
+    )
+
+
+def serve_api_keys(env: Mapping[str, str] | None = None) -> list[str]:
+    """The API keys ``XLIDX_SERVE_API_KEYS`` gives a service (comma-separated)."""
+    raw = _environ(env).get(ENV_SERVE_API_KEYS, "")
+    return [k.strip() for k in raw.split(",") if k.strip()]
 
 
 def with_urls(settings: ConnectionSettings, *urls: str) -> ConnectionSettings:

@@ -9,13 +9,16 @@ The tree (classes defined elsewhere name their module)::
     ├── ModelError                 an embedding model or translation package cannot be loaded
     │                              (missing path, hub unreachable offline, unsupported pair)
     ├── MappingError               an index's mapping or _meta does not fit the request
+    │   ├── IndexNotFound          no xlidx index (alias) by that name
     │   └── ModelMismatch          writing/querying with another model than the index records
     ├── BackendError               the cluster answered with an error, or could not be reached
     │   ├── ConnectionFailed       nothing answered at the URL (refused, DNS, timeout)
     │   ├── TLSFailed              the TLS handshake failed (unknown CA, bad certificate)
     │   ├── AuthenticationFailed   the cluster refused the credentials (HTTP 401/403)
-    │   └── QueryUnavailable       (xlidx.search.retry) a query still failed transiently when
+    │   ├── QueryUnavailable       (xlidx.search.retry) a query still failed transiently when
     │                              its retry budget (``--retry-for``) ran out
+    │   └── ServiceError           a running ``xlidx serve`` could not be reached, or answered
+    │                              with an error (``xlidx query --serve``)
     ├── QueueError                 the broker or the job store (Redis) could not be reached,
     │                              or a queued job cannot be followed
     ├── GateRefused                (xlidx.workflows.migrate) a migration gate measured a regression
@@ -71,6 +74,10 @@ class ModelError(XlidxError):
 
 class MappingError(XlidxError):
     """An index does not exist, is not managed by xlidx, or its mapping does not fit."""
+
+
+class IndexNotFound(MappingError):
+    """There is no xlidx index (alias) by that name."""
 
 
 class ModelMismatch(MappingError):
@@ -152,6 +159,15 @@ class TLSFailed(BackendError):
 
 class AuthenticationFailed(BackendError):
     """The cluster rejected the credentials (401) or their permissions (403)."""
+
+
+class ServiceError(BackendError):
+    """A running ``xlidx serve`` could not be reached (``status`` None: worth another try),
+    or answered with an error (transient by its status, as the cluster's are)."""
+
+    @property
+    def transient(self) -> bool:
+        return self.status is None or transient_status(self.status)
 
 
 class QueueError(XlidxError):

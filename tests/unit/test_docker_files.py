@@ -16,7 +16,9 @@ def _compose() -> dict[str, Any]:
 
 def test_compose_services() -> None:
     services = _compose()["services"]
-    assert set(services) == {"opensearch", "elasticsearch", "redis", "worker-cpu", "worker-gpu"}
+    assert set(services) == {
+        "opensearch", "elasticsearch", "redis", "worker-cpu", "worker-gpu", "serve-cpu", "serve-gpu",
+    }  # fmt: skip
     os_ = services["opensearch"]
     assert os_["image"].startswith("opensearchproject/opensearch:2.19")
     assert os_["profiles"] == ["opensearch"]
@@ -57,3 +59,14 @@ def test_dockerfile_builds_from_the_repository() -> None:
         "USER xlidx",
     ):
         assert needed in text
+
+
+def test_serve_services_need_keys_and_report_health() -> None:
+    services = _compose()["services"]
+    cpu, gpu = services["serve-cpu"], services["serve-gpu"]
+    for serve in (cpu, gpu):
+        assert serve["command"][:2] == ["xlidx", "serve"] and "0.0.0.0" in serve["command"]  # noqa: S104
+        assert serve["environment"]["XLIDX_SERVE_API_KEYS"].startswith("${XLIDX_SERVE_API_KEYS:?")
+        assert "/health" in " ".join(serve["healthcheck"]["test"])
+        assert serve["ports"][0].startswith("127.0.0.1:")
+    assert "cuda" in gpu["command"] and "gpu" in str(gpu["deploy"])

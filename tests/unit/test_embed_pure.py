@@ -75,3 +75,13 @@ def test_importing_the_stage_does_not_import_torch() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_surely_fits_never_says_yes_to_a_text_that_may_not_fit() -> None:
+    from xlidx.pipeline.embed import surely_fits
+
+    assert surely_fits("a short text", "passage: ", 512)
+    assert not surely_fits("x" * 600, "", 512)
+    assert surely_fits("é" * 100, "query: ", 512)  # 200 bytes
+    assert not surely_fits("猫" * 170, "", 512)  # 510 bytes: a byte-level tokenizer could pass
+    assert not surely_fits("a" * 500, "passage: ", 512)  # the prompt and special tokens count

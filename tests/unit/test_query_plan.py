@@ -10,10 +10,10 @@ import pytest
 
 from xlidx.backends.elasticsearch import query as es_query
 from xlidx.backends.opensearch import query as os_query
-from xlidx.cli.query import build_query, parse_filter
 from xlidx.errors import ConfigError
 from xlidx.query.fusion import fuse_minmax, fuse_rrf, minmax_normalize, per_group_minmax
 from xlidx.query.hybrid import default_weights, fuse
+from xlidx.query.options import QueryOptions, parse_filter
 from xlidx.query.plan import Query, RangeFilter, TermFilter
 
 
@@ -151,36 +151,12 @@ def test_cli_filters() -> None:
     assert parse_filter("year>=2000") == ("year", ">=", "2000")
     with pytest.raises(ConfigError, match="invalid --filter"):
         parse_filter("topic")
-    q = build_query(
-        "x",
-        mode="bm25",
-        k=3,
-        offset=0,
-        langs=["fr"],
-        query_lang=None,
-        filters=["year<2010", "t=a|b"],
-        fusion="rrf",
-        weights="1,2",
-        candidates=10,
-        ef_search=None,
-        balance=False,
-        highlight=False,
-    ).plan()
+    q = QueryOptions(
+        "x", mode="bm25", k=3, langs=["fr"], filters=["year<2010", "t=a|b"], fusion="rrf",
+        weights="1,2", candidates=10, highlight=False,
+    ).to_query().plan()  # fmt: skip
     assert q.filters == (RangeFilter("year", lt=2010), TermFilter("t", ("a", "b")))
     assert q.weights == (1.0, 2.0) and q.langs == ("fr",)
+    assert QueryOptions("x", weights=[1.0, 2.0]).to_query().plan().weights == (1.0, 2.0)
     with pytest.raises(ConfigError, match="invalid --weights"):
-        build_query(
-            "x",
-            mode="bm25",
-            k=3,
-            offset=0,
-            langs=[],
-            query_lang=None,
-            filters=[],
-            fusion="rrf",
-            weights="a,b",
-            candidates=10,
-            ef_search=None,
-            balance=False,
-            highlight=False,
-        )
+        QueryOptions("x", mode="bm25", fusion="rrf", weights="a,b").to_query()

@@ -32,6 +32,7 @@ from xlidx.cli._state import CliState, err
 from xlidx.cli.eval import eval_command
 from xlidx.cli.ingest import ingest_command
 from xlidx.cli.query import query_command
+from xlidx.cli.serve import serve_command
 from xlidx.cli.worker import worker_command
 from xlidx.errors import XlidxError
 
@@ -146,6 +147,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(dev.app, name="dev")
 app.command("info")(cluster.info)
 app.command("worker")(worker_command)
+app.command("serve")(serve_command)
 app.add_typer(queue.app, name="queue")
 app.add_typer(queue.deadletters_app, name="deadletters")
 

@@ -9,12 +9,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from xlidx.cli._state import err, out
+from xlidx.cli._state import err, out, state
 from xlidx.cli.cluster import connect
 from xlidx.errors import ConfigError
 
 if TYPE_CHECKING:
     from xlidx.search import QueryResult
+    from xlidx.serve.client import ServeClient
 
 FilterOpt = Annotated[
     list[str] | None,
@@ -25,69 +26,6 @@ FilterOpt = Annotated[
         show_default=False,
     ),
 ]
-
-
-def parse_filter(spec: str) -> tuple[str, str, str]:
-    """``field=value`` → (field, "=", value); also >=, <=, >, < (pure)."""
-    for op in (">=", "<=", "=", ">", "<"):
-        if op in spec:
-            name, _, value = spec.partition(op)
-            if name.strip() and value.strip():
-                return name.strip(), op, value.strip()
-    raise ConfigError(f"invalid --filter {spec!r}: use FIELD=VALUE or FIELD>=N, FIELD<=N, …")
-
-
-def _coerce(value: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
-
-
-def build_query(
-    text: str,
-    *,
-    mode: str,
-    k: int,
-    offset: int,
-    langs: list[str],
-    query_lang: str | None,
-    filters: list[str],
-    fusion: str,
-    weights: str | None,
-    candidates: int,
-    ef_search: int | None,
-    balance: bool,
-    highlight: bool,
-    centering: bool = True,
-) -> Any:
-    from xlidx.query.plan import Query
-
-    q = Query(text).mode(mode).k(k).offset(offset).candidates(candidates, ef_search)
-    if weights is not None:
-        try:
-            parsed = [float(w) for w in weights.split(",")]
-        except ValueError:
-            raise ConfigError(f"invalid --weights {weights!r}: use BM25,KNN like 0.3,0.7") from None
-        q = q.fusion(fusion, parsed)
-    else:
-        q = q.fusion(fusion)
-    if langs:
-        q = q.langs(*langs)
-    if query_lang:
-        q = q.query_lang(query_lang)
-    for spec in filters:
-        name, op, value = parse_filter(spec)
-        if op == "=":
-            q = q.filter(name, *(_coerce(v) for v in value.split("|")))
-        else:
-            key = {">=": "gte", "<=": "lte", ">": "gt", "<": "lt"}[op]
-            q = q.range(name, **{key: _coerce(value)})
-    if balance:
-        q = q.balance()
-    return q.highlight(highlight).centering(centering)
 
 
 def _snippet(hit: Any) -> str:
@@ -175,6 +113,15 @@ def query_command(
             "fails at once. Each retry is one line on stderr.",
         ),
     ] = "30s",
+    serve: Annotated[
+        str | None,
+        typer.Option(
+            "--serve",
+            help="Ask a running `xlidx serve` at this URL instead of loading the model here "
+            "(default: $XLIDX_SERVE_URL, or url in the config file's [serve] table).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Hybrid cross-lingual search over an xlidx index.
 
@@ -184,30 +131,26 @@ def query_command(
     """
     from xlidx.config import format_duration, parse_duration
     from xlidx.errors import BackendError
+    from xlidx.query.options import QueryOptions
     from xlidx.spec import validate_index_name
 
     if not index:
         raise ConfigError("--index NAME is required")
     validate_index_name(index)
     budget = parse_duration("--retry-for", retry_for)
-    q = build_query(
-        text,
-        mode=mode,
-        k=k,
-        offset=offset,
-        langs=list(lang or []),
-        query_lang=query_lang,
-        filters=list(filters or []),
-        fusion=fusion,
-        weights=weights,
-        candidates=candidates,
-        ef_search=ef_search,
-        balance=balance,
-        highlight=highlight and not as_json,
-        centering=centering,
-    )
-    if source:
-        q = q.source(*(f.strip() for f in source.split(",") if f.strip()))
+    options = QueryOptions(
+        text, mode=mode, k=k, offset=offset, langs=list(lang or []), query_lang=query_lang,
+        filters=list(filters or []), translate_query=translate_query, fusion=fusion,
+        weights=weights, candidates=candidates, ef_search=ef_search, balance=balance,
+        highlight=highlight and not as_json, centering=centering, explain=explain,
+        source=[f.strip() for f in source.split(",") if f.strip()] if source else None,
+    )  # fmt: skip
+    q = options.to_query()
+    client = serve_client(ctx, serve)
+    if client is not None:
+        result = client.search(index, options, retry_for=budget)
+        _show(result, as_json=as_json, offset=offset, explain=explain)
+        return
 
     def report(attempt: int, wait: float, exc: BackendError) -> None:
         err.print(
@@ -220,6 +163,20 @@ def query_command(
         .index(index)
         .search(q, translate=translate_query, explain=explain, retry_for=budget, on_retry=report)
     )
+    _show(result, as_json=as_json, offset=offset, explain=explain)
+
+
+def serve_client(ctx: typer.Context, url: str | None) -> ServeClient | None:
+    """The client of the service ``--serve`` (or the settings) names; None: query here."""
+    from xlidx.config import serve_client_settings
+    from xlidx.serve.client import ServeClient
+
+    settings = serve_client_settings(state(ctx).config_path)
+    url = url or settings.url
+    return ServeClient(url, api_key=settings.api_key) if url else None
+
+
+def _show(result: QueryResult, *, as_json: bool, offset: int, explain: bool) -> None:
     if as_json:
         out.print_json(json.dumps(result.to_json(explain), ensure_ascii=False, default=str))
         return

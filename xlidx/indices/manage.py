@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xlidx.backends.base import Backend, RawHit
-from xlidx.errors import BackendError, ConfigError, MappingError
+from xlidx.errors import BackendError, ConfigError, IndexNotFound, MappingError
 from xlidx.indices.writer import BulkWriter, ItemFailure
 from xlidx.pipeline.patience import Patience
 from xlidx.spec import (
@@ -130,7 +130,7 @@ def status(backend: Backend, name: str) -> dict[str, Any]:
     """Version, document count, model, languages and analyzers of xlidx index ``name``."""
     state = resolve(backend, name)
     if state is None:
-        raise MappingError(
+        raise IndexNotFound(
             f"no xlidx index named {name!r} (create it with `xlidx index create {name}`)"
         )
     count = backend.count(state.index)
@@ -205,7 +205,7 @@ def migrate(
     """
     state = resolve(backend, spec.name)
     if state is None:
-        raise MappingError(f"no xlidx index named {spec.name!r} to migrate")
+        raise IndexNotFound(f"no xlidx index named {spec.name!r} to migrate")
     versions = all_versions(backend, spec.name)
     next_version = max((parse_versioned(i) or ("", 0))[1] for i in versions) + 1
     new_index = create_version(backend, spec, next_version, alias=False)
@@ -296,7 +296,7 @@ def move_alias(backend: Backend, alias: str, old: str, new: str) -> None:
 def _require(backend: Backend, name: str, verb: str) -> IndexState:
     state = resolve(backend, name)
     if state is None:
-        raise MappingError(f"no xlidx index named {name!r} to {verb}")
+        raise IndexNotFound(f"no xlidx index named {name!r} to {verb}")
     return state
 
 
@@ -351,7 +351,7 @@ def delete(backend: Backend, name: str) -> dict[str, Any]:
     if not versions and not pointed:
         if backend.index_exists(name):
             raise MappingError(f"{name!r} is a plain index, not an xlidx alias: not deleting it")
-        raise MappingError(f"no xlidx index named {name!r} to delete")
+        raise IndexNotFound(f"no xlidx index named {name!r} to delete")
     foreign = [i for i in pointed if i not in versions]
     if foreign:
         raise MappingError(

@@ -268,7 +268,12 @@ class Detector:
 
     def detect_many(self, texts: Sequence[str]) -> list[str]:
         """ISO 639-1 code (or ``und``) for each text."""
-        out: list[str] = [UNDETERMINED] * len(texts)
+        return [d.lang for d in self.detections(texts)]
+
+    def detections(self, texts: Sequence[str]) -> list[Detection]:
+        """Each text's :class:`Detection`: its language (``und`` when the words are too few
+        or the confidence is below ``min_confidence``) with the confidence behind it."""
+        out = [Detection(UNDETERMINED, 0.0, "short")] * len(texts)
         todo: list[tuple[int, list[str]]] = []
         for i, text in enumerate(texts):
             words = text_words(text[:_SAMPLE_CHARS])
@@ -277,8 +282,7 @@ class Detector:
         if todo:
             found = self.decide([ws for _, ws in todo], gate=True)
             for (i, _), d in zip(todo, found, strict=True):
-                if d.confidence >= self.min_confidence:
-                    out[i] = d.lang
+                out[i] = d if d.confidence >= self.min_confidence else d._replace(lang=UNDETERMINED)
         return out
 
     def detect(self, text: str) -> str:

@@ -182,6 +182,18 @@ def resolve_prompts(
     return query, document
 
 
+_SPECIAL_TOKENS = 8  # more than any tokenizer adds around a text (BOS, EOS, CLS, SEP, …)
+
+
+def surely_fits(text: str, prompt: str, max_tokens: int) -> bool:
+    """Whether ``prompt + text`` fits ``max_tokens`` whatever the tokenizer, without
+    tokenizing (pure): no token holds less than one byte of UTF-8, so a text of fewer bytes
+    than the limit leaves (special tokens aside) cannot pass it."""
+    return len(text) * 4 + len(prompt.encode("utf-8")) + _SPECIAL_TOKENS <= max_tokens or (
+        len(text.encode("utf-8")) + len(prompt.encode("utf-8")) + _SPECIAL_TOKENS <= max_tokens
+    )
+
+
 def _unit_rows(vectors: Any, dimension: int) -> Vectors:
     """float32 copy of ``vectors`` with every non-zero row scaled to length 1."""
     rows = np.array(vectors, dtype=np.float32, copy=True).reshape(-1, dimension)
@@ -308,7 +320,10 @@ class SentenceTransformerEmbedder:
         if not batch:
             return np.zeros((0, loaded.dimension), dtype=np.float32)
         prompt = loaded.query_prompt if query else loaded.document_prompt
-        counts = self.count_tokens(batch, prompt=prompt)
+        if all(surely_fits(t, prompt, loaded.max_tokens) for t in batch):
+            counts = [0]  # short enough not to count (the model tokenizes them anyway)
+        else:
+            counts = self.count_tokens(batch, prompt=prompt)
         if max(counts) > loaded.max_tokens and query:
             # a query is one vector, whatever its length: the model reads its first tokens
             log.info("query over the %d-token limit of %r: its first tokens are encoded",

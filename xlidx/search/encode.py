@@ -7,7 +7,7 @@ against the index before it encodes anything.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from xlidx.documents import UNDETERMINED
@@ -26,9 +26,14 @@ class QueryEncoder:
         embedder: Any = None,
         translator: Any = None,
         device: str = "auto",
+        load: Callable[[str, str], Any] | None = None,
     ) -> None:
+        """``load(source, device)`` gives the index's embedding model (default:
+        :func:`~xlidx.pipeline.embed.load_embedder`; a :class:`~xlidx.workflows.Cluster`
+        passes its own, which shares one model among its indices)."""
         self.facts = facts
         self.device = device
+        self._load = load
         self._embedder = embedder
         self._translator = translator
         self._detector: Any = None
@@ -38,10 +43,13 @@ class QueryEncoder:
         state = self.facts.state()
         emb = state.xlidx_meta.get("embedding", {})
         if self._embedder is None:
-            from xlidx.pipeline.embed import load_embedder
-
             source = str(emb.get("source") or emb.get("model"))
-            self._embedder = load_embedder(source, device=self.device)
+            if self._load is not None:
+                self._embedder = self._load(source, self.device)
+            else:
+                from xlidx.pipeline.embed import load_embedder
+
+                self._embedder = load_embedder(source, device=self.device)
         check_model(state.meta, self._embedder.describe(), self.facts.index)
         return self._embedder
 
@@ -133,6 +141,18 @@ class QueryEncoder:
             # a vector given with the query is taken as it is (see `centered`)
             query = query.vector(self.centered(raw, plan.query_lang, on=plan.centering))
         return query, timings
+
+    def query_vectors(self, texts: Sequence[str]) -> list[list[float]]:
+        """The vector :meth:`prepare` gives each of ``texts`` as a query (its language
+        detected, the query-side mean of that language taken off where the index is
+        centered), encoded in one call."""
+        raws = self.embedder().encode_query(list(texts))
+        cal = self.calibration()
+        out: list[list[float]] = []
+        for text, row in zip(texts, raws, strict=True):
+            raw = [float(v) for v in row]
+            out.append(self.centered(raw, self.language(text, raw)) if cal and cal.centers else raw)
+        return out
 
     def centered(self, raw: Sequence[float], lang: str | None, *, on: bool = True) -> list[float]:
         """A raw query vector as the index wants it: centered with the query-side mean of

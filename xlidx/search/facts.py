@@ -3,27 +3,43 @@ BM25 can reach in a set of languages. Read once per searcher, then cached."""
 
 from __future__ import annotations
 
+import time
+
 from xlidx.backends.base import Backend
 from xlidx.documents import UNDETERMINED
-from xlidx.errors import MappingError
+from xlidx.errors import IndexNotFound
 from xlidx.indices.manage import IndexState, resolve
 
 
 class IndexFacts:
-    def __init__(self, backend: Backend, index: str, state: IndexState | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        index: str,
+        state: IndexState | None = None,
+        *,
+        max_age: float | None = None,
+    ) -> None:
+        """``max_age``: seconds what was read is trusted before it is read again (a long-lived
+        process such as ``xlidx serve`` sees another process's calibration or new version
+        within it); ``None``: until :meth:`forget`."""
         self.backend = backend
         self.index = index
         self._state: IndexState | None = state  # given: a concrete version, not the alias's
         self._pinned = state is not None
+        self.max_age = max_age
+        self._read_at = time.monotonic()
         self._reach: dict[frozenset[str], float] = {}
         self._total: int | None = None
         self._languages: dict[str, int] | None = None
 
     def state(self) -> IndexState:
+        if self.max_age is not None and time.monotonic() - self._read_at > self.max_age:
+            self.forget()
         if self._state is None:
             st = resolve(self.backend, self.index)
             if st is None:
-                raise MappingError(f"no xlidx index named {self.index!r}")
+                raise IndexNotFound(f"no xlidx index named {self.index!r}")
             self._state = st
         return self._state
 
@@ -32,6 +48,7 @@ class IndexFacts:
         a new version behind the alias (a pinned version stays pinned)."""
         if not self._pinned:
             self._state = None
+        self._read_at = time.monotonic()
         self._reach.clear()
         self._total = None
         self._languages = None

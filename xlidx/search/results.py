@@ -37,6 +37,18 @@ class Hit:
             }
         return out
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Hit:
+        """The hit :meth:`to_json` (with ``explain``) wrote."""
+        ranks = d.get("explain") or {}
+        bm25, knn = ranks.get("bm25") or {}, ranks.get("knn") or {}
+        return cls(
+            id=str(d["id"]), score=float(d["score"]), lang=d.get("lang"),
+            source=dict(d.get("source") or {}), highlight=dict(d.get("highlight") or {}),
+            bm25_rank=bm25.get("rank"), bm25_score=bm25.get("score"),
+            knn_rank=knn.get("rank"), knn_score=knn.get("score"),
+        )  # fmt: skip
+
 
 @dataclass
 class QueryResult:
@@ -68,6 +80,21 @@ class QueryResult:
                 "translations": self.translations,
             }
         return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> QueryResult:
+        """The result :meth:`to_json` (with ``explain``) wrote: what ``xlidx serve`` answers."""
+        ex = d.get("explain") or {}
+        weights = ex.get("weights")
+        return cls(
+            mode=str(d["mode"]), took_ms=float(d["took_ms"]),
+            hits=[Hit.from_json(h) for h in d.get("hits", [])],
+            query_lang=ex.get("query_lang"), fusion=ex.get("fusion"),
+            weights=(float(weights[0]), float(weights[1])) if weights else None,
+            fused_on=ex.get("fused_on"), encode_ms=float(ex.get("encode_ms") or 0.0),
+            translate_ms=float(ex.get("translate_ms") or 0.0),
+            translations=dict(ex.get("translations") or {}),
+        )  # fmt: skip
 
 
 def ranked(hits: Sequence[RawHit]) -> list[tuple[str, float]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from xlidx.backends.base import Backend
@@ -37,14 +37,17 @@ class Searcher:
         translator: Any = None,
         device: str = "auto",
         state: IndexState | None = None,
+        load: Callable[[str, str], Any] | None = None,
+        max_age: float | None = None,
     ) -> None:
         """``state`` pins one version (``indices.manage.version_state``) instead of the one
-        the alias ``index`` points at."""
+        the alias ``index`` points at; ``load`` and ``max_age``: see
+        :class:`~xlidx.search.encode.QueryEncoder` and :class:`~xlidx.search.facts.IndexFacts`."""
         self.backend = backend
         self.index = index
-        self.facts = IndexFacts(backend, index, state)
+        self.facts = IndexFacts(backend, index, state, max_age=max_age)
         self.encoder = QueryEncoder(
-            self.facts, embedder=embedder, translator=translator, device=device
+            self.facts, embedder=embedder, translator=translator, device=device, load=load
         )
         self._server_failed = False
 

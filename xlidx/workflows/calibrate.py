@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from xlidx.errors import MappingError
+from xlidx.errors import IndexNotFound
 
 if TYPE_CHECKING:
     from xlidx.backends.base import Backend
@@ -79,7 +79,7 @@ def calibrate_index(
         check_mode(centering)
     current = resolve(index.backend, index.name)
     if current is None:
-        raise MappingError(f"no xlidx index named {index.name!r} to calibrate")
+        raise IndexNotFound(f"no xlidx index named {index.name!r} to calibrate")
     done = calibrate_version(
         index.backend,
         current,

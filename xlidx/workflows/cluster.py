@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from xlidx.errors import ConfigError
 
 if TYPE_CHECKING:
     from xlidx.backends.base import Backend
+    from xlidx.pipeline.embed import Embedder
     from xlidx.workflows.index import Index
     from xlidx.workflows.lifecycle import IndexRow
 
@@ -32,6 +34,12 @@ class Cluster:
         self._backend = backend
         self._settings = settings
         self._indices: dict[str, Index] = {}
+        self._models: dict[tuple[str, str], Embedder] = {}
+        self._models_lock = threading.Lock()
+        #: seconds what an index's searches read of it (version, calibration, languages) is
+        #: trusted before it is read again; ``None``: until a workflow on this object changes
+        #: it. A long-lived process (``xlidx serve``) sets it, to see other processes' changes.
+        self.fresh_for: float | None = None
 
     @classmethod
     def connect(
@@ -88,6 +96,22 @@ class Cluster:
         if name not in self._indices:
             self._indices[name] = Index(self, name)
         return self._indices[name]
+
+    def index_names(self) -> list[str]:
+        """The names :meth:`index` was asked for so far, in order."""
+        return list(self._indices)
+
+    def embedder(self, source: str, device: str = "auto") -> Embedder:
+        """The embedding model ``source`` names on ``device``
+        (:func:`~xlidx.pipeline.embed.load_embedder`), one per process for this cluster: its
+        indices on the same model share it. Weights load on first use."""
+        from xlidx.pipeline.embed import load_embedder
+
+        with self._models_lock:
+            key = (source, device)
+            if key not in self._models:
+                self._models[key] = load_embedder(source, device=device)
+            return self._models[key]
 
     def indices(self) -> list[IndexRow]:
         """The cluster's indices (hidden ones left out) with their aliases and documents."""

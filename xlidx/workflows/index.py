@@ -247,8 +247,23 @@ class Index:
 
         cache: dict[str, Searcher] = vars(self).setdefault("_searchers", {})
         if device not in cache:
-            cache[device] = Searcher(self.backend, self.name, device=device)
+            cache[device] = Searcher(
+                self.backend, self.name, device=device, load=self.cluster.embedder,
+                max_age=self.cluster.fresh_for,
+            )  # fmt: skip
         return cache[device]
+
+    # -- vectors as ingest and queries make them (workflows/vectors.py) ------------------------
+    def embed(
+        self, texts: Sequence[str], role: str = "passage", *, device: str = "auto"
+    ) -> list[list[float]]:
+        """One vector per text, exactly as this index's ingest (``role="passage"``) or its
+        queries (``role="query"``) make it: the index's model with that role's prompt, the
+        text's language detected as ingest (or a query) detects it, the index's calibration
+        applied, unit length. See :func:`~xlidx.workflows.vectors.embed`."""
+        from xlidx.workflows.vectors import embed
+
+        return embed(self.searcher(device).encoder, texts, role)
 
     def _forget_searchers(self) -> None:
         """Another version, or none, behind the alias: models and facts start afresh."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xlidx.errors import ConfigError, MappingError, XlidxError
+from xlidx.errors import ConfigError, IndexNotFound, XlidxError
 
 if TYPE_CHECKING:
     from xlidx.backends.base import Backend
@@ -158,7 +158,7 @@ def migrate(
     backend = index.backend
     current = resolve(backend, index.name)
     if current is None:
-        raise MappingError(f"no xlidx index named {index.name!r} to migrate")
+        raise IndexNotFound(f"no xlidx index named {index.name!r} to migrate")
     if languages is not None and not redetect:
         raise ConfigError("--languages applies with --redetect")
     x = current.xlidx_meta

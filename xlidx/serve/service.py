@@ -1,0 +1,286 @@
+"""What the HTTP handlers call: the warm models, their batch queues, and the library's
+workflows (:meth:`Index.embed <xlidx.workflows.index.Index.embed>`,
+:meth:`Index.search <xlidx.workflows.index.Index.search>`, the translator and the detector).
+Nothing here parses HTTP; :mod:`xlidx.serve.app` does.
+
+Model work (encoding, detection, translation) runs on one model thread, so that concurrent
+requests never oversubscribe the cores or the GPU: one service process per GPU. Searches run
+on a pool of their own (mostly waiting on the cluster); their query encoding takes the
+model's lock like any other use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from xlidx.errors import ConfigError, XlidxError
+from xlidx.serve.batching import Batcher, Observe
+from xlidx.serve.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from xlidx.pipeline.detect import Detection, Detector
+    from xlidx.pipeline.embed import Embedder
+    from xlidx.pipeline.translate import Translator
+    from xlidx.query.options import QueryOptions
+    from xlidx.workflows import Cluster
+
+log = logging.getLogger("xlidx.serve")
+R = TypeVar("R")
+
+#: ``input_type`` (Elasticsearch's ``custom`` service, and this API) → role.
+INPUT_TYPES = {"ingest": "passage", "search": "query"}
+INDEX_PREFIX = "xlidx/"
+
+
+class NotServed(XlidxError):
+    """The request names a model the service does not serve (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a model name (with ``input_type``) resolves to: an index's role, or the plain
+    ``--model`` in a role."""
+
+    key: str  # the queue: "xlidx/<index>:<role>" or "<model>:<role>"
+    index: str | None
+    role: str
+
+
+def parse_target(model: str | None, input_type: str | None, settings: ServeSettings) -> Target:
+    """The :class:`Target` of a request (pure): ``xlidx/<index>:passage|query``,
+    ``xlidx/<index>`` with ``input_type``, the ``--model`` (its path or its folder's name),
+    or, with no model named, the ``--model`` else the first ``--index``."""
+    from xlidx.spec import validate_index_name
+    from xlidx.workflows.vectors import check_role
+
+    if input_type is not None and input_type not in INPUT_TYPES:
+        raise ConfigError(f"unknown input_type {input_type!r}: expected ingest or search")
+    asked = INPUT_TYPES.get(input_type or "")
+    if not model:
+        if settings.model:
+            model = settings.model
+        elif settings.indices:
+            model = INDEX_PREFIX + settings.indices[0]
+        else:
+            raise NotServed("no model named, and the service has no default (--model or --index)")
+    if model.startswith(INDEX_PREFIX):
+        name, _, role = model[len(INDEX_PREFIX) :].partition(":")
+        validate_index_name(name)
+        if role:
+            check_role(role)
+            if asked and asked != role:
+                raise ConfigError(
+                    f"model {model!r} is the {role} role, but input_type is {input_type!r}"
+                )
+        role = role or asked or "passage"
+        return Target(f"{INDEX_PREFIX}{name}:{role}", name, role)
+    if settings.model and model in (settings.model, _folder_name(settings.model)):
+        role = asked or "passage"
+        return Target(f"{_folder_name(settings.model)}:{role}", None, role)
+    served = [f"{INDEX_PREFIX}<index>:passage|query"]
+    if settings.model:
+        served.insert(0, _folder_name(settings.model))
+    raise NotServed(f"model {model!r} is not served here: use {' or '.join(served)}")
+
+
+def _folder_name(model: str) -> str:
+    return model.rstrip("/").rsplit("/", 1)[-1]
+
+
+class Service:
+    """The warm state of one ``xlidx serve`` process."""
+
+    def __init__(
+        self,
+        settings: ServeSettings,
+        cluster: Cluster,
+        observe: Observe,
+        on_loaded: Callable[[str, float], None] = lambda _name, _seconds: None,
+    ) -> None:
+        """``observe`` hears of each batch (:data:`~xlidx.serve.batching.Observe`),
+        ``on_loaded(model, seconds)`` of each model warmed up."""
+        self.settings = settings
+        self.cluster = cluster
+        cluster.fresh_for = settings.fresh_for
+        self.observe = observe
+        self.on_loaded = on_loaded
+        self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="xlidx-model")
+        self.search_pool = ThreadPoolExecutor(
+            settings.search_threads, thread_name_prefix="xlidx-search"
+        )
+        self.batchers: dict[str, Batcher[Any]] = {}
+        self.status = "loading"  # → "ok", or "failed"
+        self.error: str | None = None
+        self.load_seconds: dict[str, float] = {}
+        self._translator: Translator | None = None
+        self._detectors: dict[str, Detector] = {}
+        self._lock = threading.RLock()  # detector() calls translator()
+
+    # -- start and stop ------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Load every model the settings name, and encode once with each (on the model thread,
+        before ``/health`` says ok)."""
+        try:
+            if self.settings.model:
+                t0 = time.perf_counter()
+                self.plain_model().encode_document(["warm-up"])
+                self._loaded(_folder_name(self.settings.model), time.perf_counter() - t0)
+            for name in self.settings.indices:
+                t0 = time.perf_counter()
+                index = self.cluster.index(name)
+                for role in ("passage", "query"):
+                    index.embed(["warm-up"], role, device=self.settings.device)
+                self._loaded(INDEX_PREFIX + name, time.perf_counter() - t0)
+            self.status = "ok"
+        except Exception as exc:
+            self.status, self.error = "failed", str(exc).splitlines()[0] if str(exc) else repr(exc)
+            log.error("loading the models failed: %s", self.error)
+
+    def _loaded(self, name: str, seconds: float) -> None:
+        self.load_seconds[name] = seconds
+        self.on_loaded(name, seconds)
+
+    async def close(self) -> None:
+        for batcher in self.batchers.values():
+            await batcher.close()
+        self.model_thread.shutdown(wait=True)
+        self.search_pool.shutdown(wait=True)
+
+    def health(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "models": sorted(self.load_seconds)}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+    # -- embeddings ----------------------------------------------------------------------------
+    def plain_model(self) -> Embedder:
+        if not self.settings.model:
+            raise NotServed("the service was started without --model")
+        return self.cluster.embedder(self.settings.model, self.settings.device)
+
+    async def embed(self, target: Target, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for ``texts`` as ``target`` makes them (float32 rows), through its batch
+        queue."""
+        batcher = self._batcher(target.key, lambda: self._embed_fn(target))
+        rows = await batcher.submit(texts)
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
+
+    def _embed_fn(self, target: Target) -> Callable[[list[str]], np.ndarray]:
+        from xlidx.workflows.vectors import first_passages
+
+        device = self.settings.device
+        if target.index is not None:
+            index = self.cluster.index(target.index)
+            return lambda texts: np.asarray(
+                index.embed(texts, target.role, device=device), dtype=np.float32
+            )
+
+        def plain(texts: list[str]) -> np.ndarray:
+            model = self.plain_model()
+            if target.role == "query":
+                return np.asarray(model.encode_query(texts), dtype=np.float32)
+            return np.asarray(model.encode_document(first_passages(model, texts)), np.float32)
+
+        return plain
+
+    def models(self) -> list[str]:
+        """The model names this service answers to now (OpenAI's ``GET /v1/models``): the
+        ``--model``, and both roles of every index named or used so far."""
+        names = [_folder_name(self.settings.model)] if self.settings.model else []
+        indices = dict.fromkeys([*self.settings.indices, *self.cluster.index_names()])
+        return names + [
+            f"{INDEX_PREFIX}{i}:{role}" for i in indices for role in ("passage", "query")
+        ]
+
+    def model_name(self, target: Target) -> str:
+        """The name an answer reports its vectors under."""
+        if target.index is not None:
+            return target.key
+        return _folder_name(self.settings.model or "")
+
+    # -- translation and detection -------------------------------------------------------------
+    def translator(self) -> Translator:
+        with self._lock:
+            if self._translator is None:
+                from xlidx.pipeline.translate import Translator
+                from xlidx.pipeline.translation_cache import TranslationCache
+
+                self._translator = Translator(device=self.settings.device, cache=TranslationCache())
+            return self._translator
+
+    def detector(self, which: str) -> Detector:
+        """``"any"``: among every language lingua knows; ``"source"``: among the languages the
+        installed packages translate from (``source: "auto"``)."""
+        with self._lock:
+            if which not in self._detectors:
+                from xlidx.pipeline.detect import Detector
+                from xlidx.workflows.translate import source_detector
+
+                self._detectors[which] = (
+                    Detector() if which == "any" else source_detector(self.translator())
+                )
+            return self._detectors[which]
+
+    async def detect(self, texts: Sequence[str], which: str = "any") -> list[Detection]:
+        detector = self.detector(which)
+        return await self._on_model_thread(lambda: detector.detections(list(texts)))
+
+    async def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+        """``texts`` from ``source`` into ``target``, through the pair's batch queue."""
+        translator = self.translator()
+        translator.route(source, target)  # ModelError (400) before any queueing
+        key = f"translate:{source}>{target}"
+        batcher = self._batcher(key, lambda: lambda t: translator.translate(t, source, target))
+        return await batcher.submit(texts)
+
+    def languages(self) -> list[dict[str, Any]]:
+        from xlidx.workflows.translate import language_name, language_targets
+
+        targets = language_targets(self.translator())
+        return [{"code": c, "name": language_name(c), "targets": t} for c, t in targets.items()]
+
+    # -- the cluster ---------------------------------------------------------------------------
+    async def search(self, index: str, options: QueryOptions) -> dict[str, Any]:
+        """``xlidx query --json``'s answer for ``options`` on ``index``."""
+        query = options.to_query()
+        idx = self.cluster.index(index)
+
+        def run() -> dict[str, Any]:
+            result = idx.search(
+                query, translate=options.translate_query, explain=options.explain,
+                retry_for=self.settings.search_retry_for, device=self.settings.device,
+            )  # fmt: skip
+            return result.to_json(options.explain)
+
+        return await self._in_pool(run)
+
+    async def index_status(self, name: str) -> dict[str, Any]:
+        return await self._in_pool(lambda: self.cluster.index(name).status().to_json())
+
+    async def indices(self) -> list[dict[str, Any]]:
+        return await self._in_pool(lambda: [r.to_json() for r in self.cluster.indices()])
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _batcher(self, key: str, make: Callable[[], Callable[[list[str]], Any]]) -> Batcher[Any]:
+        if key not in self.batchers:
+            s = self.settings
+            self.batchers[key] = Batcher(
+                key, make(), executor=self.model_thread, max_batch=s.max_batch,
+                max_wait=s.max_wait_ms / 1000, max_queued=s.max_queued, observe=self.observe,
+            )  # fmt: skip
+        return self.batchers[key]
+
+    async def _on_model_thread(self, fn: Callable[[], R]) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self.model_thread, fn)
+
+    async def _in_pool(self, fn: Callable[[], R]) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self.search_pool, fn)
