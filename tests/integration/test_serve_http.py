@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
 import signal
 import ssl
-import subprocess as sp
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +36,8 @@ def served(
         "cpu",
         "--max-items",
         "64",
+        "--max-body-bytes",
+        "100000",
         "--max-chars",
         "20000",
         log=logs / "serve.log",
@@ -111,6 +111,16 @@ def test_tei_embed_and_bad_requests(served: Served, tiny_embedder: Embedder) -> 
     assert "dimensions" in error(
         "/v1/embeddings", 400, json={"model": "tiny-st", "input": "x", "dimensions": 7}
     )
+    # bodies over --max-body-bytes, told by their length or as they stream (chunked)
+    big = b'{"inputs": ["' + b"x" * 120_000 + b'"]}'
+    assert "100000 bytes" in error("/embed", 413, content=big, headers=headers)
+    chunks = (big[i : i + 10_000] for i in range(0, len(big), 10_000))
+    assert "100000 bytes" in error("/embed", 413, content=chunks, headers=headers)
+    assert error("/nowhere", 404, json={}) == "Not Found"  # unknown routes: the same shape
+    # no texts: no vectors
+    assert httpx.post(served.url + "/embed", json={"inputs": []}).json() == []
+    empty = httpx.post(served.url + "/v1/embeddings", json={"model": "tiny-st", "input": []})
+    assert empty.status_code == 200 and empty.json()["data"] == []
     # OpenAI's error shape under /v1, which its client reads
     from openai import NotFoundError, OpenAI
 
@@ -230,34 +240,9 @@ def test_full_queue_429_then_sigterm_drains(tiny_st_model: Path, tmp_path: Path)
 def test_api_keys_and_tls(tiny_st_model: Path, tmp_path: Path) -> None:
     """Keys from --api-key and XLIDX_SERVE_API_KEYS; 401 without one or with a wrong one;
     /health open; keys never in the log; HTTPS with uvicorn's certificate options."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        from tests.conftest import unavailable
+    from tests.fixtures.tls import self_signed
 
-        unavailable("openssl is not installed (scripts/install.sh --test installs it)")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    sp.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed(tmp_path)
     tls = ssl.create_default_context(cafile=str(cert))
     with serving(
         "--model",
@@ -279,6 +264,10 @@ def test_api_keys_and_tls(tiny_st_model: Path, tmp_path: Path) -> None:
             assert client.get("/health").status_code == 200
             body = {"inputs": ["x"]}
             assert client.post("/embed", json=body).status_code == 401
+            bad = client.post(
+                "/embed", content=b"{not json", headers={"content-type": "application/json"}
+            )
+            assert bad.status_code == 401  # the key first: no body is read without one
             wrong = client.post("/embed", json=body, headers={"Authorization": "Bearer nope"})
             assert wrong.status_code == 401 and "API key" in wrong.json()["error"]
             for k in (KEY, "third-key"):

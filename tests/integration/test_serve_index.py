@@ -134,6 +134,8 @@ def test_passage_and_query_vectors_match_ingest_and_query(
         served.url + "/v1/embeddings", json={"model": "xlidx/xlidx-test-none:query", "input": "x"}
     )
     assert missing.status_code == 404 and "no xlidx index" in missing.json()["error"]["message"]
+    models = [m.id for m in client.models.list().data]
+    assert f"xlidx/{centered_index}:query" in models and not any("none" in m for m in models)
 
 
 def test_search_is_xlidx_query_json(

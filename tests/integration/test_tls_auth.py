@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port, require_binary, run_cli
+from tests.fixtures.tls import self_signed
 from xlidx.config import ConnectionSettings
 
 pytestmark = pytest.mark.integration
@@ -47,24 +48,7 @@ def tls_proxy(
     require_binary("openssl")
     d = tmp_path_factory.mktemp("nginx")
     os.chmod(d, 0o755)  # noqa: S103 - nginx workers must reach the files
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "cert.pem",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        cwd=d,
-    )
+    self_signed(d)
     hashed = _openssl("passwd", "-apr1", PASSWORD, cwd=d).strip()
     (d / "htpasswd").write_text(f"{USER}:{hashed}\n")
     os.chmod(d / "htpasswd", 0o644)

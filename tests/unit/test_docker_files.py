@@ -16,9 +16,8 @@ def _compose() -> dict[str, Any]:
 
 def test_compose_services() -> None:
     services = _compose()["services"]
-    assert set(services) == {
-        "opensearch", "elasticsearch", "redis", "worker-cpu", "worker-gpu", "serve-cpu", "serve-gpu",
-    }  # fmt: skip
+    engines = {"opensearch", "elasticsearch", "redis"}
+    assert set(services) == engines | {"worker-cpu", "worker-gpu", "serve-cpu", "serve-gpu"}
     os_ = services["opensearch"]
     assert os_["image"].startswith("opensearchproject/opensearch:2.19")
     assert os_["profiles"] == ["opensearch"]

@@ -85,3 +85,4 @@ def test_surely_fits_never_says_yes_to_a_text_that_may_not_fit() -> None:
     assert surely_fits("é" * 100, "query: ", 512)  # 200 bytes
     assert not surely_fits("猫" * 170, "", 512)  # 510 bytes: a byte-level tokenizer could pass
     assert not surely_fits("a" * 500, "passage: ", 512)  # the prompt and special tokens count
+    assert not surely_fits("\ufdfa" * 130, "", 512)  # NFKC makes each of these 18 characters

@@ -9,6 +9,7 @@ import typer
 
 from xlidx.cli._state import err
 from xlidx.cli.cluster import connect
+from xlidx.cli.options import DeviceOpt
 
 
 def serve_command(
@@ -25,8 +26,9 @@ def serve_command(
         str | None,
         typer.Option(
             "--model",
-            help="An embedding model to serve by its path or folder name (default "
-            "$XLIDX_EMBED_MODEL), besides every index's model as xlidx/<index>:passage|query.",
+            help="An embedding model to serve (a path or a hub name; default "
+            "$XLIDX_EMBED_MODEL); clients name it by its folder name. Every index's model is "
+            "served too, as xlidx/<index>:passage or :query.",
             show_default=False,
         ),
     ] = None,
@@ -39,9 +41,7 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
-    device: Annotated[
-        str, typer.Option(help="Device for models: auto, cpu, cuda or mps.")
-    ] = "auto",
+    device: DeviceOpt = "auto",
     api_key: Annotated[
         list[str] | None,
         typer.Option(
@@ -77,6 +77,9 @@ def serve_command(
     max_chars: Annotated[
         int, typer.Option(help="Characters in one request; more are answered 413.", min=1)
     ] = 2_000_000,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="Bytes in one request body; more are answered 413.", min=1)
+    ] = 16 * 1024 * 1024,
     ssl_certfile: Annotated[
         Path | None, typer.Option(help="TLS certificate (PEM): serve HTTPS.", show_default=False)
     ] = None,
@@ -100,7 +103,8 @@ def serve_command(
         host=host, port=port, model=model or env_embed_model(), indices=tuple(index or ()),
         device=device, api_keys=(*(api_key or ()), *serve_api_keys()), max_batch=max_batch,
         max_wait_ms=max_wait_ms, max_queued=max_queued, max_items=max_items,
-        max_chars=max_chars, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+        max_chars=max_chars, max_body_bytes=max_body_bytes, ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
     )  # fmt: skip
     for line in warnings(settings):
         err.print(f"warning: {line}", markup=False)

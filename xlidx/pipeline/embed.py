@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import threading
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,11 +188,13 @@ _SPECIAL_TOKENS = 8  # more than any tokenizer adds around a text (BOS, EOS, CLS
 
 def surely_fits(text: str, prompt: str, max_tokens: int) -> bool:
     """Whether ``prompt + text`` fits ``max_tokens`` whatever the tokenizer, without
-    tokenizing (pure): no token holds less than one byte of UTF-8, so a text of fewer bytes
-    than the limit leaves (special tokens aside) cannot pass it."""
-    return len(text) * 4 + len(prompt.encode("utf-8")) + _SPECIAL_TOKENS <= max_tokens or (
-        len(text.encode("utf-8")) + len(prompt.encode("utf-8")) + _SPECIAL_TOKENS <= max_tokens
-    )
+    tokenizing (pure): no token holds less than one byte of UTF-8 of the text after NFKC
+    normalization (which tokenizers apply, and which can lengthen a text), so a text of fewer
+    bytes than the limit leaves, special tokens aside, cannot pass it."""
+    room = max_tokens - _SPECIAL_TOKENS - len(prompt.encode("utf-8"))
+    if len(text) > room:
+        return False
+    return len(unicodedata.normalize("NFKC", text).encode("utf-8")) <= room
 
 
 def _unit_rows(vectors: Any, dimension: int) -> Vectors:

@@ -36,20 +36,24 @@ class QueryEncoder:
         self._load = load
         self._embedder = embedder
         self._translator = translator
+        self._loaded_from: str | None = None  # the source this encoder loaded its model from
         self._detector: Any = None
+        self._detector_for: tuple[str, ...] = ()
         self._calibrated: tuple[Any, Calibration | None] | None = None
 
     def embedder(self) -> Any:
         state = self.facts.state()
         emb = state.xlidx_meta.get("embedding", {})
-        if self._embedder is None:
-            source = str(emb.get("source") or emb.get("model"))
+        source = str(emb.get("source") or emb.get("model"))
+        # a model it loaded is loaded again when the index moved to another one meanwhile
+        if self._embedder is None or self._loaded_from not in (None, source):
             if self._load is not None:
                 self._embedder = self._load(source, self.device)
             else:
                 from xlidx.pipeline.embed import load_embedder
 
                 self._embedder = load_embedder(source, device=self.device)
+            self._loaded_from = source
         check_model(state.meta, self._embedder.describe(), self.facts.index)
         return self._embedder
 
@@ -77,8 +81,9 @@ class QueryEncoder:
         index detects, with the index's own language distribution as the prior."""
         from xlidx.pipeline.detect import Detector, detect_query
 
-        if self._detector is None:  # candidates: see query_candidates
-            self._detector = Detector(self.query_candidates())
+        candidates = self.query_candidates()  # they follow the index's languages
+        if self._detector is None or self._detector_for != candidates:
+            self._detector, self._detector_for = Detector(candidates), candidates
         return detect_query(text, index_languages=self.facts.languages(), detector=self._detector)
 
     def query_candidates(self) -> tuple[str, ...]:

@@ -36,12 +36,13 @@ class IndexFacts:
     def state(self) -> IndexState:
         if self.max_age is not None and time.monotonic() - self._read_at > self.max_age:
             self.forget()
-        if self._state is None:
+        st = self._state  # read once: another thread may forget it meanwhile
+        if st is None:
             st = resolve(self.backend, self.index)
             if st is None:
                 raise IndexNotFound(f"no xlidx index named {self.index!r}")
             self._state = st
-        return self._state
+        return st
 
     def forget(self) -> None:
         """Read the index again on next use: after documents were written, a calibration, or

@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xlidx.errors import (
@@ -92,7 +93,6 @@ def build_app(service: Service, metrics: Metrics) -> FastAPI:
     """The ASGI app over ``service``; its lifespan warms the models up in the background
     (``/health`` is 503 until they are loaded) and drains the queues at shutdown."""
     settings = service.settings
-    keys = [k.encode() for k in settings.api_keys]
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -102,22 +102,11 @@ def build_app(service: Service, metrics: Metrics) -> FastAPI:
         await warm
         await service.close()
 
-    async def authorized(request: Request) -> None:
-        if not keys:
-            return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        token = given.strip().encode()
-        ok = False
-        for key in keys:  # every key compared, in constant time
-            ok |= hmac.compare_digest(token, key)
-        if scheme.lower() != "bearer" or not ok:
-            raise Unauthorized("missing or wrong API key: send Authorization: Bearer <key>")
-
     app = FastAPI(
         title="xlidx serve", lifespan=lifespan, docs_url=None, redoc_url=None,
         openapi_url=None,
     )  # fmt: skip
-    guarded = [Depends(authorized)]
+    guarded: list[Any] = []  # the key is checked by KeyCheck, before any body is read
 
     @app.exception_handler(Exception)
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
@@ -137,6 +126,11 @@ def build_app(service: Service, metrics: Metrics) -> FastAPI:
 
     for kind in (XlidxError, TooLarge, Unauthorized, Overloaded):
         app.add_exception_handler(kind, on_error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """An unknown route (404) or method (405), in the one-line error shape."""
+        return error_response(request.url.path, exc.status_code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -193,15 +187,7 @@ def build_app(service: Service, metrics: Metrics) -> FastAPI:
         if body.source != "auto":
             out: list[str] = await service.translate(texts, body.source, body.target)
             return {"translatedText": out[0] if isinstance(body.q, str) else out}
-        found = await service.detect(texts, "source")
-        by_source: dict[str, list[int]] = {}
-        for i, d in enumerate(found):
-            by_source.setdefault(d.lang if d.lang != "und" else "en", []).append(i)
-        translated = [""] * len(texts)
-        for src, at in by_source.items():
-            done = await service.translate([texts[i] for i in at], src, body.target)
-            for i, text in zip(at, done, strict=True):
-                translated[i] = text
+        translated, found = await service.translate_auto(texts, body.target)
         detected = [_detection(d) for d in found]
         if isinstance(body.q, str):
             return {"translatedText": translated[0], "detectedLanguage": detected[0]}
@@ -216,7 +202,7 @@ def build_app(service: Service, metrics: Metrics) -> FastAPI:
 
     @app.get("/languages", dependencies=guarded)
     async def languages() -> list[dict[str, Any]]:
-        return service.languages()
+        return await service.languages()
 
     @app.get("/indices", dependencies=guarded)
     async def indices() -> Response:
@@ -231,6 +217,7 @@ def build_app(service: Service, metrics: Metrics) -> FastAPI:
         return _json(await service.search(name, options))
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(KeyCheck, keys=settings.api_keys)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
@@ -253,8 +240,34 @@ def _detection(d: Any) -> dict[str, Any]:
     return {"language": d.lang, "confidence": round(100 * float(d.confidence), 1)}
 
 
+class KeyCheck:
+    """401 unless the request carries ``Authorization: Bearer <one of keys>`` (every route
+    but ``/health``), decided from the headers alone: no body of a request without a key is
+    read. Every key is compared, in constant time."""
+
+    def __init__(self, app: ASGIApp, keys: Sequence[str]) -> None:
+        self.app = app
+        self.keys = [k.encode() for k in keys]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.keys or scope.get("path") == "/health":
+            await self.app(scope, receive, send)
+            return
+        auth = dict(scope.get("headers", [])).get(b"authorization", b"")
+        scheme, _, token = auth.partition(b" ")
+        ok = False
+        for key in self.keys:
+            ok |= hmac.compare_digest(token.strip(), key)
+        if scheme.lower() != b"bearer" or not ok:
+            message = "missing or wrong API key: send Authorization: Bearer <key>"
+            await error_response(str(scope.get("path", "")), 401, message)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 class BodyLimit:
-    """413 for a request body over ``max_bytes`` (by its Content-Length, or as it streams)."""
+    """413 for a request body over ``max_bytes``, by its Content-Length or as it streams: the
+    body is read here (up to the limit) before the route sees it."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -265,19 +278,26 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         path = str(scope.get("path", ""))
+        too_large = error_response(path, 413, f"request body over {self.max_bytes} bytes")
         length = dict(scope.get("headers", [])).get(b"content-length")
-        too_large = f"request body over {self.max_bytes} bytes"
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await error_response(path, 413, too_large)(scope, receive, send)
+            await too_large(scope, receive, send)
             return
+        messages: list[Message] = []
         seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise TooLarge(too_large)
-            return message
+                await too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
 
-        await self.app(scope, counted, send)
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)

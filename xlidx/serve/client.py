@@ -53,8 +53,8 @@ class ServeClient:
 def _message(r: httpx.Response) -> str:
     try:
         err = r.json().get("error")
-    except ValueError:
-        return r.text[:200]
+    except (ValueError, AttributeError):
+        err = r.text[:200]  # a proxy's page, say: one line of it
     if isinstance(err, dict):
-        return str(err.get("message"))
-    return str(err)
+        err = err.get("message")
+    return " ".join(str(err).split())

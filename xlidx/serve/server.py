@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from xlidx.workflows import Cluster
 
 log = logging.getLogger("xlidx.serve")
-MAX_CONNECTIONS = 1024
+MAX_CONNECTIONS = 256
 
 
 class _Server(uvicorn.Server):

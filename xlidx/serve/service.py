@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from xlidx.errors import ConfigError, XlidxError
+from xlidx.errors import ConfigError, IndexNotFound, XlidxError
 from xlidx.serve.batching import Batcher, Observe
 from xlidx.serve.settings import ServeSettings
 
@@ -121,9 +121,9 @@ class Service:
         self.status = "loading"  # → "ok", or "failed"
         self.error: str | None = None
         self.load_seconds: dict[str, float] = {}
-        self._translator: Translator | None = None
         self._detectors: dict[str, Detector] = {}
-        self._lock = threading.RLock()  # detector() calls translator()
+        self._languages: list[dict[str, Any]] | None = None
+        self._lock = threading.Lock()
 
     # -- start and stop ------------------------------------------------------------------------
     def warm_up(self) -> None:
@@ -169,13 +169,37 @@ class Service:
 
     async def embed(self, target: Target, texts: Sequence[str]) -> np.ndarray:
         """Vectors for ``texts`` as ``target`` makes them (float32 rows), through its batch
-        queue."""
+        queue. An index is read (and its absence found) on the search pool first, so that
+        the model thread never waits on the cluster and no queue is made for a name that is
+        no index."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        if target.index is not None:
+            await self._read_index(target.index)
         batcher = self._batcher(target.key, lambda: self._embed_fn(target))
         rows = await batcher.submit(texts)
         return np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
 
+    async def _read_index(self, name: str) -> None:
+        """What the index's vectors need from the cluster (its state, calibration and
+        languages), read now unless fresh; a name that is no index is forgotten."""
+
+        def read() -> None:
+            facts = self.cluster.index(name).searcher(self.settings.device).facts
+            facts.state()
+            facts.languages()
+
+        await self._in_pool(lambda: self._forgetting(name, read))
+
+    def _forgetting(self, name: str, fn: Callable[[], R]) -> R:
+        try:
+            return fn()
+        except IndexNotFound:
+            self.cluster.forget_index(name)
+            raise
+
     def _embed_fn(self, target: Target) -> Callable[[list[str]], np.ndarray]:
-        from xlidx.workflows.vectors import first_passages
+        from xlidx.workflows.vectors import raw_vectors
 
         device = self.settings.device
         if target.index is not None:
@@ -183,14 +207,7 @@ class Service:
             return lambda texts: np.asarray(
                 index.embed(texts, target.role, device=device), dtype=np.float32
             )
-
-        def plain(texts: list[str]) -> np.ndarray:
-            model = self.plain_model()
-            if target.role == "query":
-                return np.asarray(model.encode_query(texts), dtype=np.float32)
-            return np.asarray(model.encode_document(first_passages(model, texts)), np.float32)
-
-        return plain
+        return lambda texts: np.asarray(raw_vectors(self.plain_model(), texts, target.role))
 
     def models(self) -> list[str]:
         """The model names this service answers to now (OpenAI's ``GET /v1/models``): the
@@ -209,17 +226,12 @@ class Service:
 
     # -- translation and detection -------------------------------------------------------------
     def translator(self) -> Translator:
-        with self._lock:
-            if self._translator is None:
-                from xlidx.pipeline.translate import Translator
-                from xlidx.pipeline.translation_cache import TranslationCache
-
-                self._translator = Translator(device=self.settings.device, cache=TranslationCache())
-            return self._translator
+        return self.cluster.translator(self.settings.device)
 
     def detector(self, which: str) -> Detector:
         """``"any"``: among every language lingua knows; ``"source"``: among the languages the
-        installed packages translate from (``source: "auto"``)."""
+        installed packages translate from (``source: "auto"``). Made on the model thread
+        (scanning the packages may wait on a package being loaded)."""
         with self._lock:
             if which not in self._detectors:
                 from xlidx.pipeline.detect import Detector
@@ -231,40 +243,63 @@ class Service:
             return self._detectors[which]
 
     async def detect(self, texts: Sequence[str], which: str = "any") -> list[Detection]:
-        detector = self.detector(which)
-        return await self._on_model_thread(lambda: detector.detections(list(texts)))
+        return await self._on_model_thread(lambda: self.detector(which).detections(list(texts)))
 
     async def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
-        """``texts`` from ``source`` into ``target``, through the pair's batch queue."""
+        """``texts`` from ``source`` into ``target``, through the pair's batch queue (a pair
+        no package serves: :class:`~xlidx.errors.ModelError`, before any queueing)."""
         translator = self.translator()
-        translator.route(source, target)  # ModelError (400) before any queueing
+        await self._on_model_thread(lambda: translator.route(source, target))
         key = f"translate:{source}>{target}"
         batcher = self._batcher(key, lambda: lambda t: translator.translate(t, source, target))
         return await batcher.submit(texts)
 
-    def languages(self) -> list[dict[str, Any]]:
-        from xlidx.workflows.translate import language_name, language_targets
+    async def translate_auto(
+        self, texts: Sequence[str], target: str
+    ) -> tuple[list[str], list[Detection]]:
+        """``texts`` into ``target``, each from the language detected for it
+        (:func:`~xlidx.workflows.translate.by_source`); the translations and detections."""
+        from xlidx.workflows.translate import by_source
 
-        targets = language_targets(self.translator())
-        return [{"code": c, "name": language_name(c), "targets": t} for c, t in targets.items()]
+        found = await self.detect(texts, "source")
+        out = [""] * len(texts)
+        for src, at in by_source(found).items():
+            done = await self.translate([texts[i] for i in at], src, target)
+            for i, text in zip(at, done, strict=True):
+                out[i] = text
+        return out, found
+
+    async def languages(self) -> list[dict[str, Any]]:
+        """The installed languages and their targets (read once: packages installed later
+        are seen after a restart)."""
+        if self._languages is None:
+            from xlidx.workflows.translate import language_name, language_targets
+
+            targets = await self._on_model_thread(lambda: language_targets(self.translator()))
+            self._languages = [
+                {"code": c, "name": language_name(c), "targets": t} for c, t in targets.items()
+            ]
+        return self._languages
 
     # -- the cluster ---------------------------------------------------------------------------
     async def search(self, index: str, options: QueryOptions) -> dict[str, Any]:
         """``xlidx query --json``'s answer for ``options`` on ``index``."""
         query = options.to_query()
-        idx = self.cluster.index(index)
 
         def run() -> dict[str, Any]:
-            result = idx.search(
+            result = self.cluster.index(index).search(
                 query, translate=options.translate_query, explain=options.explain,
                 retry_for=self.settings.search_retry_for, device=self.settings.device,
             )  # fmt: skip
             return result.to_json(options.explain)
 
-        return await self._in_pool(run)
+        return await self._in_pool(lambda: self._forgetting(index, run))
 
     async def index_status(self, name: str) -> dict[str, Any]:
-        return await self._in_pool(lambda: self.cluster.index(name).status().to_json())
+        def status() -> dict[str, Any]:
+            return self.cluster.index(name).status().to_json()
+
+        return await self._in_pool(lambda: self._forgetting(name, status))
 
     async def indices(self) -> list[dict[str, Any]]:
         return await self._in_pool(lambda: [r.to_json() for r in self.cluster.indices()])

@@ -13,6 +13,7 @@ from xlidx.errors import ConfigError
 if TYPE_CHECKING:
     from xlidx.backends.base import Backend
     from xlidx.pipeline.embed import Embedder
+    from xlidx.pipeline.translate import Translator
     from xlidx.workflows.index import Index
     from xlidx.workflows.lifecycle import IndexRow
 
@@ -35,6 +36,7 @@ class Cluster:
         self._settings = settings
         self._indices: dict[str, Index] = {}
         self._models: dict[tuple[str, str], Embedder] = {}
+        self._translators: dict[str, Translator] = {}
         self._models_lock = threading.Lock()
         #: seconds what an index's searches read of it (version, calibration, languages) is
         #: trusted before it is read again; ``None``: until a workflow on this object changes
@@ -100,6 +102,23 @@ class Cluster:
     def index_names(self) -> list[str]:
         """The names :meth:`index` was asked for so far, in order."""
         return list(self._indices)
+
+    def forget_index(self, name: str) -> None:
+        """Drop the :class:`Index` kept for ``name`` (one that turned out not to exist)."""
+        self._indices.pop(name, None)
+
+    def translator(self, device: str = "auto") -> Translator:
+        """The translator of the installed argos packages on ``device``, with the
+        translation cache, one per process for this cluster (its searches' query translation
+        and ``xlidx serve`` share it). ``mps``: CTranslate2 has no MPS, so the CPU."""
+        from xlidx.pipeline.translate import Translator
+        from xlidx.pipeline.translation_cache import TranslationCache
+
+        device = "cpu" if device == "mps" else device
+        with self._models_lock:
+            if device not in self._translators:
+                self._translators[device] = Translator(device=device, cache=TranslationCache())
+            return self._translators[device]
 
     def embedder(self, source: str, device: str = "auto") -> Embedder:
         """The embedding model ``source`` names on ``device``

@@ -249,7 +249,7 @@ class Index:
         if device not in cache:
             cache[device] = Searcher(
                 self.backend, self.name, device=device, load=self.cluster.embedder,
-                max_age=self.cluster.fresh_for,
+                translator=self.cluster.translator(device), max_age=self.cluster.fresh_for,
             )  # fmt: skip
         return cache[device]
 

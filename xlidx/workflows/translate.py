@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 from xlidx.errors import ModelError
 
 if TYPE_CHECKING:
-    from xlidx.pipeline.detect import Detector
+    from collections.abc import Sequence
+
+    from xlidx.pipeline.detect import Detection, Detector
     from xlidx.pipeline.translate import Translator
 
 
@@ -48,3 +50,14 @@ def source_detector(translator: Translator) -> Detector:
 
     sources = tuple(c for c, targets in language_targets(translator).items() if targets)
     return Detector(sources or ("en",))
+
+
+def by_source(found: Sequence[Detection], default: str = "en") -> dict[str, list[int]]:
+    """The positions of the texts of each detected source language (pure); a text whose
+    language is unclear (``und``) is taken as ``default``, the pivot of the packages."""
+    from xlidx.documents import UNDETERMINED
+
+    out: dict[str, list[int]] = {}
+    for i, d in enumerate(found):
+        out.setdefault(default if d.lang == UNDETERMINED else d.lang, []).append(i)
+    return out

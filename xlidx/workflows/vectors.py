@@ -20,7 +20,7 @@ from xlidx.errors import ConfigError
 
 if TYPE_CHECKING:
     from xlidx.pipeline.detect import Detector
-    from xlidx.pipeline.embed import Embedder
+    from xlidx.pipeline.embed import Embedder, Vectors
     from xlidx.search.encode import QueryEncoder
 
 #: The roles a text is embedded in: a stored passage, or a query.
@@ -42,12 +42,20 @@ def embed(encoder: QueryEncoder, texts: Sequence[str], role: str) -> list[list[f
         return []
     if role == "query":
         return encoder.query_vectors(texts)
-    raws = encoder.embedder().encode_document(first_passages(encoder.embedder(), texts))
+    raws: list[list[float]] = raw_vectors(encoder.embedder(), texts, "passage").tolist()
     cal = encoder.calibration()
     if cal is None or not cal.centers:
-        return [[float(v) for v in row] for row in raws]
+        return raws
     langs = passage_detector(encoder.facts.state().xlidx_meta).detect_many(texts)
     return [p["vector"] for p in cal.passages(raws, langs)]
+
+
+def raw_vectors(embedder: Embedder, texts: Sequence[str], role: str) -> Vectors:
+    """The model's own vectors for ``texts`` in ``role`` (its prompt; a passage cut to the
+    first one ingest would store), before any calibration."""
+    if check_role(role) == "query":
+        return embedder.encode_query(list(texts))
+    return embedder.encode_document(first_passages(embedder, texts))
 
 
 def first_passages(embedder: Embedder, texts: Sequence[str]) -> list[str]:
