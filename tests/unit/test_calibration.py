@@ -285,3 +285,35 @@ def test_rewrite_moves_stale_passages_through_the_bulk_writer() -> None:
     assert [a["_id"] for a in fake.sent] == ["a", "b", "c"]
     assert fake.sent[0]["passages"][0]["center"] == cal.languages["en"].document
     assert seen == [("moving vectors", 3, 3)]
+
+
+def test_the_query_side_sample_is_in_the_documents_own_language() -> None:
+    from xlidx.indices.calibrate import first_sentence, own_language_text
+
+    title, body = "The bees", "Die Bienen sterben. Warum?"
+    doc = {"title": title, "body": body, "xlidx": {"field_langs": {"title": "en", "body": "de"}}}
+    assert own_language_text(doc, "de", ["title", "body"]) == body  # not the English title
+    assert own_language_text(doc, "en", ["title", "body"]) == title
+    assert own_language_text(doc, "fr", ["title", "body"]) is None
+    assert first_sentence(body) == "Die Bienen sterben."
+    # the segments of a mixed field, unless they are translations
+    mixed = {"text": "…", "i18n": {"text": {"fr": "Les abeilles."}},
+             "xlidx": {"field_langs": {"text": "de"}}}  # fmt: skip
+    assert own_language_text(mixed, "fr", ["text"]) == "Les abeilles."
+    mixed["xlidx"]["translated_to"] = ["fr"]  # type: ignore[index]
+    assert own_language_text(mixed, "fr", ["text"]) is None
+    # written before fields had languages: the first text field, as before
+    assert own_language_text({"title": title, "body": body}, "de", ["title", "body"]) == title
+    # the engine is asked for what it needs
+    from xlidx.backends._dsl import sample_body
+
+    fields = sample_body("de", 10, ["title", "body"], 1)["_source"]
+    assert {"xlidx.field_langs", "xlidx.translated_to", "i18n.body.de"} <= set(fields)
+
+
+def test_nearly_identical_means_are_told() -> None:
+    from xlidx.pipeline.calibration import alike
+
+    got = alike({"de": [1.0, 0.0], "fr": [1.0, 0.0001], "es": [0.0, 1.0]})
+    assert [(a, b) for a, b, _ in got] == [("de", "fr")] and got[0][2] > 0.999
+    assert alike({"de": [1.0, 0.0], "fr": [0.9, 0.1]}) == []

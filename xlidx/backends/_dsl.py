@@ -134,10 +134,12 @@ def text_languages_query(langs: Iterable[str]) -> dict[str, Any]:
 
 def sample_body(lang: str, size: int, fields: Sequence[str], seed: int) -> dict[str, Any]:
     """Up to ``size`` random documents in ``lang`` (the same on every run for one ``seed``:
-    seeded on the document id), with their passages and ``fields``."""
+    seeded on the document id), with their passages, ``fields``, the language of each field,
+    and the field's text in ``lang`` where it is a segment of a mixed field."""
+    own = [f"i18n.{f}.{lang}" for f in fields]
     return {
         "size": size,
-        "_source": [PASSAGES, *fields],
+        "_source": [PASSAGES, "xlidx.field_langs", "xlidx.translated_to", *fields, *own],
         "query": {
             "function_score": {
                 "query": {"term": {LANG: lang}},

@@ -134,6 +134,8 @@ def _print_status(r: IndexStatus) -> None:
         else "centering:  not calibrated yet (a language needs "
         f"{MIN_DOCS} documents; `xlidx index calibrate {r.name}`)"
     )
+    for warning in (cal or {}).get("warnings") or ():
+        out.print(f"warning:    {warning}", markup=False)
     analyzers = r.analyzers or {}
     if analyzers:
         out.print("analyzers:  " + ", ".join(f"{lang} {a}" for lang, a in analyzers.items()))
@@ -283,7 +285,7 @@ def _report_migration(done: Migration, *, as_json: bool) -> None:
 
 def _print_migration(done: Migration) -> None:
     if done.calibration is not None:
-        out.print(calibration_line(done.calibration.to_json()))
+        _print_calibration(done.calibration.to_json())
     if done.gate is not None:
         out.print(f"gate passed: {done.gate.reason()}; report: {done.report}")
     out.print(
@@ -345,7 +347,7 @@ def calibrate(
     if as_json:
         out.print_json(json.dumps(done.to_json()))
         return
-    out.print(calibration_line(done.to_json()))
+    _print_calibration(done.to_json())
     out.print(f"moved the vectors of {done.rewritten} document(s) in {done.seconds:.1f}s")
 
 
@@ -354,6 +356,13 @@ def calibration_line(cal: dict[str, Any]) -> str:
     langs = ", ".join(f"{k} {v['docs']}" for k, v in sorted(cal.get("languages", {}).items()))
     state = "on" if cal.get("centering") else "off"
     return f"centering {state} ({cal.get('mode')}): {cal.get('reason')}; means: {langs or '-'}"
+
+
+def _print_calibration(cal: dict[str, Any]) -> None:
+    """A calibration's line, then one line per warning it gave about its own samples."""
+    out.print(calibration_line(cal))
+    for warning in cal.get("warnings") or ():
+        out.print(f"warning: {warning}", markup=False)
 
 
 @contextmanager

@@ -36,6 +36,7 @@ from xlidx.pipeline.calibration import (
     SAMPLE_DOCS,
     Calibration,
     LanguageMeans,
+    alike,
     average,
     close,
     decide,
@@ -84,6 +85,7 @@ class Calibrated:
             "conflicts": self.conflicts,
             "lost": self.lost,
             "seconds": round(self.seconds, 2),
+            "warnings": list(c.warnings),
         }
 
 
@@ -97,23 +99,44 @@ def languages_due(cal: Calibration | None, counts: Mapping[str, int], min_docs: 
     )
 
 
-def first_sentence(source: Mapping[str, Any], text_fields: Sequence[str]) -> str | None:
+def own_language_text(
+    source: Mapping[str, Any], lang: str, text_fields: Sequence[str]
+) -> str | None:
+    """The text of a document in ``lang`` that stands for its queries (pure): its longest
+    text field detected in ``lang`` (a body rather than a title over it in another language),
+    else the ``lang`` segments of a mixed field, unless they are translations; ``None`` where
+    the document holds no original text in ``lang``. A document written before fields had
+    languages (no ``xlidx.field_langs``) gives its first text field, as before."""
+    x = source.get("xlidx") or {}
+    field_langs = x.get("field_langs") or {}
+    texts = {f: source.get(f) for f in text_fields}
+    present = {f: t for f, t in texts.items() if isinstance(t, str) and t.strip()}
+    if not field_langs:
+        return next(iter(present.values()), None)
+    own = [t for f, t in present.items() if field_langs.get(f) == lang]
+    if not own and lang not in (x.get("translated_to") or []):
+        i18n = source.get("i18n") or {}
+        own = [
+            t for f in text_fields
+            if isinstance(t := (i18n.get(f) or {}).get(lang), str) and t.strip()
+        ]  # fmt: skip
+    return max(own, key=len) if own else None
+
+
+def first_sentence(text: str) -> str | None:
     from xlidx.pipeline.sentences import split_sentences
 
-    for f in text_fields:
-        value = source.get(f)
-        if isinstance(value, str) and value.strip():
-            sentences = split_sentences(value, max_chars=FIRST_SENTENCE_CHARS)
-            return sentences[0] if sentences else None
-    return None
+    sentences = split_sentences(text, max_chars=FIRST_SENTENCE_CHARS)
+    return sentences[0] if sentences else None
 
 
 @dataclass
 class Sample:
     vectors: list[np.ndarray]  # raw passage vectors in the language
-    sentences: list[str]  # first sentences of the documents
+    sentences: list[str]  # first sentences of the documents' own-language text
     docs: int
     lost: int = 0  # passages whose mean is unknown (skipped)
+    foreign: int = 0  # documents with no original text in the language (no sentence)
 
 
 def sample(
@@ -124,7 +147,8 @@ def sample(
     text_fields: Sequence[str],
     cal: Calibration | None,
 ) -> Sample:
-    """Up to ``size`` random documents in ``lang``: their raw passage vectors in ``lang``."""
+    """Up to ``size`` random documents in ``lang``: their raw passage vectors in ``lang``,
+    and the first sentence of each one's own-language text (:func:`own_language_text`)."""
     hits = backend.sample_language(index, lang, size, fields=text_fields, seed=_SEED)
     out = Sample([], [], 0)
     for h in hits:
@@ -142,9 +166,12 @@ def sample(
             continue
         out.docs += 1
         out.vectors += vecs
-        sentence = first_sentence(src, text_fields)
+        text = own_language_text(src, lang, text_fields)
+        sentence = first_sentence(text) if text else None
         if sentence:
             out.sentences.append(sentence)
+        else:
+            out.foreign += 1
     return out
 
 
@@ -208,6 +235,7 @@ def calibrate(
 
     samples: dict[str, np.ndarray] = {}
     languages: dict[str, LanguageMeans] = {}
+    warnings: list[str] = []
     lost = 0
     for i, lang in enumerate(langs):
         if progress is not None:
@@ -232,9 +260,26 @@ def calibrate(
                 "calibrating this index needs its model (its queries have a prompt of their "
                 "own), and none was given"
             )
+        if 2 * s.foreign > s.docs:
+            warnings.append(
+                f"{lang}: {s.foreign} of {s.docs} sampled documents hold no text of their own in "
+                f"{lang}; its queries are centered with its document mean"
+            )
+            languages[lang] = LanguageMeans(doc_id, doc_id, s.docs, 0)
+            continue
         q_mean = average(np.asarray(encoder.encode_query(s.sentences), dtype=np.float64))
         q_id = remember(q_mean, was.query if was else None)
         languages[lang] = LanguageMeans(doc_id, q_id, s.docs, len(s.sentences))
+    own_query = {k: means[m.query] for k, m in languages.items() if m.query != m.document}
+    for a, b, cos in alike(own_query):
+        warnings.append(
+            f"the query-side means of {a} and {b} are nearly the same (cosine {cos:.4f}): their "
+            "query samples share text in one language; their queries are centered with their "
+            "document means"
+        )
+        for lang in (a, b):
+            m = languages[lang]
+            languages[lang] = LanguageMeans(m.document, m.document, m.docs, 0)
     added = [lang for lang in languages if lang not in keep]
     if not full and not added and (old is None or old.mode == mode):
         return None
@@ -260,6 +305,7 @@ def calibrate(
         min_docs=min_docs,
         sample_docs=sample_docs,
         retired=dict(old.retired) if old else {},
+        warnings=tuple(warnings),
     ).retiring(made_at)
     done = Calibrated(cal, added=added, lost=lost)
     cal = publish(backend, state, cal)

@@ -185,6 +185,7 @@ class Calibration:
     min_docs: int = MIN_DOCS
     sample_docs: int = SAMPLE_DOCS
     retired: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # what the calibration found wrong with its own samples
 
     @property
     def centers(self) -> bool:
@@ -307,6 +308,7 @@ class Calibration:
             ),
             "means": dict(self.means),
             "retired": dict(self.retired),
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -338,6 +340,7 @@ class Calibration:
                 min_docs=int(meta.get("min_docs", MIN_DOCS)),
                 sample_docs=int(meta.get("sample_docs", SAMPLE_DOCS)),
                 retired={str(k): str(v) for k, v in (meta.get("retired") or {}).items()},
+                warnings=tuple(str(w) for w in meta.get("warnings") or ()),
             )
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise MappingError(f"the index's calibration in _meta is malformed: {exc}") from None
@@ -346,6 +349,25 @@ class Calibration:
 def from_index_meta(xlidx_meta: Mapping[str, Any]) -> Calibration | None:
     raw = xlidx_meta.get("calibration")
     return Calibration.from_meta(raw) if isinstance(raw, Mapping) else None
+
+
+SAME_QUERY_SIDE = 0.999  # cosine above which two languages' query-side means are one
+
+
+def alike(
+    vectors: Mapping[str, Sequence[float]], above: float = SAME_QUERY_SIDE
+) -> list[tuple[str, str, float]]:
+    """The pairs of ``vectors`` (by name) whose cosine passes ``above``, with it (pure)."""
+    names = sorted(vectors)
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            va, vb = np.asarray(vectors[a], np.float64), np.asarray(vectors[b], np.float64)
+            norms = float(np.linalg.norm(va) * np.linalg.norm(vb))
+            cos = float(va @ vb) / max(norms, 1e-12)
+            if cos > above:
+                out.append((a, b, cos))
+    return out
 
 
 def close(a: Sequence[float], b: Sequence[float]) -> bool:
