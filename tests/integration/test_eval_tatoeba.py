@@ -1,8 +1,8 @@
 """`xlidx eval` on real data: Tatoeba EN→FR (the French side of 1000 aligned sentence pairs
 as the pool, the English side of the first 400 as queries, real multilingual-e5-small).
 Tatoeba's sentences are CC BY 2.0 FR, by the Tatoeba project (tatoeba.org) and its
-contributors, via the LASER test sets (see /work/shared/data/tatoeba/SOURCE.md). A file of its own, so that the suite's xdist workers
-run it beside the other evaluation tests.
+contributors, via the LASER test sets (see /work/shared/data/tatoeba/SOURCE.md). A file of
+its own, so that the suite's xdist workers run it beside the other evaluation tests.
 """
 
 from __future__ import annotations

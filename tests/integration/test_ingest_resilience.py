@@ -31,6 +31,10 @@ from xlidx.config import ConnectionSettings
 pytestmark = pytest.mark.integration
 
 N = 1500
+# the outage tests: enough that the ingest is still writing when the node goes (it is stopped
+# as soon as 100 documents are in, and the stderr checks fail should the ingest have ended),
+# few enough that the rest after the restart is quick
+N_OUTAGE = 600
 SENTENCES = (
     "The river flooded the old town after three days of heavy rain.",
     "La rivière a inondé la vieille ville après trois jours de fortes pluies.",
@@ -122,7 +126,7 @@ def test_node_down_longer_than_the_old_retry_window_the_ingest_finishes(
     from xlidx.devnode.node import start, stop
 
     paths, settings = own_node
-    src = corpus(tmp_path / "docs.jsonl")
+    src = corpus(tmp_path / "docs.jsonl", N_OUTAGE)
     env = {"XLIDX_URL": settings.urls[0], "XLIDX_HOME": str(tmp_path / "home")}
     proc = start_ingest(src, "outage", env)
     wait_count(settings, "outage", 100, proc)
@@ -132,10 +136,10 @@ def test_node_down_longer_than_the_old_retry_window_the_ingest_finishes(
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
     summary = json.loads(stdout)
-    assert summary["indexed"] == N and summary["dead_lettered"] == 0
+    assert summary["indexed"] == N_OUTAGE and summary["dead_lettered"] == 0
     assert "waiting up to 10m (--retry-for)" in stderr and "the cluster is back after" in stderr
     ids = all_ids(settings, "outage")
-    assert len(ids) == N and set(ids) == {f"d{i}" for i in range(N)}
+    assert len(ids) == N_OUTAGE and set(ids) == {f"d{i}" for i in range(N_OUTAGE)}
 
 
 def test_from_index_reopens_its_scroll_after_a_restart(
@@ -147,7 +151,8 @@ def test_from_index_reopens_its_scroll_after_a_restart(
 
     paths, settings = own_opensearch
     backend = open_backend(settings)
-    rows = (json.loads(line) for line in corpus(tmp_path / "docs.jsonl").read_text().splitlines())
+    src = corpus(tmp_path / "docs.jsonl", N_OUTAGE)
+    rows = (json.loads(line) for line in src.read_text().splitlines())
     actions = ({"_index": "plain", "_id": r["id"], "_source": r} for r in rows)
     assert all(ok for ok, _ in backend.bulk(actions, chunk_size=500, max_chunk_bytes=10**7,
                max_retries=0, initial_backoff=1, max_backoff=1))  # fmt: skip
@@ -166,9 +171,9 @@ def test_from_index_reopens_its_scroll_after_a_restart(
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
     summary = json.loads(stdout)
-    assert summary["read"] == summary["indexed"] == N and summary["dead_lettered"] == 0
+    assert summary["read"] == summary["indexed"] == N_OUTAGE and summary["dead_lettered"] == 0
     ids = all_ids(settings, "rich")
-    assert len(ids) == N and set(ids) == {f"d{i}" for i in range(N)}
+    assert len(ids) == N_OUTAGE and set(ids) == {f"d{i}" for i in range(N_OUTAGE)}
 
 
 @pytest.mark.parametrize(
