@@ -143,7 +143,13 @@ def test_sample_language(cls: type[ClientBackend]) -> None:
             "search",
             {
                 "size": 40,
-                "_source": ["xlidx.passages", "body"],
+                "_source": [
+                    "xlidx.passages",
+                    "xlidx.field_langs",
+                    "xlidx.translated_to",
+                    "body",
+                    "i18n.body.fr",
+                ],
                 "query": {
                     "function_score": {
                         "query": {"term": {"xlidx.lang": "fr"}},

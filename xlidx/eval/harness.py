@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,9 @@ class EvalOptions:
     measures: tuple[str, ...] = MEASURES
     share_depth: int = 10
     centering: bool = True  # center query vectors where the index is calibrated to
+    # searches in flight at once (each mostly waits on the cluster); the latencies reported
+    # are those of searches run this many at a time
+    concurrency: int = 4
 
 
 @dataclass
@@ -272,16 +276,21 @@ def run_eval(
         took: list[float] = []
         fusion: dict[str, set[Any]] = {"weights": set(), "fused_on": set()}
         progress(mode, 0, len(queries))
-        for i, q in enumerate(queries, start=1):
-            res: QueryResult = searcher.search(prepared[q.qid].mode(mode), translate=False)
-            run[q.qid] = ordered([(h.id, h.score) for h in res.hits])
-            hit_langs[q.qid] = [h.lang or UNKNOWN_LANG for h in res.hits]
-            took.append(res.took_ms)
-            if res.weights is not None:
-                fusion["weights"].add(res.weights)
-            if res.fused_on is not None:
-                fusion["fused_on"].add(res.fused_on)
-            progress(mode, i, len(queries))
+
+        def search(q: EvalQuery, mode: str = mode) -> QueryResult:
+            return searcher.search(prepared[q.qid].mode(mode), translate=False)
+
+        with ThreadPoolExecutor(max(1, options.concurrency)) as pool:
+            results = pool.map(search, queries)  # answers in the queries' order
+            for i, (q, res) in enumerate(zip(queries, results, strict=True), start=1):
+                run[q.qid] = ordered([(h.id, h.score) for h in res.hits])
+                hit_langs[q.qid] = [h.lang or UNKNOWN_LANG for h in res.hits]
+                took.append(res.took_ms)
+                if res.weights is not None:
+                    fusion["weights"].add(res.weights)
+                if res.fused_on is not None:
+                    fusion["fused_on"].add(res.fused_on)
+                progress(mode, i, len(queries))
         values = per_query(run, judgments, options.measures)
         report = ModeReport(
             mode=mode,

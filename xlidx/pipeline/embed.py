@@ -91,6 +91,10 @@ class Embedder(Protocol):
         """JSON-able record of what produces the vectors, for an index's ``_meta``."""
 
 
+_LOADED: dict[tuple[Any, ...], SentenceTransformerEmbedder] = {}
+_LOADED_LOCK = threading.Lock()
+
+
 def load_embedder(
     spec: str,
     *,
@@ -122,11 +126,18 @@ def load_embedder(
     path = Path(spec).expanduser()
     if path.is_dir():
         path = path.resolve()
-        if not any((path / f).is_file() for f in ("modules.json", "config.json")):
+        marks = [path / f for f in ("modules.json", "config.json") if (path / f).is_file()]
+        if not marks:
             raise ModelError(f"not a model directory (no modules.json or config.json): {path}")
-        return SentenceTransformerEmbedder(
-            str(path), name=path.name, local_files_only=True, **options
-        )
+        # one model per process for the same folder and options (a folder rewritten since is
+        # loaded again): each command run in one process, and each index on one model, share it
+        key = (str(path), tuple(m.stat().st_mtime_ns for m in marks), *options.items())
+        with _LOADED_LOCK:
+            if key not in _LOADED:
+                _LOADED[key] = SentenceTransformerEmbedder(
+                    str(path), name=path.name, local_files_only=True, **options
+                )
+            return _LOADED[key]
     if path.exists():
         raise ModelError(f"model path is not a directory: {path}")
     if looks_like_path(spec):
