@@ -49,9 +49,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "install.sh: installing xlidx and its dependencies into .venv (torch is large)" >&2
   # uv (from PyPI) downloads and unpacks in parallel: about a minute where pip took over two
   # on 2 cores. Where uv cannot be had or fails, pip installs the same, as it always did.
-  # uv trusts the system's certificates, as pip does here (PIP_CERT).
+  # uv trusts the system's certificates, as pip does here (PIP_CERT), and compiles the
+  # bytecode at install as pip does (the tests turn warnings into errors, and a dependency
+  # compiled on first import under them can fail: ranx's invalid escape sequences).
   if .venv/bin/python -m pip install -q uv \
-    && UV_NATIVE_TLS=1 .venv/bin/python -m uv pip install -q --python .venv/bin/python -e '.[dev]'
+    && UV_NATIVE_TLS=1 UV_COMPILE_BYTECODE=1 \
+      .venv/bin/python -m uv pip install -q --python .venv/bin/python -e '.[dev]'
   then
     :
   else

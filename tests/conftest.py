@@ -103,15 +103,15 @@ def _builds_models(item: pytest.Item) -> bool:
 # xdist (``--dist loadfile --no-loadscope-reorder``, one file per worker at a time) spreads
 # them over its workers instead of leaving them for the end while the others idle.
 SLOW_FIRST = (
-    "integration/test_cluster.py",  # 3-node clusters, both engines
     "integration/test_queue.py",
-    "integration/test_centering.py",
+    "integration/test_cluster.py",  # 3-node clusters, both engines
     "integration/test_ingest_resilience.py",
-    "integration/test_queue_faults.py",
-    "integration/test_queue_rabbitmq.py",
     "integration/test_eval_tatoeba.py",
+    "integration/test_centering.py",
+    "integration/test_queue_faults.py",
     "integration/test_eval.py",
     "integration/test_eval_gate.py",
+    "integration/test_queue_rabbitmq.py",
     "contract/test_engines.py",
 )
 

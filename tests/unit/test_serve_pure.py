@@ -171,3 +171,13 @@ def test_query_serve_unreachable_is_one_line() -> None:
     bad = run_cli("query", "bees", "--index", "news", "--serve", "http://127.0.0.1:9",
                   "--k", "0")  # fmt: skip
     assert bad.returncode == 2  # checked before anything is sent
+
+
+def test_one_translator_per_device_and_mps_translates_on_the_cpu() -> None:
+    from xlidx.workflows import Cluster
+
+    cluster = Cluster()
+    assert (
+        cluster.translator("mps").device == "cpu" and cluster.translator("cuda:1").device == "cuda"
+    )
+    assert cluster.translator("cpu") is cluster.translator("mps")

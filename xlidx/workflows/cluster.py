@@ -110,11 +110,12 @@ class Cluster:
     def translator(self, device: str = "auto") -> Translator:
         """The translator of the installed argos packages on ``device``, with the
         translation cache, one per process for this cluster (its searches' query translation
-        and ``xlidx serve`` share it). ``mps``: CTranslate2 has no MPS, so the CPU."""
+        and ``xlidx serve`` share it). ``mps``: CTranslate2 has no MPS, so the CPU; ``cuda:N``:
+        CUDA."""
         from xlidx.pipeline.translate import Translator
         from xlidx.pipeline.translation_cache import TranslationCache
 
-        device = "cpu" if device == "mps" else device
+        device = "cpu" if device == "mps" else "cuda" if device.startswith("cuda") else device
         with self._models_lock:
             if device not in self._translators:
                 self._translators[device] = Translator(device=device, cache=TranslationCache())
