@@ -18,7 +18,7 @@ from xlidx.errors import (
     ModelError,
     ServiceError,
 )
-from xlidx.serve.app import TooLarge, Unauthorized, check_size, status_of
+from xlidx.serve.app import TooLarge, check_size, status_of
 from xlidx.serve.batching import Batcher, Overloaded
 from xlidx.serve.server import warnings
 from xlidx.serve.service import NotServed, Target, parse_target
@@ -69,7 +69,7 @@ def test_settings_are_checked(tmp_path: Path) -> None:
 
 
 def test_statuses() -> None:
-    assert status_of(TooLarge("x")) == 413 and status_of(Unauthorized("x")) == 401
+    assert status_of(TooLarge("x")) == 413
     assert status_of(Overloaded("q", 1.0)) == 429 and status_of(NotServed("x")) == 404
     assert status_of(IndexNotFound("x")) == 404 and status_of(MappingError("x")) == 409
     assert status_of(ConfigError("x")) == 400 and status_of(ModelError("x")) == 400

@@ -50,14 +50,10 @@ class TooLarge(Exception):
     pass
 
 
-class Unauthorized(Exception):
-    pass
-
-
 def status_of(exc: BaseException) -> int:
     """The HTTP status an error is answered with (see the module docs)."""
     for kind, status in (
-        (TooLarge, 413), (Unauthorized, 401), (Overloaded, 429), (NotServed, 404),
+        (TooLarge, 413), (Overloaded, 429), (NotServed, 404),
         (IndexNotFound, 404), (MappingError, 409), (ConfigError, 400), (ModelError, 400),
     ):  # fmt: skip
         if isinstance(exc, kind):
@@ -124,7 +120,7 @@ def build_app(service: Service, metrics: Metrics) -> FastAPI:
             headers = {"Retry-After": "1"}
         return error_response(request.url.path, status, str(exc), **headers)
 
-    for kind in (XlidxError, TooLarge, Unauthorized, Overloaded):
+    for kind in (XlidxError, TooLarge, Overloaded):
         app.add_exception_handler(kind, on_error)
 
     @app.exception_handler(StarletteHTTPException)
@@ -278,10 +274,13 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         path = str(scope.get("path", ""))
-        too_large = error_response(path, 413, f"request body over {self.max_bytes} bytes")
+
+        def too_large() -> JSONResponse:  # made only for a body over the limit
+            return error_response(path, 413, f"request body over {self.max_bytes} bytes")
+
         length = dict(scope.get("headers", [])).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await too_large(scope, receive, send)
+            await too_large()(scope, receive, send)
             return
         messages: list[Message] = []
         seen = 0
@@ -292,7 +291,7 @@ class BodyLimit:
                 break
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                await too_large(scope, receive, send)
+                await too_large()(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break
