@@ -1,11 +1,12 @@
 """Shared fixtures.
 
 Integration tests get a real OpenSearch node from :func:`dev_node` (the one at
-``XLIDX_TEST_URL``, else the dev node on ``XLIDX_TEST_PORT``/9200, started if needed) and a
-real Elasticsearch node from :func:`es_node` (``XLIDX_TEST_ES_URL``, else the dev node on
-``XLIDX_TEST_ES_PORT``/9201). :func:`engine_node` runs a test once per engine: the contract
-suite. Under ``CI=true`` a server that cannot be had FAILS the test; elsewhere it skips with
-the reason.
+``XLIDX_TEST_URL``, else the dev node on ``XLIDX_TEST_PORT``/9200, started if needed), one
+with ml-commons from :func:`ml_node` (``XLIDX_TEST_ML_URL``, else the ``--with-ml`` dev node
+on ``XLIDX_TEST_ML_PORT``/9210) and a real Elasticsearch node from :func:`es_node`
+(``XLIDX_TEST_ES_URL``, else the dev node on ``XLIDX_TEST_ES_PORT``/9201).
+:func:`engine_node` runs a test once per engine: the contract suite. Under ``CI=true`` a
+server that cannot be had FAILS the test; elsewhere it skips with the reason.
 
 Markers are given by directory here (:func:`pytest_collection_modifyitems`): everything under
 ``tests/integration`` and ``tests/contract`` is ``integration``; a test that loads a real
@@ -217,36 +218,47 @@ def run_cli(
 
 
 def node_lock(paths: DevPaths) -> Path:
-    """The lock that serialises starting (and installing) ``paths``'s engine on this machine."""
-    return paths.node_dir / f".xlidx-test-{paths.engine}.lock"
+    """The lock that serialises starting (and installing) ``paths``'s engine on this machine
+    (the OpenSearch install with ml-commons has a lock of its own)."""
+    return paths.node_dir / f".xlidx-test-{paths.engine}{'-ml' if paths.ml else ''}.lock"
 
 
-def ensure_installed(engine: str) -> None:
-    """Install ``engine``'s dev node once, under its lock, before a test starts nodes of its
-    own (two workers unpacking into the same directory would break each other's node).
-    A failure is left to the test's own start, which reports it."""
+def ensure_installed(engine: str, *, ml: bool = False) -> None:
+    """Install ``engine``'s dev node (``ml``: the one with ml-commons) once, under its lock,
+    before a test starts nodes of its own (two workers unpacking into the same directory
+    would break each other's node). A failure is left to the test's own start, which
+    reports it."""
     from xlidx.devnode.install import install, is_installed
     from xlidx.devnode.paths import DevPaths
     from xlidx.errors import XlidxError
 
-    paths = DevPaths.from_env(9200, engine=engine)  # the installation is the same for any port
+    # the installation is the same for any port
+    paths = DevPaths.from_env(9200, engine=engine, ml=ml)
     if is_installed(paths):
         return
     with file_lock(node_lock(paths)), contextlib.suppress(XlidxError):
         install(paths)  # a no-op when another worker installed it meanwhile
 
 
-# test files that start dev nodes through the CLI: their engines are installed first
-STARTS_NODES = {"test_devnode_es.py": ("elasticsearch",)}
+# test files that start dev nodes through the CLI, or the ml node (a 430 MB install): their
+# installs are made first ("opensearch-ml": OpenSearch with ml-commons)
+STARTS_NODES = {"test_devnode_es.py": ("elasticsearch",), "test_devnode_ml.py": ("opensearch-ml",)}
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for engine in STARTS_NODES.get(item.path.name, ()):
-        ensure_installed(engine)
+    for name in STARTS_NODES.get(item.path.name, ()):
+        engine, _, variant = name.partition("-")
+        ensure_installed(engine, ml=variant == "ml")
 
 
 def _node(
-    request: pytest.FixtureRequest, engine: str, url_var: str, port_var: str, port: int
+    request: pytest.FixtureRequest,
+    engine: str,
+    url_var: str,
+    port_var: str,
+    port: int,
+    *,
+    ml: bool = False,
 ) -> Iterator[ConnectionSettings]:
     url = os.environ.get(url_var)
     if url:
@@ -256,14 +268,14 @@ def _node(
     from xlidx.devnode.paths import DevPaths
     from xlidx.errors import XlidxError
 
-    paths = DevPaths.from_env(int(os.environ.get(port_var, str(port))), engine=engine)
+    paths = DevPaths.from_env(int(os.environ.get(port_var, str(port))), engine=engine, ml=ml)
     try:
         # another xdist worker (or test session) may be starting it: wait, then reuse it
         with file_lock(node_lock(paths)):
             started_here = running_pid(paths) is None
             res = start(paths)
     except XlidxError as exc:
-        unavailable(f"could not start the {engine} dev node: {exc}")
+        unavailable(f"could not start the {engine}{' (ml-commons)' if ml else ''} dev node: {exc}")
         return
     owned = started_here and not res.already_running and not os.environ.get("XLIDX_TEST_KEEP_NODE")
     shared = run_dir(request.config)
@@ -279,6 +291,15 @@ def _node(
 def dev_node(request: pytest.FixtureRequest) -> Iterator[ConnectionSettings]:
     """Settings for a real, healthy OpenSearch node with the k-NN plugin."""
     yield from _node(request, "opensearch", "XLIDX_TEST_URL", "XLIDX_TEST_PORT", 9200)
+
+
+@pytest.fixture(scope="session")
+def ml_node(request: pytest.FixtureRequest) -> Iterator[ConnectionSettings]:
+    """Settings for a real, healthy OpenSearch node with ml-commons (`xlidx dev up
+    --with-ml`): the plain node's plugins and ml-commons."""
+    yield from _node(
+        request, "opensearch", "XLIDX_TEST_ML_URL", "XLIDX_TEST_ML_PORT", 9210, ml=True
+    )
 
 
 @pytest.fixture(scope="session")

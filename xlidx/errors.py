@@ -19,6 +19,8 @@ The tree (classes defined elsewhere name their module)::
     │                              its retry budget (``--retry-for``) ran out
     │   └── ServiceError           a running ``xlidx serve`` could not be reached, or answered
     │                              with an error (``xlidx query --serve``)
+    ├── Unsupported                the cluster cannot do what was asked (no ml-commons plugin,
+    │                              no inference API, the wrong engine for the command)
     ├── QueueError                 the broker or the job store (Redis) could not be reached,
     │                              or a queued job cannot be followed
     ├── GateRefused                (xlidx.workflows.migrate) a migration gate measured a regression
@@ -168,6 +170,10 @@ class ServiceError(BackendError):
     @property
     def transient(self) -> bool:
         return self.status is None or transient_status(self.status)
+
+
+class Unsupported(XlidxError):
+    """The cluster lacks what the request needs: a plugin, an API, or a licence."""
 
 
 class QueueError(XlidxError):

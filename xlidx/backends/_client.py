@@ -105,6 +105,31 @@ class ClientBackend(Backend):
     def refresh(self, index: str) -> None:
         self._call(f"refresh {index}", lambda: self.client.indices.refresh(index=index))
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """One REST call the client libraries have no method for (a plugin's API: ml-commons'
+        connectors and models, ingest and search pipelines, the inference API); its reply."""
+        import warnings
+
+        with warnings.catch_warnings():
+            # ml-commons' replies may carry a "this request accesses system indices" warning
+            # header, which the client library turns into a Python warning: not the user's
+            warnings.simplefilter("ignore")
+            return self._call(
+                action,
+                lambda: self.client.transport.perform_request(
+                    method, path, body=dict(body) if body is not None else None,
+                    params=dict(params) if params else None,
+                ),
+            )  # fmt: skip
+
     # -- documents -----------------------------------------------------------------------------
     def search(self, index: str, body: Mapping[str, Any], action: str) -> dict[str, Any]:
         res: dict[str, Any] = self._call(
@@ -178,6 +203,10 @@ class ClientBackend(Backend):
                 max_retries=max_retries,
                 initial_backoff=self._bulk_backoff(initial_backoff),
                 max_backoff=self._bulk_backoff(max_backoff),
+                # xlidx writes whole xlidx documents: an ingest pipeline the index runs by
+                # default (`xlidx connect` sets one for applications' writes) must not
+                # enrich them again
+                pipeline="_none",
             )
         except XlidxError:
             raise  # a BackendError already, or an error of whatever made the actions
@@ -189,6 +218,9 @@ class ClientBackend(Backend):
         self, index: str, *, size: int = 500, source: Sequence[str] | None = None
     ) -> Iterator[RawHit]:
         return (raw_hit(h) for h in self.scan(index, size=size, source=source))
+
+    def pending_documents(self, index: str, *, size: int = 200) -> Iterator[RawHit]:
+        return (raw_hit(h) for h in self.scan(index, _dsl.PENDING, size=size))
 
     def language_counts(self, index: str, *, any_text: bool = False) -> dict[str, int]:
         body = _dsl.language_counts_body(_dsl.LANGS if any_text else _dsl.LANG)

@@ -21,6 +21,16 @@ if TYPE_CHECKING:
     from xlidx.pipeline.calibration import Calibration
 
 PASSAGES = "xlidx.passages"
+#: The documents the ingest pipeline of ``xlidx connect`` indexed without enrichment.
+PENDING: dict[str, Any] = {"exists": {"field": "xlidx.pending"}}
+#: ... and the mapping of its mark: why, and since when.
+PENDING_MAPPING: dict[str, Any] = {
+    "xlidx": {
+        "properties": {
+            "pending": {"properties": {"reason": {"type": "text"}, "since": {"type": "date"}}}
+        }
+    }
+}
 VECTOR_FIELD = f"{PASSAGES}.vector"
 
 

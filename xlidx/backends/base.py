@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from xlidx.backends import _dsl
 from xlidx.backends.hits import RawHit
 from xlidx.config import ConnectionSettings
-from xlidx.errors import AuthenticationFailed
+from xlidx.errors import AuthenticationFailed, BackendError
 
 log = logging.getLogger("xlidx.backends")
 
@@ -227,6 +227,18 @@ class Backend(ABC):
         request that fails as a whole raises a :class:`~xlidx.errors.BackendError`.
         """
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """One REST call the client libraries have no method for (a plugin's API); its reply."""
+        raise BackendError(f"this backend cannot {action}: it makes no REST calls of its own")
+
     # -- the domain: documents -----------------------------------------------------------------
     @abstractmethod
     def documents(
@@ -234,6 +246,11 @@ class Backend(ABC):
     ) -> Iterator[RawHit]:
         """Every document of ``index`` (a scroll of ``size`` hits a page); ``source``: the
         fields of ``_source`` to read (default all)."""
+
+    def pending_documents(self, index: str, *, size: int = 200) -> Iterator[RawHit]:
+        """The documents an application wrote while ``xlidx serve`` could not enrich them
+        (``xlidx.pending``, set by the ingest pipeline of ``xlidx connect``)."""
+        raise BackendError("this backend cannot read pending documents")
 
     @abstractmethod
     def language_counts(self, index: str, *, any_text: bool = False) -> dict[str, int]:

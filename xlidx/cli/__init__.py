@@ -27,8 +27,10 @@ from typing import Annotated, Literal
 import typer
 
 from xlidx import __version__
-from xlidx.cli import cluster, dev, index, models, queue
+from xlidx.cli import cluster, connect, dev, index, models, queue
 from xlidx.cli._state import CliState, err
+from xlidx.cli.connect_es import elasticsearch_command
+from xlidx.cli.enrich import enrich_command
 from xlidx.cli.eval import eval_command
 from xlidx.cli.ingest import ingest_command
 from xlidx.cli.query import query_command
@@ -141,6 +143,7 @@ def root(
 
 app.command("ingest")(ingest_command)
 app.command("query")(query_command)
+app.command("enrich")(enrich_command)
 app.command("eval")(eval_command)
 app.add_typer(index.app, name="index")
 app.add_typer(models.app, name="models")
@@ -149,6 +152,9 @@ app.command("info")(cluster.info)
 app.command("worker")(worker_command)
 app.command("serve")(serve_command)
 app.add_typer(queue.app, name="queue")
+connect.app.command("opensearch")(connect.opensearch_command)
+connect.app.command("elasticsearch")(elasticsearch_command)
+app.add_typer(connect.app, name="connect")
 app.add_typer(queue.deadletters_app, name="deadletters")
 
 

@@ -7,14 +7,19 @@ which k-NN extends, and ``analysis-common``, which holds the language analyzers)
 assembled from their jars (see :mod:`xlidx.devnode.install`).
 
 2.19.1 is the newest 2.19.x for which Maven Central has k-NN and neural-search zips
-(2.19.2 and later are missing there). ml-commons is not installed: neural-search's hybrid
-query and normalization processor do not need it, and its zip is 360 MB.
+(2.19.2 and later are missing there). ml-commons (:data:`ML_PLUGIN`, 363 MB) is not in the
+plain dev node: neural-search's hybrid query and normalization processor do not need it. It
+goes into a separate install for ``xlidx dev up --with-ml`` (:mod:`xlidx.devnode.ml`).
 
 Each artifact is fetched with ``mvn dependency:get`` when ``mvn`` is on PATH (so the
 machine's Maven settings, mirrors and proxies apply), into a private local repository under
 the cache, else over plain HTTPS from Maven Central. Either way the file must match the
-SHA-1 that Central publishes beside it, where it publishes one (neural-search and
-job-scheduler publish none), and the SHA-256 pinned below, always.
+SHA-1 that Central publishes beside it, where it publishes one (neural-search,
+job-scheduler and ml-commons publish none), the SHA-256 pinned below, always, and the size
+where one is pinned (ml-commons: a truncated 363 MB download fails fast, before hashing).
+A verified copy already in the cache is used, whichever way it came (Maven's repository
+layout under ``m2/`` or a plain file); when ``mvn`` fails (ml-commons publishes no POM
+either) the HTTPS path is tried before giving up.
 
 Elasticsearch's ``integ-test-zip`` is on Maven Central too (97 MB; Central publishes its
 ``.sha1``, ``.sha256``, ``.sha512``, ``.md5`` and ``.asc``; the pin below equals the published
@@ -51,6 +56,7 @@ class Artifact:
     version: str
     packaging: str
     sha256: str | None = None
+    size: int | None = None  # bytes; checked before the (slower) SHA-256
 
     @property
     def coordinates(self) -> str:
@@ -128,6 +134,18 @@ class Module:
 def _jar(group: str, artifact: str, version: str, sha256: str) -> Artifact:
     return Artifact(group, artifact, version, "jar", sha256)
 
+
+# ml-commons, for `xlidx dev up --with-ml` only: its descriptor extends
+# opensearch-job-scheduler (installed before it). Central publishes no POM and no checksum
+# files for it: the size and SHA-256 below are the whole check.
+ML_PLUGIN = Artifact(
+    "org.opensearch.plugin",
+    "opensearch-ml-plugin",
+    PLUGIN_VERSION,
+    "zip",
+    "2324234d81109dcb2c488da5a6b2034cc0f78d9d08e40ce49ba59fc423a5df5f",
+    size=362_924_991,
+)
 
 MODULES: tuple[Module, ...] = (
     Module(
@@ -213,6 +231,84 @@ def all_artifacts() -> list[Artifact]:
     return [DISTRIBUTION, *PLUGINS, *(j for m in MODULES for j in m.jars)]
 
 
+# Two more modules for the ``--with-ml`` node, assembled from their jars like those above:
+# the ingest pipeline of `xlidx connect` needs ingest-common's ``script``, ``set`` and
+# ``remove`` processors, and lang-mustache for ``{{_ingest.on_failure_message}}`` (the
+# integ-test distribution has neither: only ml-commons' and neural-search's processors).
+ML_MODULES: tuple[Module, ...] = (
+    Module(
+        name="ingest-common",
+        classname="org.opensearch.ingest.common.IngestCommonPlugin",
+        description="Module for ingest processors that do not require additional security "
+        "permissions or have large dependencies and resources",
+        jars=(
+            _jar(
+                "org.opensearch.plugin",
+                "ingest-common",
+                OPENSEARCH_VERSION,
+                "8baa5b133f3693265555fb6467deb105877d329e42d2c6a2d496239b8e406461",
+            ),
+            _jar(
+                "org.opensearch",
+                "opensearch-grok",
+                OPENSEARCH_VERSION,
+                "33f7fb192c89ebdea39184f73a3edcab00419cac5e6c53c6f48d9028ac0e8647",
+            ),
+            _jar(
+                "org.opensearch",
+                "opensearch-dissect",
+                OPENSEARCH_VERSION,
+                "25cf8949ac696c389119fe6dd2039241f522abdd46955108f86952f99fced68d",
+            ),
+            _jar(
+                "org.jruby.joni",
+                "joni",
+                "2.2.1",
+                "b3e4b657a3ed1d8f684114f6baa462d553a5932a865c1574695498dda8577748",
+            ),
+            _jar(
+                "org.jruby.jcodings",
+                "jcodings",
+                "1.0.61",
+                "3238c68a2f86cec53cc184ad26df8352db87bb22a419bd17fb4acdfbb0bc40f0",
+            ),
+        ),
+        extended_plugins=("lang-painless",),
+    ),
+    Module(
+        name="lang-mustache",
+        classname="org.opensearch.script.mustache.MustachePlugin",
+        description="Mustache scripting integration for OpenSearch",
+        jars=(
+            _jar(
+                "org.opensearch.plugin",
+                "lang-mustache-client",
+                OPENSEARCH_VERSION,
+                "3d688c8d05e517ddad94e439c61183b642aa1784daf7a4d76964d518f6c17135",
+            ),
+            _jar(
+                "com.github.spullara.mustache.java",
+                "compiler",
+                "0.9.14",
+                "99a7e7855609135006f078e6de7ee69daad9c42f98e679d56f80653cb17526b9",
+            ),
+        ),
+        security_policy=(
+            "grant {\n"
+            '  permission java.lang.reflect.ReflectPermission "suppressAccessChecks";\n'
+            '  permission java.lang.RuntimePermission "accessDeclaredMembers";\n'
+            "};\n"
+        ),
+    ),
+)
+
+
+def ml_artifacts() -> list[Artifact]:
+    """Everything the ``--with-ml`` OpenSearch dev node is built from: the plain node's
+    artifacts, ml-commons and the modules its ingest pipelines need."""
+    return [*all_artifacts(), ML_PLUGIN, *(j for m in ML_MODULES for j in m.jars)]
+
+
 def es_artifacts() -> list[Artifact]:
     """Everything the Elasticsearch dev node is built from: the distribution alone."""
     return [ES_DISTRIBUTION]
@@ -235,7 +331,15 @@ def sha1_of(path: Path) -> str:
 
 
 def verify(path: Path, art: Artifact, published_sha1: str | None = None) -> None:
-    """Raise :class:`ArtifactError` unless ``path`` matches the published SHA-1 and the pin."""
+    """Raise :class:`ArtifactError` unless ``path`` matches the pinned size, the published
+    SHA-1 and the pinned SHA-256."""
+    if art.size is not None:
+        got_size = path.stat().st_size
+        if got_size != art.size:
+            raise ArtifactError(
+                f"{art.filename}: {got_size} bytes, not the pinned {art.size} "
+                "(a truncated or different file)"
+            )
     if published_sha1 is not None:
         expected = published_sha1.strip().split()[0].lower() if published_sha1.strip() else ""
         got = sha1_of(path)
@@ -263,9 +367,12 @@ def _fetch_with_mvn(mvn: str, art: Artifact, repo: Path) -> tuple[Path, str | No
         f"-Dartifact={art.coordinates}",
         "-Dtransitive=false",
     ]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
-    )
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
+        )
+    except OSError as exc:  # no such binary, not executable
+        raise ArtifactError(f"mvn could not fetch {art.coordinates}: {exc}") from None
     target = repo / art.path
     if proc.returncode != 0 or not target.is_file():
         tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln][:2]
@@ -290,16 +397,43 @@ def _http_get(url: str, timeout: float = 120.0) -> bytes | None:
         raise ArtifactError(f"GET {url} failed: {exc}") from None
 
 
+def _http_download(url: str, dest: Path, timeout: float = 120.0) -> None:
+    """GET ``url`` into ``dest`` in chunks (a 363 MB plugin is never held in memory);
+    ``timeout`` bounds each read, not the whole download."""
+    try:
+        with (
+            urllib.request.urlopen(url, timeout=timeout) as resp,  # noqa: S310 - fixed https URL
+            dest.open("wb") as fh,
+        ):
+            shutil.copyfileobj(resp, fh, 1 << 20)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise ArtifactError(f"{url} does not exist on Maven Central") from None
+        raise ArtifactError(f"GET {url} failed: HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ArtifactError(f"GET {url} failed: {exc}") from None
+
+
 def _fetch_with_https(art: Artifact, dest_dir: Path) -> tuple[Path, str | None]:
-    data = _http_get(art.url)
-    if data is None:
-        raise ArtifactError(f"{art.url} does not exist on Maven Central")
-    sha1 = _http_get(art.url + ".sha1", timeout=30.0)
+    """Download ``art`` to ``dest_dir/art.filename`` (via a temporary file, so a broken
+    download never leaves a partial file under the final name)."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=dest_dir, delete=False) as tmp:
-        tmp.write(data)
-    target = dest_dir / art.filename
-    os.replace(tmp.name, target)
+        pass
+    try:
+        _http_download(art.url, Path(tmp.name))
+        sha1 = _http_get(art.url + ".sha1", timeout=30.0)
+        target = dest_dir / art.filename
+        os.replace(tmp.name, target)
+    finally:
+        Path(tmp.name).unlink(missing_ok=True)
     return target, sha1.decode("ascii", "replace") if sha1 is not None else None
+
+
+def cached_copies(art: Artifact, cache_dir: Path) -> tuple[Path, Path]:
+    """Where a copy of ``art`` may already be under ``cache_dir``: in Maven's layout under
+    ``m2/`` (fetched with ``mvn``) and as a plain file (fetched over HTTPS)."""
+    return cache_dir / "m2" / art.path, cache_dir / art.filename
 
 
 def fetch(
@@ -311,25 +445,33 @@ def fetch(
 ) -> Path:
     """The verified artifact under ``cache_dir``, downloading it when absent or corrupt.
 
-    ``mvn=True`` uses ``mvn`` when it is on PATH; a string names the binary; ``False``/``None``
-    forces the HTTPS path. Maven downloads go to the private repository ``cache_dir/m2``.
+    A copy already under ``cache_dir`` (:func:`cached_copies`: Maven's layout or a plain
+    file) that passes :func:`verify` is used as it is. Otherwise ``mvn=True`` uses ``mvn``
+    when it is on PATH; a string names the binary; ``False``/``None`` forces the HTTPS path.
+    Maven downloads go to the private repository ``cache_dir/m2``; when ``mvn`` fails, the
+    file is fetched over HTTPS instead.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     mvn_bin = shutil.which("mvn") if mvn is True else (mvn or None)
     repo = cache_dir / "m2"
-    target = repo / art.path if mvn_bin else cache_dir / art.filename
-    if target.is_file():
-        try:
-            verify(target, art)
-            return target
-        except ArtifactError:
-            log(f"cached {art.filename} is corrupt; downloading it again")
-            target.unlink()
+    for cached in cached_copies(art, cache_dir):
+        if cached.is_file():
+            try:
+                verify(cached, art)
+                return cached
+            except ArtifactError as exc:
+                log(f"cached {cached.name} is corrupt ({exc}); downloading it again")
+                cached.unlink()
+    path: Path | None = None
+    published: str | None = None
     if mvn_bin:
         log(f"fetching {art.coordinates} with mvn")
-        path, published = _fetch_with_mvn(mvn_bin, art, repo)
-    else:
-        log(f"fetching {art.url}")
+        try:
+            path, published = _fetch_with_mvn(mvn_bin, art, repo)
+        except ArtifactError as exc:
+            log(f"{exc}; trying HTTPS")
+    if path is None:
+        log(f"fetching {art.url}" + (f" ({art.size / 1e6:.0f} MB)" if art.size else ""))
         path, published = _fetch_with_https(art, cache_dir)
     try:
         verify(path, art, published)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xlidx.devnode.engines import SPECS, Engine, EngineSpec
+from xlidx.devnode.ml import ML_PORT
 from xlidx.devnode.node import (
     START_TIMEOUT,
     StartResult,
@@ -47,15 +48,16 @@ CLUSTER_PORT_STEP = 10  # Elasticsearch's multi-node default: OpenSearch's + 10 
 HEALTHY = ("green", "yellow")
 
 
-def default_port(engine: Engine, nodes: int = 1) -> int:
+def default_port(engine: Engine, nodes: int = 1, *, ml: bool = False) -> int:
     """The first HTTP port of a dev cluster of ``nodes`` nodes (pure).
 
-    One node: the engine's own default (9200 OpenSearch, 9201 Elasticsearch), as always.
+    One node: the engine's own default (9200 OpenSearch, 9201 Elasticsearch), as always;
+    9210 (``ML_PORT``) for the OpenSearch node with ml-commons (``ml``).
     Several: 9250 for OpenSearch and 9260 for Elasticsearch, so that two clusters of up to
     ten nodes each never share a port, and no cluster node shares the port (and so the data
     directory and pid file, keyed by port) of a single dev node on its default port."""
     if nodes <= 1:
-        return SPECS[engine].default_port
+        return ML_PORT if ml else SPECS[engine].default_port
     return CLUSTER_PORT + CLUSTER_PORT_STEP * list(SPECS).index(engine)
 
 
@@ -65,11 +67,21 @@ class DevCluster:
 
     @classmethod
     def from_env(
-        cls, port: int | None, nodes: int = 1, engine: Engine = "opensearch", env: Any = None
+        cls,
+        port: int | None,
+        nodes: int = 1,
+        engine: Engine = "opensearch",
+        env: Any = None,
+        *,
+        ml: bool = False,
     ) -> DevCluster:
-        first = default_port(engine, nodes) if port is None else port
+        """The cluster of ``nodes`` nodes from ``port`` on (default :func:`default_port`);
+        ``ml``: the single OpenSearch node with ml-commons (never several)."""
+        if ml and nodes > 1:
+            raise DevNodeError("--with-ml starts a single node: drop --nodes")
+        first = default_port(engine, nodes, ml=ml) if port is None else port
         ports = cluster_ports(first, nodes)
-        return cls(tuple(DevPaths.from_env(p, env=env, engine=engine) for p in ports))
+        return cls(tuple(DevPaths.from_env(p, env=env, engine=engine, ml=ml) for p in ports))
 
     @property
     def ports(self) -> tuple[int, ...]:

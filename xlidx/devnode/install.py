@@ -1,13 +1,14 @@
 """Install a dev node: unpack the distribution, assemble modules, install plugins.
 
-OpenSearch gets its modules assembled and its plugins installed; Elasticsearch is its
-distribution unpacked, nothing more. Idempotent: a finished install leaves
-``.xlidx-installed`` with the artifact pins it was built from, and a later call with the
-same pins does nothing.
+OpenSearch gets its modules assembled and its plugins installed (and ml-commons after them,
+into an install of its own, when ``paths.ml``); Elasticsearch is its distribution unpacked,
+nothing more. Idempotent: a finished install leaves ``.xlidx-installed`` with the artifact
+pins it was built from, and a later call with the same pins does nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -20,6 +21,8 @@ from pathlib import Path
 from xlidx.config import child_env, env_values
 from xlidx.devnode.artifacts import (
     DISTRIBUTION,
+    ML_MODULES,
+    ML_PLUGIN,
     MODULES,
     OPENSEARCH_VERSION,
     PLUGINS,
@@ -28,6 +31,7 @@ from xlidx.devnode.artifacts import (
     all_artifacts,
     es_artifacts,
     fetch,
+    ml_artifacts,
 )
 from xlidx.devnode.engines import engine_spec
 from xlidx.devnode.paths import NODE_USER, DevPaths
@@ -96,18 +100,21 @@ def descriptor(module: Module) -> str:
     )
 
 
-def engine_artifacts(engine: str = "opensearch") -> list[Artifact]:
-    """Every artifact the ``engine`` dev node is built from."""
-    return es_artifacts() if engine_spec(engine).name == "elasticsearch" else all_artifacts()
+def engine_artifacts(engine: str = "opensearch", *, ml: bool = False) -> list[Artifact]:
+    """Every artifact the ``engine`` dev node (``ml``: with ml-commons) is built from."""
+    if engine_spec(engine).name == "elasticsearch":
+        return es_artifacts()
+    return ml_artifacts() if ml else all_artifacts()
 
 
-def install_fingerprint(engine: str = "opensearch") -> str:
-    return json.dumps(sorted(a.coordinates + "@" + str(a.sha256) for a in engine_artifacts(engine)))
+def install_fingerprint(engine: str = "opensearch", *, ml: bool = False) -> str:
+    arts = engine_artifacts(engine, ml=ml)
+    return json.dumps(sorted(a.coordinates + "@" + str(a.sha256) for a in arts))
 
 
 def is_installed(paths: DevPaths) -> bool:
     marker = paths.install_dir / MARKER
-    return marker.is_file() and marker.read_text() == install_fingerprint(paths.engine)
+    return marker.is_file() and marker.read_text() == install_fingerprint(paths.engine, ml=paths.ml)
 
 
 def _unpack(zip_path: Path, dest_parent: Path) -> None:
@@ -140,11 +147,15 @@ def _run_plugin_tool(install_dir: Path, java_home: Path, zip_path: Path) -> None
 
 
 def chown_tree(path: Path, user: str) -> None:
+    """``path`` and everything in it to ``user``. What vanishes meanwhile is passed over: the
+    tree may hold another install's staging directory, unpacked and removed as this walks."""
     entry = pwd.getpwnam(user)
     for root, dirs, files in os.walk(path):
-        os.chown(root, entry.pw_uid, entry.pw_gid)
+        with contextlib.suppress(FileNotFoundError):
+            os.chown(root, entry.pw_uid, entry.pw_gid)
         for name in dirs + files:
-            os.lchown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+            with contextlib.suppress(FileNotFoundError):
+                os.lchown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
 
 
 def chown_tree_top(path: Path, user: str) -> None:
@@ -173,6 +184,11 @@ def ensure_node_user(engine: str = "opensearch") -> str:
     return NODE_USER
 
 
+def extra_plugins(paths: DevPaths) -> tuple[Artifact, ...]:
+    """The plugins installed after :data:`PLUGINS`: ml-commons for ``paths.ml`` (pure)."""
+    return (ML_PLUGIN,) if paths.ml else ()
+
+
 def install(paths: DevPaths, *, log: Callable[[str], None] = lambda _m: None) -> Path:
     """Make sure a complete node is installed under ``paths.install_dir``; return it."""
     if is_installed(paths):
@@ -181,18 +197,20 @@ def install(paths: DevPaths, *, log: Callable[[str], None] = lambda _m: None) ->
         return _install_elasticsearch(paths, log=log)
     java_home = find_java_home()
     dist = fetch(DISTRIBUTION, paths.downloads, log=log)
-    plugins = [fetch(p, paths.downloads, log=log) for p in PLUGINS]
-    module_jars = {m.name: [fetch(j, paths.downloads, log=log) for j in m.jars] for m in MODULES}
+    # ml-commons extends job-scheduler, the first of PLUGINS: it is installed last
+    plugins = [fetch(p, paths.downloads, log=log) for p in (*PLUGINS, *extra_plugins(paths))]
+    modules = (*MODULES, *ML_MODULES) if paths.ml else MODULES
+    module_jars = {m.name: [fetch(j, paths.downloads, log=log) for j in m.jars] for m in modules}
 
     paths.node_dir.mkdir(parents=True, exist_ok=True)
-    staging = paths.node_dir / f".staging-{os.getpid()}"
+    staging = paths.node_dir / f".staging-{'ml-' if paths.ml else ''}{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
         log(f"unpacking {dist.name}")
         _unpack(dist, staging)
         home = staging / f"opensearch-{OPENSEARCH_VERSION}"
-        for module in MODULES:
+        for module in modules:
             mdir = home / "modules" / module.name
             mdir.mkdir(parents=True, exist_ok=True)
             for jar in module_jars[module.name]:
@@ -203,7 +221,7 @@ def install(paths: DevPaths, *, log: Callable[[str], None] = lambda _m: None) ->
         for plugin in plugins:
             log(f"installing plugin {plugin.name}")
             _run_plugin_tool(home, java_home, plugin)
-        (home / MARKER).write_text(install_fingerprint())
+        (home / MARKER).write_text(install_fingerprint(ml=paths.ml))
         shutil.rmtree(paths.install_dir, ignore_errors=True)
         home.rename(paths.install_dir)
     finally:

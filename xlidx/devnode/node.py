@@ -5,6 +5,12 @@ Which one is ``paths.engine`` (:class:`~xlidx.devnode.paths.DevPaths`). The node
 plugin; Elasticsearch's has x-pack security, switched off), keeps its data and logs under
 the dev directory, and records its pid in a pid file. ``stop`` only ever signals a pid from
 that file whose command line is the engine's server (its main class).
+
+An OpenSearch node started ``--with-ml`` (``paths.ml``) runs from its own install with
+ml-commons, with the plain node's settings plus :data:`~xlidx.devnode.ml.ML_SETTINGS` (none
+is needed: see :mod:`xlidx.devnode.ml`); it shares the port-keyed files of any OpenSearch dev
+node, and which install a running node came from is read from its command line
+(:func:`running_install`).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from xlidx.devnode.install import (
     find_java_home,
     install,
 )
+from xlidx.devnode.ml import ML_SETTINGS
 from xlidx.devnode.paths import DevPaths, is_root
 from xlidx.errors import DevNodeError
 
@@ -47,6 +54,7 @@ class StartResult:
     pid: int
     already_running: bool
     seconds: float
+    ml: bool = False  # the node runs from the install with ml-commons
 
 
 TRANSPORT_OFFSET = 100  # a cluster node's transport port is its HTTP port + this
@@ -110,6 +118,7 @@ def node_settings(paths: DevPaths, ports: Sequence[int] = ()) -> list[str]:
         # a dev box's disk may be nearly full; never turn the node read-only over it
         "-Ecluster.routing.allocation.disk.threshold_enabled=false",
         *paths.spec.extra_settings,
+        *(ML_SETTINGS if paths.ml else ()),
     ]
 
 
@@ -139,13 +148,16 @@ def read_pid(pid_file: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _cmdline(pid: int) -> str:
+def _cmdline_args(pid: int) -> list[str]:
     try:
-        return (
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        )
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return ""
+        return []
+    return raw.decode(errors="replace").split("\0")
+
+
+def _cmdline(pid: int) -> str:
+    return " ".join(_cmdline_args(pid))
 
 
 def pid_alive(pid: int, must_contain: str) -> bool:
@@ -211,6 +223,39 @@ def running_pid(paths: DevPaths) -> int | None:
     return None
 
 
+def running_install(paths: DevPaths) -> Path | None:
+    """The install directory (``-D<engine>.path.home``) of the node xlidx started on
+    ``paths``'s port, whichever install that is; ``None`` when none runs."""
+    pid = running_pid(paths)
+    if pid is None:
+        return None
+    flag = f"-D{'es' if paths.engine == 'elasticsearch' else 'opensearch'}.path.home="
+    for arg in _cmdline_args(pid):
+        if arg.startswith(flag):
+            return Path(arg[len(flag) :])
+    return None
+
+
+def runs_ml(paths: DevPaths) -> bool:
+    """Whether the node running on ``paths``'s port was started ``--with-ml`` (from the
+    install with ml-commons)."""
+    home = running_install(paths)
+    return home is not None and home.name == replace(paths, ml=True).install_name
+
+
+def _check_variant(paths: DevPaths) -> bool:
+    """For a node that runs on ``paths``'s port: whether it has ml-commons. A node without
+    it where ``paths.ml`` asks for one is a :class:`DevNodeError` (in one line); a node with
+    it serves where the plain node is asked for (it has every plugin that one has)."""
+    ml = runs_ml(paths)
+    if paths.ml and not ml:
+        raise DevNodeError(
+            f"{url_of(paths.port)} runs the {paths.spec.display} dev node without ml-commons; "
+            f"stop it with `xlidx dev down --port {paths.port}` or pick another port with --port"
+        )
+    return ml
+
+
 def start(
     paths: DevPaths,
     *,
@@ -220,18 +265,21 @@ def start(
 ) -> StartResult:
     """Install if needed, start the node, and wait for yellow or green health.
 
-    ``heap`` defaults to the engine's (``DEFAULT_HEAPS``: 1g OpenSearch, 512m Elasticsearch).
+    ``heap`` defaults to the engine's (``DEFAULT_HEAPS``: 1g OpenSearch, with ml-commons or
+    not; 512m Elasticsearch). A node already running on the port is reused, except one
+    without ml-commons where ``paths.ml`` asks for it (:class:`DevNodeError`).
     """
     t0 = time.monotonic()
     url = url_of(paths.port)
     pid = running_pid(paths)
     if pid is not None:
+        ml = _check_variant(paths)
         _wait_healthy(paths, pid, timeout, t0)
-        return StartResult(url, pid, True, time.monotonic() - t0)
+        return StartResult(url, pid, True, time.monotonic() - t0, ml)
     pid = launch(paths, heap=heap, log=log)
     _wait_healthy(paths, pid, timeout, t0, watch_pid=True)
     pid = read_pid(paths.pid_file) or pid
-    return StartResult(url, pid, False, time.monotonic() - t0)
+    return StartResult(url, pid, False, time.monotonic() - t0, paths.ml)
 
 
 def check_port_free(paths: DevPaths, port: int | None = None) -> None:
@@ -290,7 +338,7 @@ def launch(
             chown_tree(paths.node_dir, user)
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *cmd]
     env = node_env(paths, java_home, heap)
-    log(f"starting {spec.display} on {url_of(paths.port)} (heap {heap})")
+    log(f"starting {paths.display} on {url_of(paths.port)} (heap {heap})")
     return spawn_detached(cmd, env=env, cwd=install_dir, output=paths.console_log)
 
 

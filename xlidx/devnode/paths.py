@@ -13,6 +13,11 @@ names it always had (``opensearch-2.19.1/``, ``data-PORT/``, ``logs-PORT/``,
 ``elasticsearch-data-PORT/``, ``elasticsearch-logs-PORT/``, ``elasticsearch-PORT.pid``), so
 the two can run at once on different ports, and one never opens the other's data. Redis is
 shared by both (keyed by its own port).
+
+An OpenSearch node with ml-commons (``ml=True``, ``xlidx dev up --with-ml``) runs from an
+install of its own, ``opensearch-2.19.1-ml/``, beside the plain one; its data, logs and pid
+file are keyed by its port like any OpenSearch dev node's (one node per port, whichever
+install it runs from: see :func:`xlidx.devnode.node.running_install`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 from xlidx.config import env_dev_dir
 from xlidx.config import xlidx_home as config_home
 from xlidx.devnode.engines import Engine, EngineSpec, engine_spec
+from xlidx.errors import DevNodeError
 
 NODE_USER = "xlidx"
 
@@ -43,18 +49,28 @@ class DevPaths:
     node_dir: Path
     port: int
     engine: Engine = "opensearch"
+    ml: bool = False  # OpenSearch with ml-commons, from its own install
 
     def __post_init__(self) -> None:
         engine_spec(self.engine)  # an unknown engine fails here, not at first use
+        if self.ml and self.engine != "opensearch":
+            raise DevNodeError(
+                f"--with-ml (ml-commons) is an OpenSearch plugin: {self.spec.display} has none"
+            )
 
     @classmethod
     def from_env(
-        cls, port: int, env: Mapping[str, str] | None = None, engine: str = "opensearch"
+        cls,
+        port: int,
+        env: Mapping[str, str] | None = None,
+        engine: str = "opensearch",
+        *,
+        ml: bool = False,
     ) -> DevPaths:
         home = xlidx_home(env)
         default_dir = Path("/var/lib/xlidx/dev") if is_root() else home / "dev"
         node_dir = Path(env_dev_dir(env) or default_dir).expanduser()
-        return cls(home=home, node_dir=node_dir, port=port, engine=engine_spec(engine).name)
+        return cls(home=home, node_dir=node_dir, port=port, engine=engine_spec(engine).name, ml=ml)
 
     @property
     def spec(self) -> EngineSpec:
@@ -70,8 +86,18 @@ class DevPaths:
         return self.home / "downloads"
 
     @property
+    def install_name(self) -> str:
+        """``opensearch-2.19.1``, ``opensearch-2.19.1-ml`` with ml-commons."""
+        return self.spec.install_name + ("-ml" if self.ml else "")
+
+    @property
     def install_dir(self) -> Path:
-        return self.node_dir / self.spec.install_name
+        return self.node_dir / self.install_name
+
+    @property
+    def display(self) -> str:
+        """How messages name the node: ``OpenSearch``, ``OpenSearch with ml-commons``."""
+        return self.spec.display + (" with ml-commons" if self.ml else "")
 
     @property
     def data_dir(self) -> Path:

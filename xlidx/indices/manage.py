@@ -240,6 +240,9 @@ def migrate(
     old_meta = backend.get_meta(state.index).get("xlidx", {})  # now: it may have moved
     if transform is None and "calibration" in old_meta:
         carried["calibration"] = old_meta["calibration"]
+    if "integration" in old_meta:  # `xlidx connect`: the new version enriches writes too
+        carried["integration"] = old_meta["integration"]
+        carry_pipelines(backend, state.index, new_index)
     backend.put_meta(new_index, {**new_meta, "xlidx": {**new_meta["xlidx"], **carried}})
     if prepare is not None:
         prepare(new_index)
@@ -254,6 +257,23 @@ def migrate(
         "kept_for_rollback": state.index if moved else None,
         "moved": moved,
     }
+
+
+def carry_pipelines(backend: Backend, old: str, new: str) -> None:
+    """Give ``new`` the default ingest and search pipelines ``old`` runs (``xlidx connect``'s),
+    and the mapping of the mark its ingest pipeline sets (``xlidx.pending``)."""
+    from xlidx.backends._dsl import PENDING_MAPPING
+
+    idx = backend.index_settings(old).get("index", {})
+    found: dict[str, Any] = {}
+    if idx.get("default_pipeline"):
+        found["index.default_pipeline"] = idx["default_pipeline"]
+    search = (idx.get("search") or {}).get("default_pipeline")
+    if search:
+        found["index.search.default_pipeline"] = search
+    if found:
+        backend.request("PUT", f"/{new}/_settings", f"set the pipelines of {new}", body=found)
+        backend.add_fields(new, PENDING_MAPPING)
 
 
 def migration_writer(backend: Backend, batch_size: int = 200) -> BulkWriter:

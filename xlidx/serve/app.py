@@ -40,7 +40,13 @@ from xlidx.errors import (
 from xlidx.query.options import QueryOptions
 from xlidx.serve.batching import Overloaded
 from xlidx.serve.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
-from xlidx.serve.schemas import DetectRequest, EmbeddingsRequest, EmbedRequest, TranslateRequest
+from xlidx.serve.schemas import (
+    DetectRequest,
+    EmbeddingsRequest,
+    EmbedRequest,
+    EnrichRequest,
+    TranslateRequest,
+)
 from xlidx.serve.service import NotServed, Service, parse_target
 
 log = logging.getLogger("xlidx.serve")
@@ -211,6 +217,14 @@ def build_app(service: Service, metrics: Metrics) -> FastAPI:
     @app.post("/indices/{name}/search", dependencies=guarded)
     async def search(name: str, options: QueryOptions) -> Response:
         return _json(await service.search(name, options))
+
+    @app.post("/indices/{name}/enrich", dependencies=guarded)
+    async def enrich(name: str, body: EnrichRequest) -> Response:
+        if len(body.documents) > settings.max_items:
+            raise TooLarge(f"{len(body.documents)} documents in one request: at most "
+                           f"{settings.max_items}")  # fmt: skip
+        docs = [(d.id, d.source) for d in body.documents]
+        return _json({"documents": await service.enrich(name, docs)})
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(KeyCheck, keys=settings.api_keys)

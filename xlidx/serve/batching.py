@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ class Overloaded(Exception):
 
 @dataclass
 class _Chunk(Generic[T]):
-    texts: list[str]
+    texts: list[Any]  # texts, or whatever the queue's items are (documents to enrich)
     future: asyncio.Future[list[T]]
 
 
@@ -53,7 +53,7 @@ class Batcher(Generic[T]):
     def __init__(
         self,
         name: str,
-        fn: Callable[[list[str]], Sequence[T]],
+        fn: Callable[[list[Any]], Sequence[T]],
         *,
         executor: Executor,
         max_batch: int = 32,
@@ -78,7 +78,7 @@ class Batcher(Generic[T]):
         """Seconds until the queue has drained by half, rounded up to a whole second."""
         return float(max(1, round(self.queued * self._seconds_per_text / 2 + 0.5)))
 
-    async def submit(self, texts: Sequence[str]) -> list[T]:
+    async def submit(self, texts: Sequence[Any]) -> list[T]:
         """The answers of ``fn`` for ``texts``, in order. Raises :class:`Overloaded` when
         the queue cannot take them, and whatever ``fn`` raised for a batch they rode in."""
         if not texts:

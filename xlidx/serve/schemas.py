@@ -1,10 +1,11 @@
 """The request bodies the service takes, in the formats clients already speak: OpenAI's
 ``/v1/embeddings``, text-embeddings-inference's ``/embed``, LibreTranslate's ``/translate``
-and ``/detect``. Types are checked by pydantic (a wrong type is 422, one line)."""
+and ``/detect``; and xlidx's own ``/indices/{name}/enrich``. Types are checked by pydantic
+(a wrong type is 422, one line)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -47,3 +48,17 @@ class DetectRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     q: str | list[str]
+
+
+class EnrichDocument(BaseModel):
+    """One document an application wrote: its ``_id`` (``null`` when the cluster makes one)
+    and its ``_source``."""
+
+    id: str | None = None
+    source: dict[str, Any]
+
+
+class EnrichRequest(BaseModel):
+    """``POST /indices/{name}/enrich``: what the ingest pipeline of ``xlidx connect`` sends."""
+
+    documents: list[EnrichDocument]

@@ -224,6 +224,26 @@ class Service:
             return target.key
         return _folder_name(self.settings.model or "")
 
+    async def enrich(
+        self, index: str, documents: Sequence[tuple[str | None, dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """What ingest adds to each document in ``index``
+        (:func:`~xlidx.workflows.enrich.enrich`), through the index's enrichment queue: the
+        documents of concurrent requests (the cluster's ingest pipeline sends one per
+        request) are enriched together, as ingest's batches are."""
+        from xlidx.workflows.enrich import enrich
+
+        if not documents:
+            return []
+        await self._read_index(index)
+        device = self.settings.device
+
+        def make() -> Callable[[list[Any]], list[dict[str, Any]]]:
+            target = self.cluster.index(index)
+            return lambda docs: [e.to_json() for e in enrich(target, docs, device=device)]
+
+        return await self._batcher(f"enrich:{index}", make).submit(documents)
+
     # -- translation and detection -------------------------------------------------------------
     def translator(self) -> Translator:
         return self.cluster.translator(self.settings.device)

@@ -72,6 +72,30 @@ class ElasticsearchBackend(ClientBackend):
 
         return helpers
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        # elasticsearch-py 8 takes the query string in the path and wants the media types named
+        from urllib.parse import urlencode
+
+        target = f"{path}?{urlencode(dict(params))}" if params else path
+        headers = {"accept": "application/json"}
+        if body is not None:
+            headers["content-type"] = "application/json"
+        res = self._call(
+            action,
+            lambda: self.client.perform_request(
+                method, target, headers=headers, body=dict(body) if body is not None else None
+            ),
+        )
+        return getattr(res, "body", res)
+
     def _msearch(self, lines: list[Mapping[str, Any]], action: str) -> dict[str, Any]:
         res: dict[str, Any] = self._call(action, lambda: self.client.msearch(searches=lines))
         return res
