@@ -109,6 +109,7 @@ SLOW_FIRST = (
     "integration/test_ingest_resilience.py",
     "integration/test_eval_tatoeba.py",
     "integration/test_centering.py",
+    "integration/test_connect_opensearch.py",  # the ml-commons node, two service starts
     "integration/test_queue_faults.py",
     "integration/test_eval.py",
     "integration/test_eval_gate.py",
@@ -136,6 +137,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         marker = DIRECTORY_MARKERS.get(top)
         if marker is not None and item.get_closest_marker(marker) is None:
             item.add_marker(marker)
+        if "ml_node" in getattr(item, "fixturenames", ()) and item.get_closest_marker("ml") is None:
+            item.add_marker("ml")
         if item.get_closest_marker("models") is None and (
             MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ())) or _builds_models(item)
         ):

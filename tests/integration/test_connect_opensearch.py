@@ -319,6 +319,27 @@ def test_service_killed_mid_stream_fails_no_write(
         assert x["passages"] and x["translated_to"] == ["en"], d["id"]
 
 
+def test_migrate_carries_the_pipelines(
+    connected: dict[str, Any], index: str, served: Served, env: dict[str, str],
+    ml_node: ConnectionSettings, tmp_path: Path,
+) -> None:  # fmt: skip
+    url = ml_node.urls[0]
+    res = run_cli("index", "migrate", index, "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    new = json.loads(res.stdout)["to"]
+    settings = httpx.get(f"{url}/{new}/_settings").json()[new]["settings"]["index"]
+    assert settings["default_pipeline"] == f"xlidx-{index}-ingest"
+    assert settings["search"]["default_pipeline"] == f"xlidx-{index}-search"
+    meta = httpx.get(f"{url}/{new}/_mapping").json()[new]["mappings"]["_meta"]["xlidx"]
+    assert meta["integration"]["ingest_pipeline"] == f"xlidx-{index}-ingest"
+    port = int(served.url.rsplit(":", 1)[1])
+    args = ("--index", index, "--device", "cpu", "--api-key", KEY)
+    with serving(*args, log=tmp_path / "serve.log", env=env, port=port):
+        _bulk(url, index, _docs(1, offset=600), "migrated-")
+    x = _source(url, index, "migrated-d600")["xlidx"]
+    assert x["passages"] and "pending" not in x
+
+
 def test_remove_takes_all_away(
     connected: dict[str, Any], index: str, env: dict[str, str], ml_node: ConnectionSettings
 ) -> None:
@@ -326,7 +347,7 @@ def test_remove_takes_all_away(
     gone = run_cli("connect", "opensearch", "--index", index, "--remove", "--json", env=env)
     assert gone.returncode == 0, gone.stderr
     result = json.loads(gone.stdout)
-    version = result["version"]
+    version = result["version"]  # the version the alias points at: migrated above
     assert result["removed"] is True and result["models"] == connected["models"]
     settings = httpx.get(f"{url}/{version}/_settings").json()[version]["settings"]["index"]
     assert "default_pipeline" not in settings

@@ -261,8 +261,10 @@ def migrate(
 
 def carry_pipelines(backend: Backend, old: str, new: str) -> None:
     """Give ``new`` the default ingest and search pipelines ``old`` runs (``xlidx connect``'s),
-    and the mapping of the mark its ingest pipeline sets (``xlidx.pending``)."""
+    and the fields they write: the mark of OpenSearch's pipeline (``xlidx.pending``), the
+    vectors of Elasticsearch's (``xlidx_inference``)."""
     from xlidx.backends._dsl import PENDING_MAPPING
+    from xlidx.backends.elasticsearch.inference import OUTPUT_OBJECT
 
     idx = backend.index_settings(old).get("index", {})
     found: dict[str, Any] = {}
@@ -274,6 +276,10 @@ def carry_pipelines(backend: Backend, old: str, new: str) -> None:
     if found:
         backend.request("PUT", f"/{new}/_settings", f"set the pipelines of {new}", body=found)
         backend.add_fields(new, PENDING_MAPPING)
+        got = backend.request("GET", f"/{old}/_mapping", f"read the mapping of {old}")
+        props = got.get(old, {}).get("mappings", {}).get("properties", {})
+        if OUTPUT_OBJECT in props:
+            backend.add_fields(new, {OUTPUT_OBJECT: props[OUTPUT_OBJECT]})
 
 
 def migration_writer(backend: Backend, batch_size: int = 200) -> BulkWriter:
