@@ -92,7 +92,13 @@ def test_mapping_properties_and_whether_an_index_has_them() -> None:
                 "title": vector,
                 "meta_body": vector,
             }
-        }
+        },
+        # the mark of a write the service could not enrich
+        "xlidx": {
+            "properties": {
+                "pending": {"properties": {"reason": {"type": "text"}, "since": {"type": "date"}}}
+            }
+        },
     }
     assert (
         inf.mapping_properties(("t",), 8, "innerproduct")["xlidx_inference"]["properties"]["t"][
@@ -123,6 +129,10 @@ def test_pipeline_body_embeds_each_text_field() -> None:
     ]  # fmt: skip
     assert body["_meta"] == {"xlidx": {"index": "news", "endpoint": "xlidx-news"}}
     assert "xlidx/news" in body["description"]
+    # the service down: the document is indexed as written, marked, never refused
+    sets = [p["set"]["field"] for p in body["on_failure"] if "set" in p]
+    assert sets == ["xlidx.pending.reason", "xlidx.pending.since"]
+    assert not any("fail" in p for p in body["on_failure"])
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from xlidx.backends._dsl import PENDING_MAPPING
 from xlidx.backends.elasticsearch.mapping import MAX_DIMS, SIMILARITY
 from xlidx.config import redact_url
 from xlidx.errors import ConfigError
@@ -217,7 +218,8 @@ def render_custom(template: str, params: Mapping[str, Any], *, json_values: bool
 def mapping_properties(
     text_fields: Sequence[str], dimensions: int, space_type: str
 ) -> dict[str, Any]:
-    """The ``properties`` that hold the pipeline's vectors (``PUT NAME-vN/_mapping``)."""
+    """The ``properties`` that hold the pipeline's vectors (``PUT NAME-vN/_mapping``), and
+    its ``xlidx.pending`` mark."""
     if space_type not in SIMILARITY:
         raise ConfigError(f"unknown vector space {space_type!r}")
     if not 0 < dimensions <= MAX_DIMS:
@@ -227,7 +229,7 @@ def mapping_properties(
     fields: dict[str, Any] = {"model_id": {"type": "keyword"}}
     for f in text_fields:
         fields[output_field(f).split(".", 1)[1]] = dict(vector)
-    return {OUTPUT_OBJECT: {"properties": fields}}
+    return {OUTPUT_OBJECT: {"properties": fields}, **PENDING_MAPPING}
 
 
 def has_properties(mapping: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
@@ -243,7 +245,8 @@ def has_properties(mapping: Mapping[str, Any], wanted: Mapping[str, Any]) -> boo
 
 def pipeline_body(index: str, text_fields: Sequence[str]) -> dict[str, Any]:
     """The body of ``PUT _ingest/pipeline/xlidx-NAME-ingest``: one ``inference`` processor
-    per text field (``input_output``, ``ignore_missing``), writing to ``xlidx_inference``."""
+    per text field (``input_output``, ``ignore_missing``), writing to ``xlidx_inference``; on
+    failure the document is indexed as written and marked ``xlidx.pending``."""
     endpoint = endpoint_id(index)
     processors = [
         {
@@ -263,6 +266,13 @@ def pipeline_body(index: str, text_fields: Sequence[str]) -> dict[str, Any]:
             f"endpoint {endpoint}"
         ),
         "processors": processors,
+        # the service down or refusing: the document is indexed as written, marked (as
+        # OpenSearch's pipeline of `xlidx connect` marks it); the write never fails
+        "on_failure": [
+            {"remove": {"field": OUTPUT_OBJECT, "ignore_missing": True}},
+            {"set": {"field": "xlidx.pending.reason", "value": "{{{_ingest.on_failure_message}}}"}},
+            {"set": {"field": "xlidx.pending.since", "value": "{{{_ingest.timestamp}}}"}},
+        ],
         "_meta": {"xlidx": {"index": index, "endpoint": endpoint}},
     }
 
