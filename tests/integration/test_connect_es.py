@@ -34,22 +34,8 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def xlidx(monkeypatch: pytest.MonkeyPatch) -> Run:
-    """``run_cli``, with ``connect elasticsearch`` on the CLI (registered here if it is not
-    yet)."""
-    import typer
-
-    from xlidx import cli
-    from xlidx.cli.connect_es import elasticsearch_command
-
-    group = getattr(typer.main.get_command(cli.app), "commands", {}).get("connect")
-    if group is None or "elasticsearch" not in getattr(group, "commands", {}):
-        app = typer.Typer(pretty_exceptions_enable=False, no_args_is_help=True)
-        app.callback()(cli.root)
-        connect = typer.Typer(no_args_is_help=True)
-        connect.command("elasticsearch")(elasticsearch_command)
-        app.add_typer(connect, name="connect")
-        monkeypatch.setattr(cli, "app", app)
+def xlidx() -> Run:
+    """``run_cli``: the command line as a user runs it."""
     return run_cli
 
 
@@ -192,11 +178,12 @@ def test_the_vector_fields_are_what_elasticsearch_takes(
     replies read back as the workflow reads them."""
     from xlidx.backends import open_backend
     from xlidx.backends.elasticsearch import inference as inf
+    from xlidx.backends.requests import Request
     from xlidx.workflows.connect_es import _default_pipeline
 
     backend, concrete = open_backend(es_node), f"{es_index}-v1"
 
-    def send(req: inf.Request) -> Any:
+    def send(req: Request) -> Any:
         return backend.request(req.method, req.path, req.action, body=req.body)
 
     wanted = inf.mapping_properties(("title", "text"), 32, "cosinesimil")
@@ -210,7 +197,7 @@ def test_the_vector_fields_are_what_elasticsearch_takes(
     send(inf.put_mapping(concrete, wanted))  # the same again: accepted, nothing changes
     assert inf.has_properties(props(), wanted)
     assert _default_pipeline(send(inf.get_settings(concrete)), concrete) is None
-    empty = inf.Request("PUT", inf.pipeline_path(es_index), "make a pipeline", {"processors": []})
+    empty = Request("PUT", inf.pipeline_path(es_index), "make a pipeline", {"processors": []})
     send(empty)
     try:
         send(inf.put_default_pipeline(concrete, inf.pipeline_id(es_index)))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from xlidx.backends.elasticsearch import inference as inf
+from xlidx.backends.requests import redact
 from xlidx.errors import ConfigError
 
 KEY = "s3cret-serve-key"
@@ -163,7 +164,7 @@ def test_requests_never_show_the_key() -> None:
     assert probe["body"] == {"input": ["xlidx connect probe"], "model": "xlidx/news",
                              "input_type": "ingest"}  # fmt: skip
     assert KEY not in json.dumps([shown, probe])
-    assert inf.redact({"a": [{"api_key": "x"}], "b": 1}) == {"a": [{"api_key": "<redacted>"}],
+    assert redact({"a": [{"api_key": "x"}], "b": 1}) == {"a": [{"api_key": "<redacted>"}],
                                                               "b": 1}  # fmt: skip
 
 

@@ -22,6 +22,7 @@ import pytest
 from tests.unit.test_index_lifecycle import FakeBackend
 from xlidx.backends.base import Capabilities
 from xlidx.backends.elasticsearch import inference as inf
+from xlidx.backends.requests import Request
 from xlidx.errors import (
     BackendError,
     ConfigError,
@@ -140,13 +141,13 @@ class FakeEs(FakeBackend):
 
 
 @pytest.fixture
-def probes(monkeypatch: pytest.MonkeyPatch) -> list[inf.Request]:
-    sent: list[inf.Request] = []
+def probes(monkeypatch: pytest.MonkeyPatch) -> list[Request]:
+    sent: list[Request] = []
     monkeypatch.setattr(connect_es, "probe_serve", lambda req, dims, **kw: sent.append(req))
     return sent
 
 
-def test_connect_creates_everything_once_and_records_it(probes: list[inf.Request]) -> None:
+def test_connect_creates_everything_once_and_records_it(probes: list[Request]) -> None:
     es = FakeEs()
     done = connect_elasticsearch(Index(es, "news"), "http://serve:8765", api_key=KEY)
     assert done.parts == {"endpoint": "created", "mapping": "created", "pipeline": "created",
@@ -179,7 +180,7 @@ def test_connect_creates_everything_once_and_records_it(probes: list[inf.Request
     assert es.writes() == []
 
 
-def test_dry_run_lists_every_request_and_sends_none(probes: list[inf.Request]) -> None:
+def test_dry_run_lists_every_request_and_sends_none(probes: list[Request]) -> None:
     es = FakeEs(inference=False)  # even where it could not be done
     plan = connect_elasticsearch(Index(es, "news"), "http://serve:8765", api_key=KEY,
                                  dry_run=True)  # fmt: skip
@@ -219,7 +220,7 @@ def test_dry_run_lists_every_request_and_sends_none(probes: list[inf.Request]) -
         (FakeEs(version="9.0.4"), "Elasticsearch 9.0.4 has no `custom` inference service"),
     ],
 )
-def test_refused_where_the_cluster_cannot(es: FakeEs, said: str, probes: list[inf.Request]) -> None:
+def test_refused_where_the_cluster_cannot(es: FakeEs, said: str, probes: list[Request]) -> None:
     with pytest.raises(Unsupported) as exc:
         connect_elasticsearch(Index(es, "news"), "http://serve:8765", api_key=KEY)
     message = str(exc.value)
@@ -228,7 +229,7 @@ def test_refused_where_the_cluster_cannot(es: FakeEs, said: str, probes: list[in
     assert es.writes() == [] and probes == []
 
 
-def test_bad_input_is_one_line(probes: list[inf.Request]) -> None:
+def test_bad_input_is_one_line(probes: list[Request]) -> None:
     es = FakeEs()
     es.indices["plain"] = {}
     with pytest.raises(IndexNotFound, match="no xlidx index named 'nope'"):
@@ -245,7 +246,7 @@ def test_bad_input_is_one_line(probes: list[inf.Request]) -> None:
 
 
 def test_an_endpoint_made_otherwise_or_a_foreign_default_pipeline_is_refused(
-    probes: list[inf.Request],
+    probes: list[Request],
 ) -> None:
     es = FakeEs()
     connect_elasticsearch(Index(es, "news"), "http://serve:8765", api_key=KEY)
@@ -260,7 +261,7 @@ def test_an_endpoint_made_otherwise_or_a_foreign_default_pipeline_is_refused(
     assert fresh.writes() == []
 
 
-def test_remove_undoes_connect_and_is_idempotent(probes: list[inf.Request]) -> None:
+def test_remove_undoes_connect_and_is_idempotent(probes: list[Request]) -> None:
     es = FakeEs()
     connect_elasticsearch(Index(es, "news"), "http://serve:8765", api_key=KEY)
     es.calls.clear()

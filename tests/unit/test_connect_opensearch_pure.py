@@ -9,8 +9,9 @@ import re
 import pytest
 
 from xlidx.backends.opensearch import ml
+from xlidx.backends.requests import Request
 from xlidx.query.plan import Query
-from xlidx.workflows.connect import Connected, Request, needs_private_ip
+from xlidx.workflows.connect import Connected, needs_private_ip
 
 
 def test_endpoint_pattern_admits_the_service_and_nothing_else() -> None:
@@ -78,7 +79,7 @@ def test_the_hybrid_example_uses_xlidx_bm25_and_the_query_model() -> None:
 def test_a_dry_run_shows_requests_without_the_key() -> None:
     body = ml.connector_body("news", "passage", "http://serve:8765", "s3cret")
     result = Connected("news", "news-v1", "http://serve:8765", dry_run=True)
-    result.requests = [Request("POST", "/_plugins/_ml/connectors/_create", body)]
+    result.requests = [Request("POST", "/_plugins/_ml/connectors/_create", "create", body)]
     shown = json.dumps(result.to_json())
     assert "s3cret" not in shown and "<redacted>" in shown
     assert result.to_json()["requests"][0]["path"] == "/_plugins/_ml/connectors/_create"

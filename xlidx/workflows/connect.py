@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from xlidx.backends.requests import Request
 from xlidx.errors import (
     BackendError,
     ConfigError,
@@ -45,36 +46,8 @@ if TYPE_CHECKING:
 TRUSTED = "plugins.ml_commons.trusted_connector_endpoints_regex"
 PRIVATE_IP = "plugins.ml_commons.connector.private_ip_enabled"
 DEPLOY_WAIT = 60.0  # seconds for a remote model to be deployed
-REDACTED = "<redacted>"
 
 Log = Callable[[str], None]
-
-
-@dataclass
-class Request:
-    """One request ``connect`` sends (or, with ``dry_run``, would send)."""
-
-    method: str
-    path: str
-    body: Any = None
-    params: Mapping[str, Any] | None = None
-    action: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"method": self.method, "path": self.path}
-        if self.params:
-            out["params"] = dict(self.params)
-        if self.body is not None:
-            out["body"] = _redacted(self.body)
-        return out
-
-
-def _redacted(body: Any) -> Any:
-    if isinstance(body, Mapping):
-        return {k: (REDACTED if k == "credential" else _redacted(v)) for k, v in body.items()}
-    if isinstance(body, list):
-        return [_redacted(v) for v in body]
-    return body
 
 
 @dataclass
@@ -204,7 +177,7 @@ def disconnect(index: Index, *, dry_run: bool = False, log: Log = lambda _m: Non
     if not rec:
         return result
     settings = {"index.default_pipeline": None, "index.search.default_pipeline": None}
-    run.send(Request("PUT", f"/{state.index}/_settings", settings, action="unset the pipelines"))
+    run.send(Request("PUT", f"/{state.index}/_settings", "unset the pipelines", body=settings))
     for kind, name in (
         ("_ingest", rec.get("ingest_pipeline")),
         ("_search", rec.get("search_pipeline")),
@@ -217,24 +190,10 @@ def disconnect(index: Index, *, dry_run: bool = False, log: Log = lambda _m: Non
         current = _trusted(run)
         if pattern in current:
             kept = [p for p in current if p != pattern]
-            run.send(
-                Request(
-                    "PUT",
-                    "/_cluster/settings",
-                    {"persistent": {TRUSTED: kept}},
-                    action="remove the service from the trusted endpoints",
-                )
-            )
+            run.send(_setting(TRUSTED, kept, "remove the service from the trusted endpoints"))
             result.settings[TRUSTED] = kept
     if rec.get("enabled_private_ip"):
-        run.send(
-            Request(
-                "PUT",
-                "/_cluster/settings",
-                {"persistent": {PRIVATE_IP: None}},
-                action="reset private addresses for connectors",
-            )
-        )
+        run.send(_setting(PRIVATE_IP, None, "reset private addresses for connectors"))
         result.settings[PRIVATE_IP] = None
     if not dry_run:
         x = {k: v for k, v in state.xlidx_meta.items() if k != "integration"}
@@ -354,14 +313,7 @@ def _trust(run: _Cluster, url: str, result: Connected, log: Log) -> None:
     if not any(re.fullmatch(p, probe) for p in current):
         log(f"adding {pattern} to {TRUSTED}")
         new = [*current, pattern]
-        run.send(
-            Request(
-                "PUT",
-                "/_cluster/settings",
-                {"persistent": {TRUSTED: new}},
-                action="trust the service's URL",
-            )
-        )
+        run.send(_setting(TRUSTED, new, "trust the service's URL"))
         run.undo.append(lambda: _set(run, TRUSTED, current))
         result.settings[TRUSTED] = new
         result.settings["added_pattern"] = True
@@ -371,28 +323,24 @@ def _trust(run: _Cluster, url: str, result: Connected, log: Log) -> None:
             "this cluster may call private addresses (the way SSRF happens); expose the "
             "service on an address the cluster reaches publicly to avoid it"
         )
-        run.send(
-            Request(
-                "PUT",
-                "/_cluster/settings",
-                {"persistent": {PRIVATE_IP: True}},
-                action="allow connectors to private addresses",
-            )
-        )
+        run.send(_setting(PRIVATE_IP, True, "allow connectors to private addresses"))
         run.undo.append(lambda: _set(run, PRIVATE_IP, None))
         result.settings[PRIVATE_IP] = True
         result.settings["enabled_private_ip"] = True
 
 
+def _setting(key: str, value: Any, action: str) -> Request:
+    return Request("PUT", "/_cluster/settings", action, {"persistent": {key: value}})
+
+
 def _set(run: _Cluster, key: str, value: Any) -> None:
-    run.backend.request(
-        "PUT", "/_cluster/settings", f"restore {key}", body={"persistent": {key: value}}
-    )
+    req = _setting(key, value, f"restore {key}")
+    run.backend.request(req.method, req.path, req.action, body=req.body)
 
 
 def _delete(run: _Cluster, path: str, action: str) -> None:
     try:
-        run.send(Request("DELETE", path, action=action))
+        run.send(Request("DELETE", path, action))
     except BackendError as exc:
         if exc.status != 404:
             raise
@@ -406,9 +354,7 @@ def _model(
     log(f"creating the {role} connector and model")
     body = ml.connector_body(index, role, url, key)
     got = run.send(
-        Request(
-            "POST", "/_plugins/_ml/connectors/_create", body, action=f"create the {role} connector"
-        ),
+        Request("POST", "/_plugins/_ml/connectors/_create", f"create the {role} connector", body),
         fake={"connector_id": f"<{role} connector>"},
     )
     cid = str(got["connector_id"])
@@ -417,8 +363,8 @@ def _model(
             lambda: _delete(run, f"/_plugins/_ml/connectors/{cid}", "delete a connector")
         )
     got = run.send(
-        Request("POST", "/_plugins/_ml/models/_register", ml.model_body(index, role, cid),
-                params={"deploy": "true"}, action=f"register the {role} model"),
+        Request("POST", "/_plugins/_ml/models/_register", f"register the {role} model",
+                ml.model_body(index, role, cid), params={"deploy": "true"}),
         fake={"model_id": f"<{role} model>"},
     )  # fmt: skip
     mid = str(got["model_id"])
@@ -463,9 +409,7 @@ def _check_smoke(role: str, res: Mapping[str, Any]) -> None:
 
 def _undeploy_delete(run: _Cluster, mid: str) -> None:
     try:
-        run.send(
-            Request("POST", f"/_plugins/_ml/models/{mid}/_undeploy", action="undeploy a model")
-        )
+        run.send(Request("POST", f"/_plugins/_ml/models/{mid}/_undeploy", "undeploy a model"))
     except BackendError as exc:
         if exc.status != 404:
             raise
@@ -493,10 +437,7 @@ def _prepare_index(
 
     run.send(
         Request(
-            "PUT",
-            f"/{state.index}/_mapping",
-            {"properties": PENDING_MAPPING},
-            action="map xlidx.pending",
+            "PUT", f"/{state.index}/_mapping", "map xlidx.pending", {"properties": PENDING_MAPPING}
         )
     )
     targets = parse_languages(tuple(translate_to))
@@ -533,21 +474,17 @@ def _pipelines(
     search = ml.search_pipeline_name(index.name)
     log(f"creating the ingest pipeline {ingest}")
     body = ml.ingest_pipeline_body(index.name, result.models["document"])
-    run.send(
-        Request("PUT", f"/_ingest/pipeline/{ingest}", body, action="create the ingest pipeline")
-    )
+    run.send(Request("PUT", f"/_ingest/pipeline/{ingest}", "create the ingest pipeline", body))
     if not run.dry_run:
         run.undo.append(lambda: _delete(run, f"/_ingest/pipeline/{ingest}", "delete a pipeline"))
         _simulate(run, ingest, index)
     weights = (0.25, 0.75) if run.dry_run else _weights(index)
     body = query.pipeline_body(fusion, weights, 60)
-    run.send(
-        Request("PUT", f"/_search/pipeline/{search}", body, action="create the search pipeline")
-    )
+    run.send(Request("PUT", f"/_search/pipeline/{search}", "create the search pipeline", body))
     if not run.dry_run:
         run.undo.append(lambda: _delete(run, f"/_search/pipeline/{search}", "delete a pipeline"))
     settings = {"index.default_pipeline": ingest, "index.search.default_pipeline": search}
-    run.send(Request("PUT", f"/{state.index}/_settings", settings, action="set the pipelines"))
+    run.send(Request("PUT", f"/{state.index}/_settings", "set the pipelines", settings))
     result.ingest_pipeline, result.search_pipeline, result.weights = ingest, search, weights
 
 

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from xlidx.backends.elasticsearch import inference as inf
+from xlidx.backends.requests import Request
 from xlidx.config import Secret, redact_url
 from xlidx.documents import DEFAULT_TEXT_FIELDS
 from xlidx.errors import (
@@ -69,7 +70,7 @@ class EsConnection:
     dry_run: bool
     parts: dict[str, PartState] = field(default_factory=dict)
     recorded: bool = False
-    requests: tuple[inf.Request, ...] = ()
+    requests: tuple[Request, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -95,13 +96,13 @@ class _Sender:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.sent: list[inf.Request] = []
+        self.sent: list[Request] = []
 
-    def __call__(self, req: inf.Request) -> Any:
+    def __call__(self, req: Request) -> Any:
         self.sent.append(req)
         return self.backend.request(req.method, req.path, req.action, body=req.body)
 
-    def found(self, req: inf.Request) -> Any | None:
+    def found(self, req: Request) -> Any | None:
         """The reply of a GET, or ``None`` when the cluster answers 404."""
         try:
             return self(req)
@@ -154,7 +155,7 @@ def _instead(name: str) -> str:
     )
 
 
-def check_cluster(send: Callable[[inf.Request], Any], backend: Backend, name: str) -> None:
+def check_cluster(send: Callable[[Request], Any], backend: Backend, name: str) -> None:
     """Refuse (:class:`~xlidx.errors.Unsupported`, one line) unless the cluster has an
     inference API, a licence that runs it, and the ``custom`` service (its version)."""
     where = backend.settings.display_urls
@@ -193,7 +194,7 @@ def check_cluster(send: Callable[[inf.Request], Any], backend: Backend, name: st
         )
 
 
-def probe_serve(req: inf.Request, dims: int, *, timeout: float = PROBE_TIMEOUT) -> None:
+def probe_serve(req: Request, dims: int, *, timeout: float = PROBE_TIMEOUT) -> None:
     """Send ``req`` (:func:`~xlidx.backends.elasticsearch.inference.serve_probe`) to the
     service: :class:`~xlidx.errors.ServiceError` (one line) unless it answers with vectors
     of the index's ``dims``."""
@@ -412,7 +413,7 @@ def disconnect_elasticsearch(index: Index, *, dry_run: bool = False) -> EsConnec
     return _with(result, parts=parts, recorded=recorded, requests=tuple(send.sent))
 
 
-def _delete(send: _Sender, get: inf.Request, delete: inf.Request) -> PartState:
+def _delete(send: _Sender, get: Request, delete: Request) -> PartState:
     # Elasticsearch answers 200 to deleting a pipeline that does not exist: look first
     if send.found(get) is None:
         return "absent"

@@ -35,12 +35,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from xlidx.backends._dsl import PENDING_MAPPING
 from xlidx.backends.elasticsearch.mapping import MAX_DIMS, SIMILARITY
+from xlidx.backends.requests import Request
 from xlidx.config import redact_url
 from xlidx.errors import ConfigError
 
@@ -56,61 +56,12 @@ DEFAULT_INPUT_TYPE = "ingest"
 LICENCES = ("enterprise", "trial")
 #: the object the pipeline writes its vectors under
 OUTPUT_OBJECT = "xlidx_inference"
-REDACTED = "<redacted>"
 #: the index's vector space → the endpoint's ``similarity`` (Elasticsearch's SimilarityMeasure)
 ENDPOINT_SIMILARITY = {"cosinesimil": "cosine", "innerproduct": "dot_product", "l2": "l2_norm"}
-#: keys whose values are secrets, wherever they appear in a body
-SECRET_KEYS = frozenset({"secret_parameters", "api_key", "Authorization"})
 
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
 
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request: to the cluster (``path`` from its root) or to xlidx serve (``path``
-    a URL). ``action`` says what it is for (it completes "while trying to …"); ``body`` and
-    ``headers`` may hold the key (see :meth:`to_json`)."""
-
-    method: str
-    path: str
-    action: str
-    body: Mapping[str, Any] | None = None
-    to: str = "cluster"
-    headers: Mapping[str, str] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The request as data, with every secret replaced by ``<redacted>``."""
-        out: dict[str, Any] = {"to": self.to, "method": self.method, "path": self.path}
-        if self.headers:
-            out["headers"] = redact(self.headers)
-        if self.body is not None:
-            out["body"] = redact(self.body)
-        out["action"] = self.action
-        return out
-
-    def line(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-def redact(value: Any) -> Any:
-    """``value`` with the values of :data:`SECRET_KEYS` replaced (recursively) and the
-    ``Bearer`` tokens of ``Authorization`` headers hidden."""
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            if k in SECRET_KEYS and isinstance(v, Mapping):
-                out[k] = {kk: REDACTED for kk in v}
-            elif k in SECRET_KEYS and isinstance(v, str) and "${" not in v:
-                out[k] = REDACTED
-            else:
-                out[k] = redact(v)
-        return out
-    if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
-    return value
-
-
-# -- names -------------------------------------------------------------------------------------
 def endpoint_id(index: str) -> str:
     return f"xlidx-{index}"
 
