@@ -349,10 +349,11 @@ def test_remove_takes_all_away(
     result = json.loads(gone.stdout)
     version = result["version"]  # the version the alias points at: migrated above
     assert result["removed"] is True and result["models"] == connected["models"]
-    settings = httpx.get(f"{url}/{version}/_settings").json()[version]["settings"]["index"]
-    assert "default_pipeline" not in settings
-    meta = httpx.get(f"{url}/{version}/_mapping").json()[version]["mappings"]["_meta"]["xlidx"]
-    assert "integration" not in meta
+    for v in (version, f"{index}-v1"):  # the version kept for rollback too
+        settings = httpx.get(f"{url}/{v}/_settings").json()[v]["settings"]["index"]
+        assert "default_pipeline" not in settings
+        meta = httpx.get(f"{url}/{v}/_mapping").json()[v]["mappings"]["_meta"]["xlidx"]
+        assert "integration" not in meta
     for mid in result["models"].values():
         assert httpx.get(f"{url}/_plugins/_ml/models/{mid}").status_code == 404
     assert httpx.get(f"{url}/_ingest/pipeline/xlidx-{index}-ingest").status_code == 404

@@ -37,6 +37,7 @@ from xlidx.errors import (
     Unsupported,
     XlidxError,
 )
+from xlidx.spec import parse_versioned
 
 if TYPE_CHECKING:
     from xlidx.backends.base import Backend
@@ -164,7 +165,7 @@ def connect(
 def disconnect(index: Index, *, dry_run: bool = False, log: Log = lambda _m: None) -> Connected:
     """Take away everything :func:`connect` made for ``index`` (what ``_meta`` records);
     nothing recorded is nothing to do."""
-    from xlidx.indices.manage import update_meta
+    from xlidx.indices.manage import update_meta, version_state
 
     backend = index.backend
     state = _check_cluster(backend, index.name)
@@ -176,8 +177,10 @@ def disconnect(index: Index, *, dry_run: bool = False, log: Log = lambda _m: Non
     result.connectors = dict(rec.get("connectors") or {})
     if not rec:
         return result
+    versions = _versions_using(run, index.name, rec)  # a rollback must not find them either
     settings = {"index.default_pipeline": None, "index.search.default_pipeline": None}
-    run.send(Request("PUT", f"/{state.index}/_settings", "unset the pipelines", body=settings))
+    for version in versions:
+        run.send(Request("PUT", f"/{version}/_settings", "unset the pipelines", settings))
     for kind, name in (
         ("_ingest", rec.get("ingest_pipeline")),
         ("_search", rec.get("search_pipeline")),
@@ -185,22 +188,59 @@ def disconnect(index: Index, *, dry_run: bool = False, log: Log = lambda _m: Non
         if name:
             _delete(run, f"/{kind}/pipeline/{name}", f"delete pipeline {name}")
     _drop_models(run, rec, keep=set(), log=log)
+    others = _other_integrations(run, index.name)
     pattern = rec.get("trusted_pattern")
-    if pattern and rec.get("added_pattern"):
+    in_use = any(o.get("trusted_pattern") == pattern for o in others)
+    if pattern and rec.get("added_pattern") and not in_use:
         current = _trusted(run)
         if pattern in current:
             kept = [p for p in current if p != pattern]
             run.send(_setting(TRUSTED, kept, "remove the service from the trusted endpoints"))
             result.settings[TRUSTED] = kept
-    if rec.get("enabled_private_ip"):
+    private_in_use = any(needs_private_ip(str(o.get("serve_url") or "")) for o in others)
+    if rec.get("enabled_private_ip") and not private_in_use:
         run.send(_setting(PRIVATE_IP, None, "reset private addresses for connectors"))
         result.settings[PRIVATE_IP] = None
     if not dry_run:
-        x = {k: v for k, v in state.xlidx_meta.items() if k != "integration"}
-        update_meta(backend, state, x)
+        for version in versions:
+            vstate = version_state(backend, version)
+            x = {k: v for k, v in vstate.xlidx_meta.items() if k != "integration"}
+            update_meta(backend, vstate, x)
         index._refresh_searchers()
     result.requests = run.sent
     return result
+
+
+def _integrations(run: _Cluster) -> dict[str, dict[str, Any]]:
+    """``_meta.xlidx.integration`` of every index that has one, by concrete index."""
+    got = run.read(
+        "GET", "/_all/_mapping", "read the integrations of the cluster's indices",
+        params={"filter_path": "*.mappings._meta.xlidx.integration"},
+    )  # fmt: skip
+    return {
+        name: dict(v["mappings"]["_meta"]["xlidx"]["integration"])
+        for name, v in (got or {}).items()
+    }
+
+
+def _versions_using(run: _Cluster, alias: str, rec: Mapping[str, Any]) -> list[str]:
+    """The versions of ``alias`` that record the integration ``rec`` (the current one, and
+    those a migration left for rollback)."""
+    return sorted(
+        name
+        for name, other in _integrations(run).items()
+        if (parse_versioned(name) or ("",))[0] == alias
+        and other.get("ingest_pipeline") == rec.get("ingest_pipeline")
+    )
+
+
+def _other_integrations(run: _Cluster, alias: str) -> list[dict[str, Any]]:
+    """The integrations of the other indices (what they still need of the settings)."""
+    return [
+        other
+        for name, other in _integrations(run).items()
+        if (parse_versioned(name) or ("",))[0] != alias
+    ]
 
 
 # -- the checks --------------------------------------------------------------------------------
@@ -474,21 +514,37 @@ def _pipelines(
     search = ml.search_pipeline_name(index.name)
     log(f"creating the ingest pipeline {ingest}")
     body = ml.ingest_pipeline_body(index.name, result.models["document"])
-    run.send(Request("PUT", f"/_ingest/pipeline/{ingest}", "create the ingest pipeline", body))
     if not run.dry_run:
-        run.undo.append(lambda: _delete(run, f"/_ingest/pipeline/{ingest}", "delete a pipeline"))
-        _simulate(run, ingest, index)
+        _simulate(run, body, index)  # before it replaces a pipeline writes go through now
+    _put_pipeline(run, "_ingest", ingest, body)
     weights = (0.25, 0.75) if run.dry_run else _weights(index)
-    body = query.pipeline_body(fusion, weights, 60)
-    run.send(Request("PUT", f"/_search/pipeline/{search}", "create the search pipeline", body))
-    if not run.dry_run:
-        run.undo.append(lambda: _delete(run, f"/_search/pipeline/{search}", "delete a pipeline"))
+    _put_pipeline(run, "_search", search, query.pipeline_body(fusion, weights, 60))
     settings = {"index.default_pipeline": ingest, "index.search.default_pipeline": search}
     run.send(Request("PUT", f"/{state.index}/_settings", "set the pipelines", settings))
     result.ingest_pipeline, result.search_pipeline, result.weights = ingest, search, weights
 
 
-def _simulate(run: _Cluster, pipeline: str, index: Index) -> None:
+def _put_pipeline(run: _Cluster, kind: str, name: str, body: Mapping[str, Any]) -> None:
+    """Create or replace a pipeline; taking it back restores the one it replaced (a
+    reconnect that fails leaves the index's pipeline as it was, never missing)."""
+    path = f"/{kind}/pipeline/{name}"
+    before: Any = None
+    if not run.dry_run:
+        try:
+            before = run.read("GET", path, f"read pipeline {name}").get(name)
+        except BackendError as exc:
+            if exc.status != 404:
+                raise
+    run.send(Request("PUT", path, f"create pipeline {name}", body))
+    if run.dry_run:
+        return
+    if before is None:
+        run.undo.append(lambda: _delete(run, path, f"delete pipeline {name}"))
+    else:
+        run.undo.append(lambda: run.read("PUT", path, f"restore pipeline {name}", body=before))
+
+
+def _simulate(run: _Cluster, pipeline: Mapping[str, Any], index: Index) -> None:
     """One made-up document through the pipeline: it must come out enriched."""
     x = index.searcher().facts.state().xlidx_meta
     fields = list(x.get("text_fields") or ["body"])
@@ -497,8 +553,8 @@ def _simulate(run: _Cluster, pipeline: str, index: Index) -> None:
         "_source": {fields[-1]: "xlidx connect checks the pipeline."},
     }
     got = run.read(
-        "POST", f"/_ingest/pipeline/{pipeline}/_simulate", "simulate the ingest pipeline",
-        body={"docs": [doc]},
+        "POST", "/_ingest/pipeline/_simulate", "simulate the ingest pipeline",
+        body={"pipeline": dict(pipeline), "docs": [doc]},
     )  # fmt: skip
     try:
         out = got["docs"][0]["doc"]["_source"]
