@@ -27,7 +27,8 @@ ServeOpt = Annotated[
     typer.Option(
         "--serve",
         help="Base URL of the running `xlidx serve` the cluster is to call (default "
-        "$XLIDX_SERVE_URL, or [serve] url in the config file). It must reach the same cluster.",
+        "$XLIDX_SERVE_URL, or url in the config file's \\[serve] table). It must reach the "
+        "same cluster.",
         show_default=False,
     ),
 ]
@@ -36,7 +37,7 @@ KeyOpt = Annotated[
     typer.Option(
         "--api-key",
         help="A key the service accepts; it becomes the connectors' credential (default "
-        "$XLIDX_SERVE_API_KEY, or [serve] api_key).",
+        "$XLIDX_SERVE_API_KEY, or api_key in the config file's \\[serve] table).",
         show_default=False,
     ),
 ]

@@ -118,7 +118,7 @@ def query_command(
         typer.Option(
             "--serve",
             help="Ask a running `xlidx serve` at this URL instead of loading the model here "
-            "(default: $XLIDX_SERVE_URL, or url in the config file's [serve] table).",
+            "(default: $XLIDX_SERVE_URL, or url in the config file's \\[serve] table).",
             show_default=False,
         ),
     ] = None,
