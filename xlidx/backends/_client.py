@@ -14,8 +14,9 @@ from datetime import datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from xlidx.backends import _dsl
+from xlidx.backends import _dsl, changes
 from xlidx.backends.base import Backend, BulkItem
+from xlidx.backends.changes import Change, ShardHead
 from xlidx.backends.hits import RawHit, buckets_of, hits_of, raw_hit
 from xlidx.errors import BackendError, XlidxError
 
@@ -249,6 +250,101 @@ class ClientBackend(Backend):
     def means_carried(self, index: str, means: Iterable[str]) -> set[str]:
         return {m for m in sorted(set(means)) if self.count(index, _dsl.carrying_query(m))}
 
+    # -- the domain: following an index ---------------------------------------------------------
+    def shard_heads(self, index: str) -> list[ShardHead]:
+        res = self.request(
+            "GET", f"/{_path(index)}/_stats/docs", f"read the shard positions of {index}",
+            params={"level": "shards"},
+        )  # fmt: skip
+        return changes.shard_heads_of(res)
+
+    def changes(self, index: str, shard: int, *, after: int, upto: int, size: int) -> list[Change]:
+        res = self.request(
+            "POST", f"/{_path(index)}/_search", f"read the changes of {index}",
+            body=changes.changes_body(after, upto, size), params={"preference": f"_shards:{shard}"},
+        )  # fmt: skip
+        return changes.hits_with_sort(res)
+
+    def field_kind(self, index: str, field: str) -> str | None:
+        res = self.request(
+            "GET", f"/{_path(index)}/_mapping/field/{_path(field)}",
+            f"read the mapping of {field} in {index}",
+        )  # fmt: skip
+        return changes.field_kind_of(res, field)
+
+    def changed_since(
+        self, index: str, field: str, kind: str, *, after: Any, size: int
+    ) -> list[Change]:
+        body = changes.since_body(field, kind, after, size)
+        return changes.hits_with_sort(self.search(index, body, f"read the changes of {index}"))
+
+    def count_since(self, index: str, field: str, kind: str, after: Any) -> int:
+        return self.count(index, changes.since_query(field, kind, after, inclusive=False))
+
+    def document_ids(
+        self, index: str, *, id_field: str | None = None, size: int = 5000
+    ) -> Iterator[str]:
+        hits = self._helpers().scan(
+            self.client, index=index, size=size, scroll="5m", query=changes.ids_body(id_field)
+        )
+        try:
+            for h in hits:
+                yield changes.record_id(raw_hit(h), id_field)
+        except XlidxError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, f"read the ids of {index}") from exc
+
+    def ensure_state_index(self, index: str) -> None:
+        body = changes.STATE_INDEX_BODY
+        try:
+            self.request("PUT", f"/{_path(index)}", f"create index {index}", body=body)
+        except BackendError as exc:
+            if "resource_already_exists_exception" not in str(exc.details or exc):
+                raise
+
+    def read_state(self, index: str, doc_id: str) -> RawHit | None:
+        try:
+            res = self.request(
+                "GET", f"/{_path(index)}/_doc/{_path(doc_id)}", f"read {doc_id} in {index}"
+            )
+        except BackendError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return raw_hit(res) if res.get("found") else None
+
+    def write_state(
+        self,
+        index: str,
+        doc_id: str,
+        source: Mapping[str, Any],
+        *,
+        create: bool = False,
+        version: RawHit | None = None,
+    ) -> RawHit:
+        kind = "_create" if create else "_doc"
+        res = self.request(
+            "PUT", f"/{_path(index)}/{kind}/{_path(doc_id)}", f"write {doc_id} in {index}",
+            body=dict(source), params=_if_version(version),
+        )  # fmt: skip
+        return RawHit(
+            index=index, id=doc_id, source=dict(source),
+            seq_no=int(res["_seq_no"]), primary_term=int(res["_primary_term"]),
+        )  # fmt: skip
+
+    def delete_state(self, index: str, doc_id: str, *, version: RawHit | None = None) -> bool:
+        try:
+            self.request(
+                "DELETE", f"/{_path(index)}/_doc/{_path(doc_id)}", f"delete {doc_id} in {index}",
+                params=_if_version(version),
+            )  # fmt: skip
+        except BackendError as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+        return True
+
     def search_bm25(
         self,
         index: str,
@@ -338,3 +434,17 @@ class ClientBackend(Backend):
     ) -> dict[str, Any]:
         body: dict[str, Any] = self.query.knn_body(plan, size=size, offset=offset, lean=lean)
         return body
+
+
+def _path(part: str) -> str:
+    """A name or id as one segment of a request path."""
+    from urllib.parse import quote
+
+    return quote(part, safe=",*")
+
+
+def _if_version(version: RawHit | None) -> dict[str, Any] | None:
+    """The query string of a write conditional on ``version`` (None: unconditional)."""
+    if version is None or version.seq_no is None or version.primary_term is None:
+        return None
+    return {"if_seq_no": version.seq_no, "if_primary_term": version.primary_term}

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from xlidx.backends import _dsl
+from xlidx.backends.changes import Change, ShardHead
 from xlidx.backends.hits import RawHit
 from xlidx.config import ConnectionSettings
 from xlidx.errors import AuthenticationFailed, BackendError
@@ -295,6 +296,75 @@ class Backend(ABC):
         if hit.seq_no is None or hit.primary_term is None:
             raise ValueError(f"document {hit.id!r} was read without its version")
         return _dsl.passages_update(hit.index, hit.id, hit.seq_no, hit.primary_term, passages)
+
+    # -- the domain: following an index (xlidx ingest --follow) ----------------------------------
+    def shard_heads(self, index: str) -> list[ShardHead]:
+        """Where each primary shard of ``index`` (an index, alias or pattern) stands: its
+        concrete index and uuid, last ``_seq_no``, global checkpoint and live documents. One
+        request; 404 when there is no such index."""
+        raise BackendError("this backend cannot read shard positions")
+
+    def changes(self, index: str, shard: int, *, after: int, upto: int, size: int) -> list[Change]:
+        """The documents of shard ``shard`` of the concrete ``index`` last written with
+        ``after < _seq_no <= upto``, oldest first, at most ``size`` (one request)."""
+        raise BackendError("this backend cannot read changes by sequence number")
+
+    def field_kind(self, index: str, field: str) -> str | None:
+        """``date`` or ``number`` for a field of ``index`` that can order changes, ``""`` for
+        a field of another type, None for a field no index of ``index`` maps."""
+        raise BackendError("this backend cannot read field mappings")
+
+    def changed_since(
+        self, index: str, field: str, kind: str, *, after: Any, size: int
+    ) -> list[Change]:
+        """At most ``size`` documents with ``field`` at or after ``after`` (all with the field
+        when None), in the field's order, each with the field's sort value."""
+        raise BackendError("this backend cannot read changes by a field")
+
+    def count_since(self, index: str, field: str, kind: str, after: Any) -> int:
+        """Documents with ``field`` after ``after`` (all with the field when None)."""
+        raise BackendError("this backend cannot count changes by a field")
+
+    def document_ids(
+        self, index: str, *, id_field: str | None = None, size: int = 5000
+    ) -> Iterator[str]:
+        """The id of every document of ``index`` (a scroll without sources): its
+        ``id_field`` where it holds one, as ingest reads it, else its ``_id``."""
+        raise BackendError("this backend cannot list document ids")
+
+    def delete_action(self, index: str, doc_id: str) -> dict[str, Any]:
+        """The :meth:`bulk` action that deletes document ``doc_id`` (pure)."""
+        return {"_op_type": "delete", "_index": index, "_id": doc_id}
+
+    def ensure_state_index(self, index: str) -> None:
+        """Create the hidden index ``index`` where xlidx keeps small state documents (a
+        follower's checkpoint and lock) unless it exists: one shard, sources stored, nothing
+        indexed."""
+        raise BackendError("this backend cannot keep state documents")
+
+    def read_state(self, index: str, doc_id: str) -> RawHit | None:
+        """The state document ``doc_id`` with its version (``seq_no``, ``primary_term``), read
+        in real time; None when there is none."""
+        raise BackendError("this backend cannot keep state documents")
+
+    def write_state(
+        self,
+        index: str,
+        doc_id: str,
+        source: Mapping[str, Any],
+        *,
+        create: bool = False,
+        version: RawHit | None = None,
+    ) -> RawHit:
+        """Write the state document ``doc_id``: only if there is none with ``create``, only if
+        it is still at ``version``'s seq_no and primary term with ``version`` (else a
+        :class:`~xlidx.errors.BackendError` with status 409). Returns it with its version."""
+        raise BackendError("this backend cannot keep state documents")
+
+    def delete_state(self, index: str, doc_id: str, *, version: RawHit | None = None) -> bool:
+        """Delete the state document ``doc_id`` (only if still at ``version``, when given);
+        False when it was not there, or no longer at ``version``."""
+        raise BackendError("this backend cannot keep state documents")
 
     # -- the domain: search ----------------------------------------------------------------------
     @abstractmethod

@@ -136,6 +136,41 @@ def ingest_command(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="With --from-index SRC: keep running, and keep the index in step with SRC "
+            "(new, changed and deleted documents; the checkpoint and a lock live in the "
+            "cluster). With --json, one JSON line per poll. Stop with Ctrl-C or SIGTERM.",
+        ),
+    ] = False,
+    interval: Annotated[
+        str | None,
+        typer.Option(
+            "--interval",
+            help="With --follow: time between polls once caught up, e.g. 5s, 1m (default 5s).",
+            show_default=False,
+        ),
+    ] = None,
+    since_field: Annotated[
+        str | None,
+        typer.Option(
+            "--since-field",
+            help="With --follow: track changes by this date or number field of SRC (an update "
+            "time) instead of each shard's _seq_no.",
+            show_default=False,
+        ),
+    ] = None,
+    reconcile_every: Annotated[
+        str | None,
+        typer.Option(
+            "--reconcile-every",
+            help="With --follow: how often, at most, ids are compared to find documents deleted "
+            "from SRC (default 60s).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Detect, translate, embed and index documents into an xlidx index (created if missing).
 
@@ -145,7 +180,11 @@ def ingest_command(
 
     With --queue the work runs on `xlidx worker` processes: translate (CPU), embed (GPU) and
     write queues.
+
+    With --from-index SRC --follow it keeps running: what applications write to SRC, update
+    and delete there reaches the index within --interval (see docs/operations/follow.md).
     """
+    from xlidx.cli.follow import follow_options, run_follow
     from xlidx.workflows import Index
     from xlidx.workflows.inputs import FromIndex
 
@@ -156,9 +195,17 @@ def ingest_command(
         max_doc_bytes=max_doc_bytes, vector=(engine, space, vector_index), queue=queue,
         wait=wait, dead_letter=dead_letter, retry_for=retry_for, from_start=from_start,
     )  # fmt: skip
+    following = follow_options(
+        follow=follow, from_index=from_index, queue=queue, interval=interval,
+        since_field=since_field, reconcile_every=reconcile_every, from_start=from_start,
+    )  # fmt: skip
     target = Index(cli_state.backend(), index)
     source = FromIndex(from_index) if from_index is not None else str(path)
     show = not no_progress and not as_json and err.is_terminal
+    if following is not None and from_index is not None:
+        run_follow(target, from_index, options, following, model=model, device=device,
+                   dead_letter=dead_letter, as_json=as_json, show=show)  # fmt: skip
+        return
     if queue:
         from xlidx.cli.ingest_queue import run_queued
 

@@ -16,8 +16,8 @@ from xlidx.query.plan import MODES
 from xlidx.search.retry import DEFAULT_QUERY_RETRY_FOR
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence  # (migrate, evaluate)
-    from pathlib import Path  # (evaluate)
+    from collections.abc import Callable, Sequence  # (migrate, evaluate, follow)
+    from pathlib import Path  # (evaluate, ingest, follow)
 
     from xlidx.backends.base import Backend
     from xlidx.eval.evaluation import Evaluation  # (evaluate)
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from xlidx.workflows.calibrate import Progress  # (calibrate, evaluate)
     from xlidx.workflows.cluster import Cluster
     from xlidx.workflows.evaluate import Compare, QrelsIn, QueriesIn  # (evaluate)
+    from xlidx.workflows.follow import FollowOptions, FollowSummary, PollReport  # (follow)
     from xlidx.workflows.ingest import DeadLetterSink, StopRequest  # (ingest)
     from xlidx.workflows.inputs import Source  # (ingest, enqueue)
     from xlidx.workflows.lifecycle import Created, Deleted, IndexStatus, Pruned, RolledBack
@@ -207,6 +208,49 @@ class Index:
             return enqueue_into(
                 self, source, options, fmt=fmt, model=model, wait=wait, on_sent=on_sent,
                 on_progress=on_progress, on_stall=on_stall, on_recover=on_recover,
+            )  # fmt: skip
+        finally:
+            self._refresh_searchers()
+
+    # -- follow another index (workflows/follow.py) -------------------------------------------
+    def follow(
+        self,
+        source: str,
+        options: IngestOptions | None = None,
+        follow: FollowOptions | None = None,
+        *,
+        model: str | None = None,
+        device: str = "auto",
+        embedder: EmbedderLike | None = None,
+        translator: TranslatorLike | None = None,
+        dead_letters: DeadLetterSink | Path | None = None,
+        progress: IngestProgress | None = None,
+        on_poll: Callable[[PollReport], None] | None = None,
+        on_wait: WaitReport | None = None,
+        stop: StopRequest | None = None,
+    ) -> FollowSummary:
+        """Keep this index in step with ``source``, a plain index on the same cluster that
+        others write: its new and changed documents are ingested as :meth:`ingest` does (the
+        same ``options``, models, dead letters and ``progress``), the documents it loses are
+        deleted here. Changes are tracked by ``_seq_no`` per shard, or by
+        ``follow.since_field`` (:class:`~xlidx.workflows.follow.FollowOptions`); the
+        checkpoint and a lock on the pair live in the cluster (``.xlidx-follow``), so a
+        restart resumes where the last run stopped and a second follower is refused
+        (:class:`~xlidx.pipeline.follow_state.FollowerRunning`).
+
+        ``on_poll(report)`` hears every poll (:class:`~xlidx.workflows.follow.PollReport`:
+        what it read, wrote and deleted, the lag and the documents waiting). It runs until
+        ``stop`` is set (or ``follow.polls`` polls), then raises
+        :class:`~xlidx.errors.Interrupted` carrying the
+        :class:`~xlidx.workflows.follow.FollowSummary` (or returns it, after ``polls``).
+        """
+        from xlidx.workflows.follow import follow_into
+
+        try:
+            return follow_into(
+                self, source, options, follow, model=model, device=device, embedder=embedder,
+                translator=translator, dead_letters=dead_letters, progress=progress,
+                on_poll=on_poll, on_wait=on_wait, stop=stop,
             )  # fmt: skip
         finally:
             self._refresh_searchers()
