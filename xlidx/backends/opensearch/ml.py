@@ -33,11 +33,14 @@ TEMP_IN, TEMP_OUT = "_xlidx_in", "_xlidx_out"
 PENDING = "xlidx.pending"
 
 #: Connection limits and timeouts of every connector (ml-commons#2487: without them a large
-#: bulk fails with "Acquire operation took longer than the configured maximum time").
+#: bulk fails with "Acquire operation took longer than the configured maximum time"). Each
+#: document of a bulk request is one call, all at once: with 64 connections a bulk of 200
+#: documents left some pending (measured, BENCHMARKS.md); 256 is what ``xlidx serve`` takes
+#: at once (its connection limit), and the service queues and batches them.
 CLIENT_CONFIG: dict[str, Any] = {
-    "max_connection": 64,
+    "max_connection": 256,
     "connection_timeout": 5,  # seconds
-    "read_timeout": 60,  # seconds: a batch of documents with translation takes a while
+    "read_timeout": 60,  # seconds: a call waits for the documents queued before it
     "max_retry_times": 3,  # on 429 (ThrottlingException) only
     "retry_backoff_policy": "exponential_full_jitter",
     "retry_backoff_millis": 200,
