@@ -113,7 +113,12 @@ def connected(
     index: str, served: Served, env: dict[str, str], ml_node: ConnectionSettings
 ) -> dict[str, Any]:
     # as a fresh cluster has them: connect must allow private addresses itself, and say so
-    reset = {"persistent": {"plugins.ml_commons.connector.private_ip_enabled": None}}
+    reset = {
+        "persistent": {
+            "plugins.ml_commons.connector.private_ip_enabled": None,
+            "plugins.ml_commons.trusted_connector_endpoints_regex": None,
+        }
+    }
     httpx.put(f"{ml_node.urls[0]}/_cluster/settings", json=reset).raise_for_status()
     res = run_cli(
         "connect", "opensearch", "--index", index, "--serve", served.url, "--api-key", KEY,
@@ -357,5 +362,8 @@ def test_remove_takes_all_away(
     for mid in result["models"].values():
         assert httpx.get(f"{url}/_plugins/_ml/models/{mid}").status_code == 404
     assert httpx.get(f"{url}/_ingest/pipeline/xlidx-{index}-ingest").status_code == 404
+    # the cluster's settings as they were: ml-commons' own defaults, nothing private
+    persistent = httpx.get(f"{url}/_cluster/settings", params={"flat_settings": "true"}).json()
+    assert not [k for k in persistent["persistent"] if k.startswith("plugins.ml_commons")]
     again = run_cli("connect", "opensearch", "--index", index, "--remove", env=env)
     assert again.returncode == 0 and "nothing to remove" in again.stdout

@@ -206,3 +206,26 @@ def test_a_new_calibration_is_seen_without_a_restart(
     raw = tiny_embedder.encode_document(TEXTS[:1])[0]
     assert _cos(before[0], raw) < 0.99 and _cos(after[0], raw) >= 0.9999
     assert _cos(after[0], _stored(engine, centered_index)[TEXTS[0]]) >= 0.999
+
+
+def test_enrich_answers_what_ingest_stored_and_refuses_bad_input(
+    served: Served, engine: ConnectionSettings, centered_index: str
+) -> None:
+    url = f"{served.url}/indices/{centered_index}/enrich"
+    docs = [{"id": "d0", "source": {"text": TEXTS[0]}}, {"id": "x", "source": {"other": 1}}]
+    got = httpx.post(url, json={"documents": docs}, timeout=60)
+    assert got.status_code == 200, got.text
+    made, refused = got.json()["documents"]
+    stored = httpx.get(f"{engine.urls[0]}/{centered_index}/_doc/d0").json()["_source"]
+    assert made["i18n"] == stored["i18n"]
+    assert made["xlidx"]["content_hash"] == stored["xlidx"]["content_hash"]
+    assert (
+        _cos(made["xlidx"]["passages"][0]["vector"], stored["xlidx"]["passages"][0]["vector"])
+        >= 0.999
+    )
+    assert refused["id"] == "x" and refused["error"].startswith("no text"), refused
+    missing = httpx.post(f"{served.url}/indices/xlidx-test-none/enrich", json={"documents": docs})
+    assert missing.status_code == 404 and "no xlidx index" in missing.json()["error"]
+    bad = httpx.post(url, json={"documents": [{"id": "d0"}]})
+    assert bad.status_code == 422 and "source" in bad.json()["error"]
+    assert httpx.post(url, json={"documents": []}).json() == {"documents": []}

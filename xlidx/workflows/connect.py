@@ -194,7 +194,10 @@ def disconnect(index: Index, *, dry_run: bool = False, log: Log = lambda _m: Non
     if pattern and rec.get("added_pattern") and not in_use:
         current = _trusted(run)
         if pattern in current:
-            kept = [p for p in current if p != pattern]
+            kept: list[str] | None = [p for p in current if p != pattern]
+            others_added = any(o.get("added_pattern") for o in others)
+            if rec.get("trusted_were_defaults") and not others_added:
+                kept = None  # back to ml-commons' own defaults, the setting unset
             run.send(_setting(TRUSTED, kept, "remove the service from the trusted endpoints"))
             result.settings[TRUSTED] = kept
     private_in_use = any(needs_private_ip(str(o.get("serve_url") or "")) for o in others)
@@ -315,6 +318,12 @@ def needs_private_ip(url: str) -> bool:
 
 # -- the steps ---------------------------------------------------------------------------------
 def _trusted(run: _Cluster) -> list[str]:
+    return _trusted_setting(run)[0]
+
+
+def _trusted_setting(run: _Cluster) -> tuple[list[str], bool]:
+    """The trusted endpoints in force, and whether they are ml-commons' defaults (the
+    setting unset: taking the service back out then unsets it again)."""
     got = run.read(
         "GET", "/_cluster/settings", "read the trusted endpoints",
         params={"include_defaults": "true", "flat_settings": "true"},
@@ -324,10 +333,10 @@ def _trusted(run: _Cluster) -> list[str]:
         found = [v for k, v in flat.items() if k == TRUSTED or k.startswith(TRUSTED + ".")]
         if TRUSTED in flat:
             value = flat[TRUSTED]
-            return list(value) if isinstance(value, list) else [str(value)]
+            return (list(value) if isinstance(value, list) else [str(value)]), part == "defaults"
         if found:
-            return [str(v) for v in found]
-    return []
+            return [str(v) for v in found], part == "defaults"
+    return [], True
 
 
 def _private_ip_enabled(run: _Cluster) -> bool:
@@ -347,16 +356,17 @@ def _trust(run: _Cluster, url: str, result: Connected, log: Log) -> None:
     from xlidx.backends.opensearch import ml
 
     pattern = ml.endpoint_pattern(url)
-    current = _trusted(run)
+    current, defaults = _trusted_setting(run)
     probe = f"{url}/v1/embeddings"
     result.settings["trusted_pattern"] = pattern
     if not any(re.fullmatch(p, probe) for p in current):
         log(f"adding {pattern} to {TRUSTED}")
         new = [*current, pattern]
         run.send(_setting(TRUSTED, new, "trust the service's URL"))
-        run.undo.append(lambda: _set(run, TRUSTED, current))
+        run.undo.append(lambda: _set(run, TRUSTED, None if defaults else current))
         result.settings[TRUSTED] = new
         result.settings["added_pattern"] = True
+        result.settings["trusted_were_defaults"] = defaults
     if needs_private_ip(url) and not _private_ip_enabled(run):
         result.warnings.append(
             f"{url} is a private address: {PRIVATE_IP} is now true, so every connector on "
@@ -585,10 +595,14 @@ def _record(run: _Cluster, index: Index, result: Connected) -> None:
         "trusted_pattern": result.settings.get("trusted_pattern"),
         "added_pattern": bool(result.settings.get("added_pattern")),
         "enabled_private_ip": bool(result.settings.get("enabled_private_ip")),
+        "trusted_were_defaults": bool(result.settings.get("trusted_were_defaults")),
         "connected_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     old = dict(state.xlidx_meta.get("integration") or {})
     # a reconnect keeps what an earlier run changed in the cluster's settings
     rec["added_pattern"] = rec["added_pattern"] or bool(old.get("added_pattern"))
     rec["enabled_private_ip"] = rec["enabled_private_ip"] or bool(old.get("enabled_private_ip"))
+    rec["trusted_were_defaults"] = rec["trusted_were_defaults"] or bool(
+        old.get("trusted_were_defaults")
+    )
     update_meta(index.backend, state, {**state.xlidx_meta, "integration": rec})
