@@ -471,10 +471,17 @@ def _drop_models(run: _Cluster, rec: Mapping[str, Any], *, keep: set[str], log: 
         if mid not in keep:
             log(f"removing the {role} model {mid}")
             _undeploy_delete(run, str(mid))
-    kept_connectors = set(keep)
-    for _role, cid in dict(rec.get("connectors") or {}).items():
-        if cid not in kept_connectors:
-            _delete(run, f"/_plugins/_ml/connectors/{cid}", "delete a connector")
+    for role, cid in dict(rec.get("connectors") or {}).items():
+        try:
+            _delete(run, f"/_plugins/_ml/connectors/{cid}", f"delete the {role} connector")
+        except BackendError as exc:
+            # ml-commons 2.19 finds "models still using this connector" with a loose match
+            # on ids, so a connector whose model is gone can be refused while models with
+            # ids made at about the same time exist (the new ones of a reconnect): it is
+            # left, unused, and said
+            if exc.status != 409:
+                raise
+            log(f"left the {role} connector {cid}: ml-commons says models still use it")
 
 
 def _prepare_index(
