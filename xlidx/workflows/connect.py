@@ -192,7 +192,7 @@ def disconnect(index: Index, *, dry_run: bool = False, log: Log = lambda _m: Non
     pattern = rec.get("trusted_pattern")
     in_use = any(o.get("trusted_pattern") == pattern for o in others)
     if pattern and rec.get("added_pattern") and not in_use:
-        current = _trusted(run)
+        current = _trusted_setting(_settings(run))[0]
         if pattern in current:
             kept: list[str] | None = [p for p in current if p != pattern]
             others_added = any(o.get("added_pattern") for o in others)
@@ -317,17 +317,18 @@ def needs_private_ip(url: str) -> bool:
 
 
 # -- the steps ---------------------------------------------------------------------------------
-def _trusted(run: _Cluster) -> list[str]:
-    return _trusted_setting(run)[0]
-
-
-def _trusted_setting(run: _Cluster) -> tuple[list[str], bool]:
-    """The trusted endpoints in force, and whether they are ml-commons' defaults (the
-    setting unset: taking the service back out then unsets it again)."""
-    got = run.read(
-        "GET", "/_cluster/settings", "read the trusted endpoints",
+def _settings(run: _Cluster) -> dict[str, Any]:
+    """The cluster's settings, defaults included, flat (one read for every check)."""
+    got: dict[str, Any] = run.read(
+        "GET", "/_cluster/settings", "read the ml-commons settings",
         params={"include_defaults": "true", "flat_settings": "true"},
     )  # fmt: skip
+    return got
+
+
+def _trusted_setting(got: Mapping[str, Any]) -> tuple[list[str], bool]:
+    """The trusted endpoints in force (of :func:`_settings`), and whether they are
+    ml-commons' defaults (the setting unset: taking the service back out then unsets it)."""
     for part in ("transient", "persistent", "defaults"):
         flat = got.get(part, {})
         found = [v for k, v in flat.items() if k == TRUSTED or k.startswith(TRUSTED + ".")]
@@ -339,11 +340,7 @@ def _trusted_setting(run: _Cluster) -> tuple[list[str], bool]:
     return [], True
 
 
-def _private_ip_enabled(run: _Cluster) -> bool:
-    got = run.read(
-        "GET", "/_cluster/settings", "read the connector settings",
-        params={"include_defaults": "true", "flat_settings": "true"},
-    )  # fmt: skip
+def _private_ip_enabled(got: Mapping[str, Any]) -> bool:
     for part in ("transient", "persistent", "defaults"):
         if PRIVATE_IP in got.get(part, {}):
             return str(got[part][PRIVATE_IP]).lower() == "true"
@@ -356,7 +353,8 @@ def _trust(run: _Cluster, url: str, result: Connected, log: Log) -> None:
     from xlidx.backends.opensearch import ml
 
     pattern = ml.endpoint_pattern(url)
-    current, defaults = _trusted_setting(run)
+    got = _settings(run)
+    current, defaults = _trusted_setting(got)
     probe = f"{url}/v1/embeddings"
     result.settings["trusted_pattern"] = pattern
     if not any(re.fullmatch(p, probe) for p in current):
@@ -367,7 +365,7 @@ def _trust(run: _Cluster, url: str, result: Connected, log: Log) -> None:
         result.settings[TRUSTED] = new
         result.settings["added_pattern"] = True
         result.settings["trusted_were_defaults"] = defaults
-    if needs_private_ip(url) and not _private_ip_enabled(run):
+    if needs_private_ip(url) and not _private_ip_enabled(got):
         result.warnings.append(
             f"{url} is a private address: {PRIVATE_IP} is now true, so every connector on "
             "this cluster may call private addresses (the way SSRF happens); expose the "

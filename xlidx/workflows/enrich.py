@@ -63,13 +63,8 @@ def enrich(
     encoder = index.searcher(device).encoder
     x = encoder.facts.state().xlidx_meta
     detector = passage_detector(x)
-    options = IngestOptions(
-        index=index.name,
-        text_fields=tuple(x.get("text_fields") or IngestOptions().text_fields),
-        languages=tuple(x.get("languages") or ()),
-        translate_to=tuple(x.get("translate_to") or ()),
-        min_confidence=detector.min_confidence,
-        checkpoints=None,
+    options = recorded_options(
+        x, IngestOptions(index=index.name, min_confidence=detector.min_confidence)
     )
     embedder = encoder.embedder()
     embedding = embedder.describe()
@@ -128,19 +123,24 @@ def pending(index: Index) -> Iterator[RawItem]:
 def pending_options(index: Index, options: IngestOptions | None = None) -> IngestOptions:
     """``options`` (default: the defaults) with what the index records for its documents:
     the text fields and translation targets its ingest pipeline enriches with."""
-    from dataclasses import replace
-
     from xlidx.indices.manage import resolve
     from xlidx.pipeline.options import IngestOptions
 
     state = resolve(index.backend, index.name)
     if state is None:
         raise IndexNotFound(f"no xlidx index {index.name!r}")
-    x = state.xlidx_meta
-    base = options or IngestOptions()
+    return recorded_options(state.xlidx_meta, options or IngestOptions())
+
+
+def recorded_options(xlidx_meta: Mapping[str, Any], base: IngestOptions) -> IngestOptions:
+    """``base`` with what an index records for its documents (pure): its text fields,
+    languages and translation targets; no checkpoint (the input is not a file)."""
+    from dataclasses import replace
+
     return replace(
         base,
-        text_fields=tuple(x.get("text_fields") or base.text_fields),
-        translate_to=tuple(x.get("translate_to") or base.translate_to),
+        text_fields=tuple(xlidx_meta.get("text_fields") or base.text_fields),
+        languages=tuple(xlidx_meta.get("languages") or ()),
+        translate_to=tuple(xlidx_meta.get("translate_to") or base.translate_to),
         checkpoints=None,
     )
